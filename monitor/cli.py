@@ -1,0 +1,464 @@
+"""Commands: parse arguments, call one library function, print human or --json, exit 0/1/2."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("monitor")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _add_globals(p: argparse.ArgumentParser, top: bool) -> None:
+    # Accepted before and after the command (`monitor --config X fetch` and `monitor fetch
+    # --config X`); on subcommands the default is suppressed so it can't undo the top-level one.
+    d = None if top else argparse.SUPPRESS
+    p.add_argument("--config", metavar="PATH", default=d,
+                   help="configuration file (default: $MONITOR_CONFIG, ./monitor.toml, ./config/monitor.toml)")  # fmt: skip
+    p.add_argument(
+        "--db", metavar="PATH", default=d, help="database file (overrides [monitor] database)"
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0 if top else argparse.SUPPRESS,
+                   help="more logging on stderr")  # fmt: skip
+    p.add_argument("-q", "--quiet", action="count", default=0 if top else argparse.SUPPRESS,
+                   help="less output")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from monitor import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="monitor",
+        description="Watch news outlets, archive their posts, alert on saved queries.",
+    )
+    parser.add_argument("--version", action="version", version=f"outlet-monitor {__version__}")
+    _add_globals(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _add_globals(p, top=False)
+        return p
+
+    p = command("fetch", "one pass over all (or the named) sources: fetch, store, match, alert")
+    p.add_argument("source_ids", nargs="*", metavar="SOURCE_ID")
+    p.add_argument("--no-alerts", action="store_true", help="record matches but send nothing")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges in DIR")
+
+    command("run", "daemon: each source on its own schedule, alerts delivered in the background")
+
+    p = command("search", "full-text search of the archive (same query language as alerts)")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--source", metavar="ID")
+    p.add_argument("--since", metavar="DATE", help="published on or after (YYYY-MM-DD or ISO time)")
+    p.add_argument("--limit", type=int, default=20, metavar="N")
+    p.add_argument("--json", action="store_true")
+
+    p = command(
+        "sources", "each source: type, schedule, last success and error, failures, posts, next due"
+    )
+    p.add_argument("--json", action="store_true")
+
+    p = command("alerts", "the delivery outbox")
+    p.add_argument("--status", choices=["pending", "sent", "failed"])
+    p.add_argument(
+        "--retry", action="store_true", help="deliver pending (and failed) deliveries now"
+    )
+    p.add_argument("--limit", type=int, default=50, metavar="N")
+    p.add_argument("--json", action="store_true")
+
+    p = command("check", "validate the configuration; print every problem with its key")
+    p.add_argument("--json", action="store_true")
+
+    p = command("record", "fetch one source live and save every exchange in DIR")
+    p.add_argument("source_id", metavar="SOURCE_ID")
+    p.add_argument("directory", metavar="DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    level = logging.WARNING - 10 * args.verbose + 10 * args.quiet
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    from monitor.config import ConfigError
+
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except ConfigError as e:
+        print(f"monitor: configuration error in {_config_path(args)}:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as e:
+        print(f"monitor: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    from monitor.config import default_config_path
+
+    return Path(args.config) if args.config else default_config_path()
+
+
+def _load(args: argparse.Namespace) -> Config:
+    import dataclasses
+
+    from monitor.config import load_config
+
+    config = load_config(_config_path(args))
+    if args.db:
+        config = dataclasses.replace(
+            config, monitor=dataclasses.replace(config.monitor, database=args.db)
+        )
+    return config
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from monitor.runner import fetch_pass, make_http, open_store, select_sources
+
+    config = _load(args)
+    unknown = [i for i in args.source_ids if i not in config.sources]
+    if unknown:
+        raise UsageError(f"no source {', '.join(map(repr, unknown))} in the configuration")
+    transport = None
+    if args.replay:
+        from monitor.recording import ReplayTransport, load_exchanges
+
+        try:
+            transport = ReplayTransport(load_exchanges(args.replay))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--replay: {e}") from None
+    store = open_store(config)
+
+    async def go() -> Any:
+        async with make_http(config, transport) as http:
+            return await fetch_pass(
+                config, store, http, select_sources(config, args.source_ids),
+                deliver=not args.no_alerts,
+            )  # fmt: skip
+
+    try:
+        outcome = asyncio.run(go())
+    finally:
+        store.close()
+    if args.json:
+        _print_json(
+            {
+                "ok": outcome.ok,
+                "sources": [
+                    {
+                        "id": r.source_id, "ok": r.ok, "new": r.new, "updated": r.updated,
+                        "http_status": r.http_status, "not_modified": r.not_modified,
+                        "error": r.error, "seconds": round(r.seconds, 3),
+                        "next_attempt_at": r.next_attempt_at,
+                        "matches": [
+                            {"alert": m.alert_id, "post": m.post_id, "snippet": m.snippet,
+                             "offset": m.offset}
+                            for m in r.matches
+                        ],
+                    }
+                    for r in outcome.sources
+                ],
+                "deliveries": None if outcome.outbox is None else {
+                    "sent": outcome.outbox.sent, "retrying": outcome.outbox.retrying,
+                    "failed": outcome.outbox.failed, "errors": outcome.outbox.errors,
+                },
+            }
+        )  # fmt: skip
+    elif not args.quiet:
+        _print_fetch_summary(outcome, store_path=config.database)
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+def _print_fetch_summary(outcome: Any, store_path: str) -> None:
+    import sqlite3
+
+    titles: dict[str, str] = {}
+    ids = [m.post_id for r in outcome.sources for m in r.matches]
+    if ids:
+        db = sqlite3.connect(store_path)
+        marks = ",".join("?" * len(ids))
+        titles = dict(
+            db.execute(f"SELECT id, coalesce(title, url) FROM posts WHERE id IN ({marks})", ids)
+        )
+        db.close()
+    width = max((len(r.source_id) for r in outcome.sources), default=6)
+    for r in outcome.sources:
+        if not r.ok:
+            status = f"FAILED  {r.error}"
+        elif r.not_modified:
+            status = "not modified"
+        else:
+            status = f"{r.new} new, {r.updated} updated"
+        print(f"{r.source_id:<{width}}  {status}")
+        for notice in r.notices:
+            print(f"{'':<{width}}  note: {notice}")
+        for m in r.matches:
+            at = f" @ {int(m.offset)}s" if m.offset is not None else ""
+            print(f"{'':<{width}}  ↳ [{m.alert_id}] {titles.get(m.post_id, m.post_id)}{at}")
+            print(f"{'':<{width}}      {m.snippet}")
+    total = sum(len(r.matches) for r in outcome.sources)
+    failed = sum(not r.ok for r in outcome.sources)
+    line = f"{len(outcome.sources)} sources, {failed} failed, {total} new matches"
+    if outcome.outbox is not None:
+        o = outcome.outbox
+        line += f"; deliveries: {o.sent} sent, {o.retrying} to retry, {o.failed} failed"
+    print(line)
+    if outcome.outbox is not None:
+        for err in outcome.outbox.errors:
+            print(f"  delivery error: {err}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.schedule import run_daemon
+
+    config = _load(args)
+    if not args.quiet:
+        # The daemon's log is its output: one line per fetch and per delivery round.
+        logging.getLogger("monitor").setLevel(min(logging.INFO, logging.getLogger().level))
+    return run_daemon(config)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from monitor.query import QueryError
+    from monitor.search import search
+    from monitor.store import Store
+
+    config = _load(args)
+    since = args.since
+    if since:
+        from monitor.text import parse_date
+
+        since = parse_date(since)
+        if since is None:
+            raise UsageError(f"--since: cannot read {args.since!r} as a date (use YYYY-MM-DD)")
+    store = Store(config.database)
+    try:
+        hits = search(store, args.query, source=args.source, since=since, limit=args.limit)
+    except QueryError as e:
+        print(f"monitor: bad query: {e}", file=sys.stderr)
+        print(f"  {args.query}\n  {' ' * e.position}^", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        store.close()
+    if args.json:
+        _print_json(
+            [{**h.post, "snippet": h.snippet, "offset": h.offset, "link": h.link} for h in hits]
+        )
+        return EXIT_OK
+    for h in hits:
+        p = h.post
+        when = (p.get("published_at") or p.get("first_seen_at") or "")[:16].replace("T", " ")
+        print(f"{when}  {p['source_id']}  {p.get('title') or '(no title)'}")
+        print(f"    {h.snippet}")
+        print(f"    {h.link}")
+    if not args.quiet:
+        print(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _fmt_seconds(s: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size and s % size == 0:
+            return f"{int(s // size)}{unit}"
+    return f"{s:g}s"
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from monitor.schedule import next_due_at
+    from monitor.store import Store, now_iso
+
+    config = _load(args)
+    store = Store(config.database)
+    rows = {r["id"]: r for r in store.source_rows()}
+    store.close()
+    out = []
+    for sid, s in config.sources.items():
+        r = rows.get(sid)
+        every = s.every or config.monitor.every
+        out.append(
+            {
+                "id": sid,
+                "type": s.type,
+                "target": s.describe(),
+                "every": _fmt_seconds(every),
+                "enabled": s.enabled,
+                "last_fetched_at": r["last_fetched_at"] if r else None,
+                "last_ok_at": r["last_ok_at"] if r else None,
+                "last_error": r["last_error"] if r else None,
+                "failures": r["failures"] if r else 0,
+                "posts": r["posts"] if r else 0,
+                "next_due": next_due_at(r, every) if s.enabled else None,
+            }
+        )
+    if args.json:
+        _print_json(out)
+        return EXIT_OK
+    now = now_iso()
+    for o in out:
+        state = "disabled" if not o["enabled"] else (
+            f"FAILING ×{o['failures']}" if o["failures"] else ("ok" if o["last_ok_at"] else "never fetched")
+        )  # fmt: skip
+        print(f"{o['id']}  [{o['type']}, every {o['every']}]  {state}  {o['posts']} posts")
+        print(f"    {o['target']}")
+        print(f"    last ok: {o['last_ok_at'] or '-'}   next due: "
+              f"{'now' if o['next_due'] and o['next_due'] <= now else (o['next_due'] or '-')}")  # fmt: skip
+        if o["last_error"]:
+            print(f"    last error: {o['last_error']}")
+    return EXIT_OK
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from monitor.store import Store
+
+    config = _load(args)
+    store = Store(config.database)
+    try:
+        if args.retry:
+            from monitor.outbox import deliver_due
+            from monitor.runner import make_http
+
+            async def go() -> Any:
+                async with make_http(config) as http:
+                    return await deliver_due(store, config, http, force=True)
+
+            o = asyncio.run(go())
+            if not args.json:
+                print(f"deliveries: {o.sent} sent, {o.retrying} to retry, {o.failed} failed")
+                for err in o.errors:
+                    print(f"  error: {err}")
+        sql = (
+            "SELECT d.id, d.alert_id, d.post_id, d.notifier, d.status, d.attempts, d.last_error,"
+            " d.created_at, d.sent_at, d.next_attempt_at, p.title, p.url FROM deliveries d"
+            " LEFT JOIN posts p ON p.id = d.post_id"
+        )
+        params: list[Any] = []
+        if args.status:
+            sql += " WHERE d.status = ?"
+            params.append(args.status)
+        sql += " ORDER BY d.created_at DESC, d.id LIMIT ?"
+        params.append(args.limit)
+        rows = [dict(r) for r in store.db.execute(sql, params)]
+    finally:
+        store.close()
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("no deliveries" + (f" with status {args.status}" if args.status else ""))
+    for r in rows:
+        extra = f"  sent {r['sent_at']}" if r["sent_at"] else (
+            f"  next try {r['next_attempt_at']}" if r["status"] == "pending" else ""
+        )  # fmt: skip
+        print(
+            f"{r['status']:<7}  {r['alert_id']} → {r['notifier']}  attempts {r['attempts']}{extra}"
+        )
+        print(f"    {r['title'] or r['url'] or r['post_id']}")
+        if r["last_error"]:
+            print(f"    last error: {r['last_error']}")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor.config import ConfigError, load_config
+
+    path = _config_path(args)
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        if args.json:
+            _print_json({"ok": False, "config": str(path), "problems": e.problems})
+        else:
+            print(f"{path}: {len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}")
+            for problem in e.problems:
+                print(f"  {problem}")
+        return EXIT_USAGE
+    summary = {
+        "ok": True,
+        "config": str(path),
+        "sources": len(config.sources),
+        "alerts": len(config.alerts),
+        "notifiers": len(config.notifiers),
+        "database": args.db or config.database,
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        print(
+            f"{path}: ok — {summary['sources']} sources, {summary['alerts']} alerts, "
+            f"{summary['notifiers']} notifiers; database {summary['database']}"
+        )
+    return EXIT_OK
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from monitor.pipeline import describe_error
+    from monitor.recording import RecordingTransport
+    from monitor.runner import make_http
+    from monitor.sources.base import FetchContext
+
+    config = _load(args)
+    source = config.sources.get(args.source_id)
+    if source is None:
+        raise UsageError(f"no source {args.source_id!r} in the configuration")
+    transport = RecordingTransport(args.directory)
+
+    async def go() -> Any:
+        async with make_http(config, transport) as http:
+            # A fresh state: a recording must hold full answers, not 304s to our validators.
+            ctx = FetchContext(
+                http=http, state={}, timeout=source.timeout or config.monitor.timeout
+            )
+            return await source.collect(ctx)
+
+    try:
+        collected = asyncio.run(go())
+    except Exception as e:  # noqa: BLE001
+        for path in transport.saved:
+            print(f"saved {path}")
+        print(f"monitor: {args.source_id}: {describe_error(e)}", file=sys.stderr)
+        return EXIT_FAILED
+    for path in transport.saved:
+        print(f"saved {path}")
+    print(f"{args.source_id}: {len(collected.posts)} posts in {len(transport.saved)} exchanges")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "fetch": cmd_fetch,
+    "run": cmd_run,
+    "search": cmd_search,
+    "sources": cmd_sources,
+    "alerts": cmd_alerts,
+    "check": cmd_check,
+    "record": cmd_record,
+}

@@ -1,0 +1,347 @@
+"""TOML → frozen dataclasses: ${ENV} substituted, durations read, every error names its key."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from monitor.config_types import DURATION, SIZE, Duration, Size, parse_duration, parse_size
+
+if typing.TYPE_CHECKING:
+    from monitor.notifiers.base import NotifierConfig
+    from monitor.query import Query
+    from monitor.sources.base import SourceConfig
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """Every problem found in a configuration, each as `key: what is wrong`."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitorSettings:
+    database: str = "monitor.db"
+    every: Duration = 900.0
+    timeout: Duration = 20.0
+    user_agent: str = "outlet-monitor/0.1 (+https://github.com/outlet-monitor/outlet-monitor)"
+    max_body: Size = 10_000_000
+    per_host: int = 2
+    concurrency: int = 32  # requests in flight across all hosts
+    allow_private: bool = False
+    jitter: Duration = 30.0  # at most this much (and at most a tenth of `every`) added per run
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertConfig:
+    id: str
+    query: str
+    sources: list[str] = field(default_factory=lambda: ["*"])
+    notify: list[str] = field(default_factory=list)
+    max_per_hour: int | None = None
+
+    def applies_to(self, source_id: str) -> bool:
+        return any(fnmatchcase(source_id, pattern) for pattern in self.sources)
+
+
+@dataclass(frozen=True)
+class Config:
+    monitor: MonitorSettings
+    sources: dict[str, SourceConfig]
+    alerts: dict[str, AlertConfig]
+    notifiers: dict[str, NotifierConfig]
+    queries: dict[str, Query]  # alert id → parsed query
+    path: Path | None = None
+    secrets: frozenset[str] = frozenset()  # values that came from ${VAR}: never printed
+
+    @property
+    def database(self) -> str:
+        return self.monitor.database
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("MONITOR_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in (Path("monitor.toml"), Path("config/monitor.toml")):
+        if candidate.exists():
+            return candidate
+    return Path("monitor.toml")
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such configuration file"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{path}: cannot read: {e}"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
+    return parse_config(raw, env=os.environ if env is None else env, path=path)
+
+
+def parse_config(
+    raw: dict[str, Any], env: Mapping[str, str] | None = None, path: Path | None = None
+) -> Config:
+    from monitor.notifiers import TYPES as NOTIFIER_TYPES
+    from monitor.notifiers import notifier_class
+    from monitor.sources import TYPES as SOURCE_TYPES
+    from monitor.sources import source_class
+
+    problems: list[str] = []
+    secrets: set[str] = set()
+    raw = _substitute(raw, "", env if env is not None else os.environ, problems, secrets)
+    for key in raw:
+        if key not in ("monitor", "sources", "alerts", "notifiers"):
+            problems.append(
+                f"{key}: unknown table{_hint(key, ['monitor', 'sources', 'alerts', 'notifiers'])}"
+            )
+
+    monitor = build(MonitorSettings, _table(raw, "monitor", problems), "monitor", problems)
+    if monitor is None:
+        monitor = MonitorSettings()
+
+    sources: dict[str, Any] = {}
+    for sid, table in _tables(raw, "sources", problems).items():
+        key = f"sources.{sid}"
+        type_name = table.get("type")
+        if type_name is None:
+            problems.append(f"{key}.type: missing (one of {', '.join(sorted(SOURCE_TYPES))})")
+            continue
+        if type_name not in SOURCE_TYPES:
+            problems.append(
+                f"{key}.type: unknown source type {type_name!r}"
+                f"{_hint(str(type_name), list(SOURCE_TYPES))} (one of {', '.join(sorted(SOURCE_TYPES))})"
+            )
+            continue
+        obj = build(source_class(type_name), table, key, problems, extra={"id": sid})
+        if obj is not None:
+            sources[sid] = obj
+
+    notifiers: dict[str, Any] = {}
+    for nid, table in _tables(raw, "notifiers", problems).items():
+        key = f"notifiers.{nid}"
+        type_name = table.get("type")
+        if type_name not in NOTIFIER_TYPES:
+            what = "missing" if type_name is None else f"unknown notifier type {type_name!r}"
+            problems.append(f"{key}.type: {what} (one of {', '.join(sorted(NOTIFIER_TYPES))})")
+            continue
+        obj = build(notifier_class(type_name), table, key, problems, extra={"id": nid})
+        if obj is not None:
+            notifiers[nid] = obj
+
+    alerts: dict[str, AlertConfig] = {}
+    queries: dict[str, Any] = {}
+    for aid, table in _tables(raw, "alerts", problems).items():
+        key = f"alerts.{aid}"
+        alert = build(AlertConfig, table, key, problems, extra={"id": aid})
+        if alert is None:
+            continue
+        from monitor.query import QueryError, parse_query
+
+        try:
+            queries[aid] = parse_query(alert.query)
+        except QueryError as e:
+            problems.append(f"{key}.query: {e}")
+            continue
+        for pattern in alert.sources:
+            if not any(fnmatchcase(s, pattern) for s in sources) and sources:
+                problems.append(f"{key}.sources: {pattern!r} matches no source")
+        for nid in alert.notify:
+            if nid not in notifiers:
+                problems.append(
+                    f"{key}.notify: no notifier {nid!r}{_hint(nid, list(notifiers))}"
+                    + (f" (add a [notifiers.{nid}] table)" if _ID.match(nid) else "")
+                )
+        if alert.max_per_hour is not None and alert.max_per_hour < 1:
+            problems.append(f"{key}.max_per_hour: must be at least 1")
+        alerts[aid] = alert
+
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        monitor=monitor,
+        sources=sources,
+        alerts=alerts,
+        notifiers=notifiers,
+        queries=queries,
+        path=path,
+        secrets=frozenset(s for s in secrets if len(s) >= 4),
+    )
+
+
+def _table(raw: dict[str, Any], name: str, problems: list[str]) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        problems.append(f"{name}: must be a table ([{name}])")
+        return {}
+    return value
+
+
+def _tables(raw: dict[str, Any], name: str, problems: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for ident, table in _table(raw, name, problems).items():
+        if not isinstance(table, dict):
+            problems.append(f"{name}.{ident}: must be a table ([{name}.{ident}])")
+        elif not _ID.match(ident):
+            problems.append(
+                f"{name}.{ident}: ids may use letters, digits, '-', '_' and '.' (at most 64)"
+            )
+        else:
+            out[ident] = table
+    return out
+
+
+def _substitute(
+    value: Any, key: str, env: Mapping[str, str], problems: list[str], secrets: set[str]
+) -> Any:
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in env:
+                problems.append(f"{key}: environment variable {name} is not set")
+                return ""
+            secrets.add(env[name])
+            return env[name]
+
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {
+            k: _substitute(v, f"{key}.{k}" if key else k, env, problems, secrets)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_substitute(v, f"{key}[{i}]", env, problems, secrets) for i, v in enumerate(value)]
+    return value
+
+
+def _hint(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def build(
+    cls: type,
+    table: dict[str, Any],
+    prefix: str,
+    problems: list[str],
+    extra: dict[str, Any] | None = None,
+) -> Any:
+    """An instance of the config dataclass `cls` from a TOML table, or None with `problems` added.
+
+    The dataclass's fields are the table's keys; their annotations say how each is read.
+    """
+    hints = get_type_hints(cls, include_extras=True)
+    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls) if f.init}
+    extra = extra or {}
+    kwargs: dict[str, Any] = {}
+    before = len(problems)
+    for key in table:
+        if key not in fields or key in extra:
+            allowed = [k for k in fields if k not in extra]
+            problems.append(f"{prefix}.{key}: unknown key{_hint(key, allowed)}")
+    for key, f in fields.items():
+        if key in extra:
+            kwargs[f.name] = extra[key]
+            continue
+        if key not in table:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                problems.append(f"{prefix}.{key}: missing (required)")
+            continue
+        try:
+            kwargs[f.name] = _convert(table[key], hints[f.name])
+        except ValueError as e:
+            problems.append(f"{prefix}.{key}: {e}")
+    if len(problems) > before:
+        return None
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        for problem in validate():
+            problems.append(f"{prefix}.{problem}")
+        if len(problems) > before:
+            return None
+    return obj
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    origin = get_origin(hint)
+    if origin is typing.Annotated:
+        base, *meta = get_args(hint)
+        if DURATION in meta:
+            return parse_duration(value)
+        if SIZE in meta:
+            return parse_size(value)
+        return _convert(value, base)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        errors = []
+        for arg in args:
+            try:
+                return _convert(value, arg)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if len(errors) == 1 else " or ".join(errors))
+    if origin is list:
+        (item,) = get_args(hint) or (Any,)
+        if isinstance(value, str) and item is str:
+            return [value]  # a lone string where a list is expected is the one-element list
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {_kind(value)}")
+        return [_convert(v, item) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a table, got {_kind(value)}")
+        _, item = get_args(hint) or (str, Any)
+        return {str(k): _convert(v, item) for k, v in value.items()}
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {_kind(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a whole number, got {_kind(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {_kind(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {_kind(value)}")
+        return value
+    raise ValueError(f"unsupported setting type {hint!r}")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__

@@ -1,0 +1,61 @@
+"""The records that flow between stages: what a source yields and what the archive holds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["post", "video", "article"]
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """An image, video or audio file attached to a post (enclosure, media:content, thumbnail)."""
+
+    url: str
+    medium: str | None = None  # "image" | "video" | "audio" | None when unknown
+    type: str | None = None  # MIME type when the source gives one
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None  # seconds
+    role: str | None = None  # "thumbnail", "enclosure", "content", "variant", ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A timed piece of a transcript."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One item as a source sees it, before the archive gives it an id and a version."""
+
+    external_id: str  # the source's own id (guid, tweet id, URL...); stable across fetches
+    url: str | None
+    title: str | None = None
+    text: str | None = None
+    author: str | None = None
+    kind: Kind = "article"
+    published_at: str | None = None  # ISO 8601 UTC, "YYYY-MM-DDTHH:MM:SSZ"
+    lang: str | None = None
+    media: tuple[Media, ...] = ()
+    transcript: str | None = None
+    segments: tuple[Segment, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)  # source-specific, not indexed
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A saved query matched a stored post."""
+
+    alert_id: str
+    post_id: str
+    snippet: str
+    offset: float | None = None  # seconds into the video when the match is in the transcript

@@ -1,0 +1,37 @@
+"""What every notifier shares: its common config keys and the one method that delivers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from monitor.config_types import Duration
+
+if TYPE_CHECKING:
+    from monitor.http import Http
+
+
+class DeliveryError(Exception):
+    """A delivery that did not go through; the message is what `monitor alerts` shows."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifierConfig:
+    """Keys every `[notifiers.<id>]` table accepts; subclasses add their own as fields."""
+
+    id: str
+    type: str
+    digest: Duration | None = None  # group matches of this window into one message
+    timeout: Duration = 20.0
+
+    async def send(self, payloads: list[dict[str, Any]], delivery_id: str, http: Http) -> None:
+        """Deliver one alert payload (or, for a digest, several) or raise DeliveryError.
+
+        `delivery_id` is the same on every retry of this delivery, so receivers can
+        de-duplicate (Standard Webhooks `webhook-id`, email `Message-ID`).
+        """
+        raise NotImplementedError

@@ -1,0 +1,142 @@
+"""I/O: deliver pending deliveries with backoff — the only writer of delivery status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from monitor.notifiers.base import DeliveryError
+from monitor.store import Store, iso_to_epoch, now_iso
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.http import Http
+
+MAX_ATTEMPTS = 25  # with the 1 h cap below, about a day of retrying
+FIRST_RETRY = 30.0
+MAX_RETRY = 3600.0
+
+
+@dataclass
+class OutboxResult:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def retry_delay(attempts: int, retry_after: float | None = None) -> float:
+    delay = min(FIRST_RETRY * 2 ** max(0, attempts - 1), MAX_RETRY) * random.uniform(0.8, 1.2)
+    return max(delay, retry_after or 0.0)
+
+
+async def deliver_due(
+    store: Store, config: Config, http: Http, *, force: bool = False, now: float | None = None
+) -> OutboxResult:
+    """Send every delivery that is due (or, with `force`, every pending and failed one).
+
+    A delivery's attempt is counted before it is sent, so a crash mid-send leaves it pending
+    with its id unchanged: it is sent again, and the receiver can tell it is the same one.
+    """
+    now = time.time() if now is None else now
+    statuses = ("pending", "failed") if force else ("pending",)
+    rows = store.db.execute(
+        f"SELECT * FROM deliveries WHERE status IN ({','.join('?' * len(statuses))}) "
+        "ORDER BY created_at, id",
+        statuses,
+    ).fetchall()
+    by_notifier: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        due = iso_to_epoch(row["next_attempt_at"])
+        if force or due is None or due <= now:
+            by_notifier[row["notifier"]].append(row)
+    result = OutboxResult()
+    await asyncio.gather(
+        *(
+            _deliver_to(store, config, http, nid, items, result, now)
+            for nid, items in by_notifier.items()
+        )
+    )
+    return result
+
+
+async def _deliver_to(
+    store: Store,
+    config: Config,
+    http: Http,
+    notifier_id: str,
+    rows: list[Any],
+    result: OutboxResult,
+    now: float,
+) -> None:
+    notifier = config.notifiers.get(notifier_id)
+    for row in rows:
+        if notifier is None:
+            _record_failure(store, row, f"notifier {notifier_id!r} is not configured", None, result)
+            continue
+        with store.transaction() as db:
+            db.execute("UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
+        try:
+            await asyncio.wait_for(
+                notifier.send([json.loads(row["payload"])], row["id"], http),
+                notifier.timeout + 5,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a notifier's failure is recorded, never raised
+            reason = (
+                str(exc)
+                if isinstance(exc, DeliveryError)
+                else (
+                    "timed out"
+                    if isinstance(exc, TimeoutError)
+                    else f"internal error: {type(exc).__name__}: {exc}"
+                )
+            )
+            retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
+            _record_failure(store, row, reason, retry_after, result)
+            continue
+        with store.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'sent', sent_at = ?, last_error = NULL, "
+                "next_attempt_at = NULL WHERE id = ?",
+                (now_iso(), row["id"]),
+            )
+        result.sent += 1
+
+
+def _record_failure(
+    store: Store, row: Any, reason: str, retry_after: float | None, result: OutboxResult
+) -> None:
+    attempts = store.db.execute(
+        "SELECT attempts FROM deliveries WHERE id = ?", (row["id"],)
+    ).fetchone()[0]
+    result.errors.append(f"{row['alert_id']} → {row['notifier']}: {reason}")
+    with store.transaction() as db:
+        if attempts >= MAX_ATTEMPTS:
+            db.execute(
+                "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL "
+                "WHERE id = ?",
+                (reason, row["id"]),
+            )
+            result.failed += 1
+        else:
+            next_at = now_iso(time.time() + retry_delay(max(attempts, 1), retry_after))
+            db.execute(
+                "UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ? "
+                "WHERE id = ?",
+                (reason, next_at, row["id"]),
+            )
+            result.retrying += 1
+
+
+def next_due(store: Store) -> float | None:
+    row = store.db.execute(
+        "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+    ).fetchone()
+    return iso_to_epoch(row[0]) if row and row[0] else None

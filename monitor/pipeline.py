@@ -1,0 +1,100 @@
+"""One pass for one source: collect → save → match → enqueue, and its failure recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from monitor.http import FetchError
+from monitor.match import match_saved
+from monitor.models import Match
+from monitor.sources.base import FetchContext, ParseError
+from monitor.store import Store, now_iso
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.http import Http
+    from monitor.sources.base import SourceConfig
+
+MAX_BACKOFF = 6 * 3600.0
+
+
+@dataclass
+class SourceResult:
+    source_id: str
+    ok: bool
+    new: int = 0
+    updated: int = 0
+    http_status: int | None = None
+    not_modified: bool = False
+    error: str | None = None
+    matches: list[Match] = field(default_factory=list)
+    seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)
+    next_attempt_at: str | None = None
+
+
+def describe_error(exc: BaseException) -> str:
+    """A failure as a user reads it in `monitor sources`: what went wrong, not a traceback."""
+    if isinstance(exc, FetchError | ParseError):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc)
+    return f"internal error: {type(exc).__name__}{': ' + text if text else ''}"
+
+
+def backoff_delay(failures: int, every: float, retry_after: float | None) -> float:
+    """Wait before the next attempt after `failures` consecutive failures (1 = first)."""
+    delay = min(every * (2 ** max(0, failures - 1)), max(every, MAX_BACKOFF))
+    delay *= random.uniform(0.9, 1.1)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+async def run_source(
+    source: SourceConfig, config: Config, store: Store, http: Http
+) -> SourceResult:
+    """Fetch, store and match one source. Never raises for the source's own failures."""
+    started = time.monotonic()
+    fetch_id = store.start_fetch(source.id, now_iso())
+    state = store.source_state(source.id)
+    timeout = source.timeout or config.monitor.timeout
+    ctx = FetchContext(http=http, state=copy.deepcopy(state), timeout=timeout)
+    # The deadline bounds the whole collection (several requests, parsing), not one request.
+    deadline = timeout * 3
+    try:
+        collected = await asyncio.wait_for(source.collect(ctx), deadline)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one source's failure must never escape
+        if isinstance(exc, TimeoutError):
+            error = f"timed out after {deadline:g}s"
+        else:
+            error = describe_error(exc)
+        status = exc.status if isinstance(exc, FetchError) else None
+        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        row = store.source(source.id)
+        failures = (row["failures"] if row is not None else 0) + 1
+        every = source.every or config.monitor.every
+        next_at = now_iso(time.time() + backoff_delay(failures, every, retry_after))
+        with store.transaction() as db:
+            store.finish_fetch_failed(db, fetch_id, source.id, error, status, next_at)
+        return SourceResult(
+            source.id, False, http_status=status, error=error,
+            seconds=time.monotonic() - started, notices=ctx.log, next_attempt_at=next_at,
+        )  # fmt: skip
+    with store.transaction() as db:
+        saved = store.save_posts(db, source.id, collected.posts)
+        matches = match_saved(db, store, config, source, saved)
+        store.finish_fetch_ok(db, fetch_id, source.id, collected.http_status, saved, ctx.state)
+    return SourceResult(
+        source.id, True, new=saved.new, updated=saved.updated,
+        http_status=collected.http_status, not_modified=collected.not_modified,
+        matches=matches, seconds=time.monotonic() - started, notices=ctx.log,
+    )  # fmt: skip

@@ -1,0 +1,189 @@
+"""The recorded-exchange format: load and save exchanges, and a transport that replays them.
+
+A recording is a directory. Each exchange is `NNN-<slug>.json` holding the request (method, URL)
+and the response (status, headers), with the body beside it in `NNN-<slug>.body` — bodies stay
+readable and diffable. Tests load the same files into respx; `monitor fetch --replay DIR` serves
+them through `ReplayTransport`; `monitor record` writes them with `RecordingTransport`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+# Hop-by-hop and encoding headers describe the wire, not the content: a recorded body is stored
+# decoded, so replaying these would make httpx decode it a second time.
+_DROP_HEADERS = {
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+}
+
+
+@dataclass
+class Exchange:
+    method: str
+    url: str
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    request_headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(self.status, headers=self.headers, content=self.body, request=request)
+
+
+def load_exchanges(directory: str | Path) -> list[Exchange]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such recording directory")
+    out = []
+    for meta_path in sorted(directory.glob("*.json")):
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or "request" not in meta or "response" not in meta:
+            continue  # other JSON files (expected outputs) may live beside a recording
+        req, resp = meta["request"], meta["response"]
+        body_file = resp.get("body_file")
+        body = (meta_path.parent / body_file).read_bytes() if body_file else b""
+        out.append(
+            Exchange(
+                method=req.get("method", "GET").upper(),
+                url=req["url"],
+                status=int(resp.get("status", 200)),
+                headers=[(k, v) for k, v in _pairs(resp.get("headers", {}))],
+                body=body,
+                request_headers=dict(req.get("headers", {})),
+            )
+        )
+    return out
+
+
+def _pairs(headers: Any) -> list[tuple[str, str]]:
+    if isinstance(headers, dict):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    return [(str(k), str(v)) for k, v in headers]
+
+
+def _slug(url: str) -> str:
+    s = re.sub(r"^[a-z]+://", "", url)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-")[:80] or "root"
+
+
+_EXT = {
+    "xml": ".xml",
+    "rss": ".xml",
+    "atom": ".xml",
+    "json": ".json",
+    "html": ".html",
+    "vtt": ".vtt",
+}
+
+
+def save_exchange(directory: str | Path, exchange: Exchange) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    n = len(list(directory.glob("*.json"))) + 1
+    stem = f"{n:03d}-{_slug(exchange.url)}"
+    ctype = dict((k.lower(), v) for k, v in exchange.headers).get("content-type", "")
+    ext = next((e for key, e in _EXT.items() if key in ctype), ".body")
+    body_name = stem + ext if exchange.body else None
+    if body_name:
+        (directory / body_name).write_bytes(exchange.body)
+    meta = {
+        "request": {"method": exchange.method, "url": exchange.url},
+        "response": {
+            "status": exchange.status,
+            "headers": [[k, v] for k, v in exchange.headers if k.lower() not in _DROP_HEADERS],
+            "body_file": body_name,
+        },
+    }
+    path = directory / f"{stem}.json"
+    path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+class ReplayTransport(httpx.AsyncBaseTransport):
+    """Answers from recorded exchanges; an unrecorded URL fails like an unreachable host.
+
+    Several exchanges for one URL are served in order, the last one repeating — so a recording
+    can hold a 200 followed by a 304 for the same feed.
+    """
+
+    def __init__(self, exchanges: list[Exchange]) -> None:
+        self._by_key: dict[tuple[str, str], list[Exchange]] = defaultdict(list)
+        for ex in exchanges:
+            self._by_key[(ex.method, _norm(ex.url))].append(ex)
+        self._served: dict[tuple[str, str], int] = defaultdict(int)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.method, _norm(str(request.url)))
+        options = self._by_key.get(key)
+        if not options:
+            raise httpx.ConnectError(
+                f"no recorded exchange for {request.method} {request.url}", request=request
+            )
+        i = min(self._served[key], len(options) - 1)
+        self._served[key] += 1
+        return options[i].response(request)
+
+
+def _norm(url: str) -> str:
+    return str(httpx.URL(url))
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Passes requests to a real transport and saves each exchange in `directory`."""
+
+    def __init__(self, directory: str | Path, inner: httpx.AsyncBaseTransport | None = None):
+        self.directory = Path(directory)
+        self.inner = inner or httpx.AsyncHTTPTransport()
+        self.saved: list[Path] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        wire = httpx.Response(
+            response.status_code, headers=response.headers, stream=response.stream, request=request
+        )
+        body = await wire.aread()  # decoded per Content-Encoding
+        await wire.aclose()
+        headers = [(k, v) for k, v in wire.headers.multi_items() if k.lower() not in _DROP_HEADERS]
+        exchange = Exchange(request.method, str(request.url), wire.status_code, headers, body)
+        self.saved.append(save_exchange(self.directory, exchange))
+        return exchange.response(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def install_in_respx(router: Any, exchanges: list[Exchange]) -> None:
+    """Register recorded exchanges as respx routes (served in order, the last one repeating)."""
+    grouped: dict[tuple[str, str], list[Exchange]] = defaultdict(list)
+    for ex in exchanges:
+        grouped[(ex.method, ex.url)].append(ex)
+    for (method, url), items in grouped.items():
+        responses = [httpx.Response(e.status, headers=e.headers, content=e.body) for e in items]
+        route = router.route(method=method, url=url)
+        if len(responses) == 1:
+            route.mock(return_value=responses[0])
+        else:
+            route.mock(side_effect=_sequence(responses))
+
+
+def _sequence(responses: list[httpx.Response]) -> Any:
+    state = {"i": 0}
+
+    def side_effect(request: httpx.Request) -> httpx.Response:
+        i = min(state["i"], len(responses) - 1)
+        state["i"] += 1
+        r = responses[i]
+        return httpx.Response(r.status_code, headers=r.headers, content=r.content)
+
+    return side_effect

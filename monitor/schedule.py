@@ -1,0 +1,155 @@
+"""I/O: the daemon — the only importer of APScheduler; a job per source; a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from monitor.store import iso_to_epoch, now_iso
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.sources.base import SourceConfig
+
+log = logging.getLogger("monitor.run")
+OUTBOX_EVERY = 15.0
+STOP_GRACE = 10.0  # seconds in-flight fetches get to finish after SIGTERM
+
+
+def next_due_at(row: Any, every: float) -> str:
+    """When a source is next due, from its row in `sources`: resume where the archive left off."""
+    if row is None or not row["last_fetched_at"]:
+        return now_iso()
+    due = (iso_to_epoch(row["last_fetched_at"]) or 0) + every
+    backoff = iso_to_epoch(row["next_attempt_at"]) if row["failures"] else None
+    if backoff is not None:
+        due = max(due, backoff)
+    return now_iso(due)
+
+
+def run_daemon(config: Config) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(Daemon(config).run())
+    return 0
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop = asyncio.Event()
+        self.inflight: set[asyncio.Task[Any]] = set()
+
+    async def run(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        from monitor.runner import make_http, open_store
+
+        config = self.config
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        self.store = open_store(config)
+        self.http = make_http(config)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        rows = {r["id"]: r for r in self.store.source_rows()}
+        now = time.time()
+        for source in config.sources.values():
+            if not source.enabled:
+                continue
+            every = source.every or config.monitor.every
+            jitter = min(config.monitor.jitter, every / 10)
+            due = iso_to_epoch(next_due_at(rows.get(source.id), every)) or now
+            # Sources due at start-up are spread over a few seconds rather than fired at once.
+            first = max(due, now) + random.uniform(0, min(jitter, 5.0))
+            self.scheduler.add_job(
+                self._run_source, IntervalTrigger(seconds=every, jitter=jitter or None, timezone=UTC),
+                args=[source], id=f"source:{source.id}", name=source.id,
+                next_run_time=datetime.fromtimestamp(first, UTC),
+                max_instances=1, coalesce=True, misfire_grace_time=None,
+            )  # fmt: skip
+            log.info("%s: every %gs, next at %s", source.id, every, now_iso(first))
+        self.scheduler.add_job(
+            self._deliver, IntervalTrigger(seconds=OUTBOX_EVERY, timezone=UTC), id="outbox",
+            next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
+            misfire_grace_time=None,
+        )  # fmt: skip
+        self.scheduler.start()
+        log.info("monitor running: %d sources; database %s", len(config.sources), config.database)
+        try:
+            await self.stop.wait()
+        finally:
+            log.info("stopping")
+            self.scheduler.shutdown(wait=False)
+            await self._drain()
+            await self.http.aclose()
+            self.store.close()
+            log.info("stopped")
+
+    async def _drain(self) -> None:
+        if not self.inflight:
+            return
+        _, pending = await asyncio.wait(self.inflight, timeout=STOP_GRACE)
+        for task in pending:
+            task.cancel()  # a cancelled fetch rolls its transaction back: nothing half-written
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    async def _tracked(self, coro: Any) -> Any:
+        if self.stop.is_set():
+            coro.close()
+            return None
+        task = asyncio.ensure_future(coro)
+        self.inflight.add(task)
+        try:
+            return await asyncio.shield(task)
+        finally:
+            self.inflight.discard(task)
+
+    async def _run_source(self, source: SourceConfig) -> None:
+        from monitor.pipeline import run_source
+
+        result = await self._tracked(run_source(source, self.config, self.store, self.http))
+        if result is None:
+            return
+        if result.ok:
+            what = (
+                "not modified"
+                if result.not_modified
+                else f"{result.new} new, {result.updated} updated"
+            )
+            log.info("%s: %s, %d matches", source.id, what, len(result.matches))
+        else:
+            log.warning(
+                "%s: failed: %s (next attempt %s)", source.id, result.error, result.next_attempt_at
+            )
+            at = iso_to_epoch(result.next_attempt_at)
+            job = self.scheduler.get_job(f"source:{source.id}")
+            if at is not None and job is not None:
+                job.modify(next_run_time=datetime.fromtimestamp(at, UTC))
+        if result.matches:
+            job = self.scheduler.get_job("outbox")
+            if job is not None:
+                job.modify(next_run_time=datetime.now(UTC))
+
+    async def _deliver(self) -> None:
+        from monitor.outbox import deliver_due
+
+        result = await self._tracked(deliver_due(self.store, self.config, self.http))
+        if result is None:
+            return
+        if result.sent or result.retrying or result.failed:
+            log.info(
+                "deliveries: %d sent, %d to retry, %d failed",
+                result.sent,
+                result.retrying,
+                result.failed,
+            )
+        for err in result.errors:
+            log.warning("delivery error: %s", err)

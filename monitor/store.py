@@ -1,0 +1,460 @@
+"""I/O: the SQLite archive — schema, post versions, search index, fetch log, source state, outbox rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monitor.models import Post
+from monitor.text import fold
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    url TEXT,
+    last_fetched_at TEXT,
+    last_ok_at TEXT,
+    last_error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    state TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS posts (
+    id TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES sources(id),
+    external_id TEXT NOT NULL,
+    url TEXT,
+    author TEXT,
+    title TEXT,
+    text TEXT,
+    kind TEXT NOT NULL DEFAULT 'article',
+    published_at TEXT,
+    first_seen_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    lang TEXT,
+    media TEXT NOT NULL DEFAULT '[]',
+    transcript TEXT,
+    rev INTEGER NOT NULL UNIQUE,
+    UNIQUE (source_id, external_id)
+);
+CREATE INDEX IF NOT EXISTS posts_published ON posts(published_at);
+CREATE TABLE IF NOT EXISTS post_versions (
+    post_id TEXT NOT NULL REFERENCES posts(id),
+    version INTEGER NOT NULL,
+    seen_at TEXT NOT NULL,
+    title TEXT,
+    text TEXT,
+    PRIMARY KEY (post_id, version)
+);
+CREATE TABLE IF NOT EXISTS transcript_segments (
+    post_id TEXT NOT NULL REFERENCES posts(id),
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transcript_segments_post ON transcript_segments(post_id, start);
+CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
+    title, text, transcript, author,
+    content = 'posts', content_rowid = 'rev',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS matches (
+    alert_id TEXT NOT NULL,
+    post_id TEXT NOT NULL REFERENCES posts(id),
+    matched_at TEXT NOT NULL,
+    snippet TEXT,
+    "offset" REAL,
+    UNIQUE (alert_id, post_id)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    post_id TEXT NOT NULL REFERENCES posts(id),
+    notifier TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    next_attempt_at TEXT,
+    payload TEXT NOT NULL,
+    UNIQUE (alert_id, post_id, notifier)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS fetches (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    ok INTEGER,
+    http_status INTEGER,
+    new INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS fetches_source ON fetches(source_id, started_at);
+"""
+
+
+def now_iso(t: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
+
+
+def iso_to_epoch(value: str | None) -> float | None:
+    if not value:
+        return None
+    import calendar
+
+    try:
+        return float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+def post_id(source_id: str, external_id: str) -> str:
+    """Stable across fetches and machines: the same item of the same source, the same id."""
+    digest = hashlib.sha256(f"{source_id}\x00{external_id}".encode()).hexdigest()
+    return digest[:20]
+
+
+def new_delivery_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+@dataclass
+class SaveResult:
+    new: int = 0
+    updated: int = 0
+    rev_lo: int | None = None  # revisions this save gave to new or changed posts
+    rev_hi: int | None = None
+
+
+_FTS_COLUMNS = ("title", "text", "transcript", "author")
+
+
+class Store:
+    """The archive. One connection per process; writes are short IMMEDIATE transactions."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are opened explicitly by `transaction()` so that
+        # every write takes the lock up front (BEGIN IMMEDIATE) instead of upgrading mid-way.
+        self.db = sqlite3.connect(
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self.db.row_factory = sqlite3.Row
+        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if self.path != ":memory:":
+            self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        (version,) = self.db.execute("PRAGMA user_version").fetchone()
+        if version >= SCHEMA_VERSION:
+            return
+        # One script, one transaction: two processes starting on a new file can't half-create it.
+        self.db.executescript(
+            f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # -- sources -------------------------------------------------------------------------
+
+    def sync_sources(self, sources: Iterable[tuple[str, str, str | None]]) -> None:
+        """Make sure each configured (id, type, url) has a row; state of known ones is kept."""
+        with self.transaction() as db:
+            for sid, type_name, url in sources:
+                db.execute(
+                    "INSERT INTO sources (id, type, url) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET type = excluded.type, url = excluded.url",
+                    (sid, type_name, url),
+                )
+
+    def source(self, source_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM sources WHERE id = ?", (source_id,)).fetchone()
+
+    def source_state(self, source_id: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT state FROM sources WHERE id = ?", (source_id,)).fetchone()
+        if row is None or not row[0]:
+            return {}
+        try:
+            state = json.loads(row[0])
+        except ValueError:
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def source_rows(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT s.*, (SELECT count(*) FROM posts p WHERE p.source_id = s.id) AS posts "
+            "FROM sources s ORDER BY s.id"
+        ).fetchall()
+
+    # -- fetch log -----------------------------------------------------------------------
+
+    def start_fetch(self, source_id: str, started_at: str) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO fetches (source_id, started_at) VALUES (?, ?)", (source_id, started_at)
+            )
+            db.execute(
+                "UPDATE sources SET last_fetched_at = ? WHERE id = ?", (started_at, source_id)
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_fetch_failed(
+        self,
+        db: sqlite3.Connection,
+        fetch_id: int,
+        source_id: str,
+        error: str,
+        http_status: int | None,
+        next_attempt_at: str | None,
+    ) -> None:
+        finished = now_iso()
+        db.execute(
+            "UPDATE fetches SET finished_at = ?, ok = 0, http_status = ?, error = ? WHERE id = ?",
+            (finished, http_status, error, fetch_id),
+        )
+        db.execute(
+            "UPDATE sources SET last_error = ?, failures = failures + 1, next_attempt_at = ? "
+            "WHERE id = ?",
+            (error, next_attempt_at, source_id),
+        )
+
+    def finish_fetch_ok(
+        self,
+        db: sqlite3.Connection,
+        fetch_id: int,
+        source_id: str,
+        http_status: int | None,
+        result: SaveResult,
+        state: dict[str, Any],
+    ) -> None:
+        finished = now_iso()
+        db.execute(
+            "UPDATE fetches SET finished_at = ?, ok = 1, http_status = ?, new = ?, updated = ? "
+            "WHERE id = ?",
+            (finished, http_status, result.new, result.updated, fetch_id),
+        )
+        db.execute(
+            "UPDATE sources SET last_ok_at = ?, last_error = NULL, failures = 0, "
+            "next_attempt_at = NULL, state = ? WHERE id = ?",
+            (finished, json.dumps(state, ensure_ascii=False), source_id),
+        )
+
+    # -- posts ---------------------------------------------------------------------------
+
+    def save_posts(
+        self, db: sqlite3.Connection, source_id: str, posts: Iterable[Post]
+    ) -> SaveResult:
+        """Insert new posts, version changed ones, leave unchanged ones untouched.
+
+        Runs inside the caller's transaction, so posts, matches and deliveries commit together.
+        """
+        result = SaveResult()
+        seen_at = now_iso()
+        (next_rev,) = db.execute("SELECT coalesce(max(rev), 0) + 1 FROM posts").fetchone()
+        first_rev = next_rev
+        seen: set[str] = set()
+        for post in posts:
+            if post.external_id in seen:
+                continue  # the same item twice in one response: the first one wins
+            seen.add(post.external_id)
+            pid = post_id(source_id, post.external_id)
+            old = db.execute(
+                "SELECT rev, version, title, text, transcript, author, url, published_at, lang, "
+                "media, kind FROM posts WHERE id = ?",
+                (pid,),
+            ).fetchone()
+            media = json.dumps([m.to_dict() for m in post.media], ensure_ascii=False)
+            if old is None:
+                db.execute(
+                    "INSERT INTO posts (id, source_id, external_id, url, author, title, text, kind,"
+                    " published_at, first_seen_at, updated_at, version, lang, media, transcript, rev)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                    (pid, source_id, post.external_id, post.url, post.author, post.title,
+                     post.text, post.kind, post.published_at, seen_at, seen_at, post.lang, media,
+                     post.transcript, next_rev),
+                )  # fmt: skip
+                db.execute(
+                    "INSERT INTO post_versions (post_id, version, seen_at, title, text) "
+                    "VALUES (?, 1, ?, ?, ?)",
+                    (pid, seen_at, post.title, post.text),
+                )
+                self._index(db, next_rev, post.title, post.text, post.transcript, post.author)
+                self._save_segments(db, pid, post)
+                next_rev += 1
+                result.new += 1
+                continue
+            content_changed = (old["title"], old["text"]) != (post.title, post.text)
+            index_changed = content_changed or (old["transcript"], old["author"]) != (
+                post.transcript or old["transcript"],
+                post.author,
+            )
+            meta_changed = (
+                old["url"],
+                old["published_at"],
+                old["lang"],
+                old["media"],
+                old["kind"],
+            ) != (post.url, post.published_at or old["published_at"], post.lang, media, post.kind)
+            if not (index_changed or meta_changed):
+                continue
+            transcript = post.transcript or old["transcript"]
+            version = old["version"] + 1 if content_changed else old["version"]
+            rev = old["rev"]
+            if index_changed:
+                self._unindex(db, old)
+                rev = next_rev
+                next_rev += 1
+            db.execute(
+                "UPDATE posts SET url = ?, author = ?, title = ?, text = ?, kind = ?, "
+                "published_at = coalesce(?, published_at), updated_at = ?, version = ?, lang = ?,"
+                " media = ?, transcript = ?, rev = ? WHERE id = ?",
+                (post.url, post.author, post.title, post.text, post.kind, post.published_at,
+                 seen_at, version, post.lang, media, transcript, rev, pid),
+            )  # fmt: skip
+            if content_changed:
+                db.execute(
+                    "INSERT INTO post_versions (post_id, version, seen_at, title, text) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (pid, version, seen_at, post.title, post.text),
+                )
+            if index_changed:
+                self._index(db, rev, post.title, post.text, transcript, post.author)
+                result.updated += 1
+            if post.segments:
+                db.execute("DELETE FROM transcript_segments WHERE post_id = ?", (pid,))
+                self._save_segments(db, pid, post)
+        if next_rev > first_rev:
+            result.rev_lo, result.rev_hi = first_rev, next_rev - 1
+        return result
+
+    @staticmethod
+    def _save_segments(db: sqlite3.Connection, pid: str, post: Post) -> None:
+        if post.segments:
+            db.executemany(
+                'INSERT INTO transcript_segments (post_id, start, "end", text) VALUES (?, ?, ?, ?)',
+                [(pid, s.start, s.end, s.text) for s in post.segments],
+            )
+
+    @staticmethod
+    def _index(
+        db: sqlite3.Connection,
+        rev: int,
+        title: str | None,
+        text: str | None,
+        transcript: str | None,
+        author: str | None,
+    ) -> None:
+        # The index holds folded text (the content table keeps the original), so that search
+        # is case- and accent-blind in every script, beyond what unicode61 folds by itself.
+        db.execute(
+            "INSERT INTO posts_fts (rowid, title, text, transcript, author) VALUES (?, ?, ?, ?, ?)",
+            (rev, fold(title), fold(text), fold(transcript), fold(author)),
+        )
+
+    @staticmethod
+    def _unindex(db: sqlite3.Connection, old: sqlite3.Row) -> None:
+        # An external-content FTS5 row is removed by repeating exactly what was indexed.
+        db.execute(
+            "INSERT INTO posts_fts (posts_fts, rowid, title, text, transcript, author) "
+            "VALUES ('delete', ?, ?, ?, ?, ?)",
+            (old["rev"], *(fold(old[c]) for c in _FTS_COLUMNS)),
+        )
+
+    def posts_by_rev(self, db: sqlite3.Connection, revs: list[int]) -> list[sqlite3.Row]:
+        out = []
+        for rev in revs:
+            row = db.execute("SELECT * FROM posts WHERE rev = ?", (rev,)).fetchone()
+            if row is not None:
+                out.append(row)
+        return out
+
+    def segments(self, db: sqlite3.Connection, pid: str) -> list[tuple[float, str]]:
+        return [
+            (r[0], r[1])
+            for r in db.execute(
+                "SELECT start, text FROM transcript_segments WHERE post_id = ? ORDER BY start",
+                (pid,),
+            )
+        ]
+
+    def rebuild_index(self) -> None:
+        """Re-create the search index from the posts table (after a crash or a fold change)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
+            rows = db.execute("SELECT rev, title, text, transcript, author FROM posts").fetchall()
+            for r in rows:
+                self._index(db, r["rev"], r["title"], r["text"], r["transcript"], r["author"])
+
+    # -- matches and outbox --------------------------------------------------------------
+
+    def add_match(
+        self,
+        db: sqlite3.Connection,
+        alert_id: str,
+        pid: str,
+        snippet: str,
+        offset: float | None,
+        notifiers: list[str],
+        payload: dict[str, Any],
+    ) -> bool:
+        """Record a match and its deliveries; False when this alert already matched this post."""
+        cur = db.execute(
+            'INSERT OR IGNORE INTO matches (alert_id, post_id, matched_at, snippet, "offset") '
+            "VALUES (?, ?, ?, ?, ?)",
+            (alert_id, pid, now_iso(), snippet, offset),
+        )
+        if cur.rowcount == 0:
+            return False
+        body = json.dumps(payload, ensure_ascii=False)
+        created = now_iso()
+        for notifier in notifiers:
+            db.execute(
+                "INSERT OR IGNORE INTO deliveries (id, alert_id, post_id, notifier, status, "
+                "created_at, next_attempt_at, payload) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (new_delivery_id(), alert_id, pid, notifier, created, created, body),
+            )
+        return True
+
+    def already_matched(self, db: sqlite3.Connection, alert_id: str, pids: list[str]) -> set[str]:
+        if not pids:
+            return set()
+        marks = ",".join("?" * len(pids))
+        return {
+            r[0]
+            for r in db.execute(
+                f"SELECT post_id FROM matches WHERE alert_id = ? AND post_id IN ({marks})",
+                (alert_id, *pids),
+            )
+        }

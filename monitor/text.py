@@ -1,0 +1,148 @@
+"""Pure text helpers: HTML to clean text, absolute links, dates to UTC, search folding."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
+
+_WS = re.compile(r"[ \t\r\f\v\u00a0]+")
+_BLANKS = re.compile(r"\n\s*\n\s*")
+_BLOCK_TAGS = (
+    "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr",
+    "blockquote", "section", "article", "header", "footer", "figure", "figcaption", "pre", "table",
+)  # fmt: skip
+
+
+def clean_space(s: str) -> str:
+    """Collapse runs of spaces inside lines and blank lines between paragraphs."""
+    s = _WS.sub(" ", s)
+    s = "\n".join(line.strip() for line in s.split("\n"))
+    return _BLANKS.sub("\n\n", s).strip()
+
+
+def looks_like_html(s: str) -> bool:
+    return "<" in s and ">" in s or "&" in s
+
+
+def html_to_text(html: str | None) -> str:
+    """Visible text of an HTML fragment: scripts and styles dropped, blocks on their own lines."""
+    if not html:
+        return ""
+    if not looks_like_html(html):
+        return clean_space(html)
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(f"<div>{html}</div>")
+    for node in tree.css("script, style, noscript, template"):
+        node.decompose()
+    for node in tree.css("br"):
+        node.insert_after("\n")
+    for tag in _BLOCK_TAGS:
+        for node in tree.css(tag):
+            node.insert_before("\n\n")
+            node.insert_after("\n\n")
+    body = tree.body
+    text = body.text(deep=True, separator="") if body is not None else ""
+    return clean_space(text)
+
+
+def absolute_url(href: str | None, base: str | None) -> str | None:
+    """`href` resolved against `base`; None for empty or non-web links (javascript:, mailto:)."""
+    if not href:
+        return None
+    href = href.strip()
+    if not href or href.startswith(("javascript:", "mailto:", "data:", "#")):
+        return None
+    return urljoin(base, href) if base else href
+
+
+def to_utc_iso(dt: datetime) -> str:
+    """ISO 8601 UTC with a Z; naive datetimes are taken as UTC."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_TZ_ABBR = {"UT": "+0000", "GMT": "+0000", "UTC": "+0000", "Z": "+0000",
+            "EST": "-0500", "EDT": "-0400", "CST": "-0600", "CDT": "-0500",
+            "MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700",
+            "BST": "+0100", "CET": "+0100", "CEST": "+0200", "MSK": "+0300",
+            "EET": "+0200", "EEST": "+0300", "IST": "+0530", "JST": "+0900"}  # fmt: skip
+_ISOISH = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$",
+    re.I,
+)
+
+
+def parse_date(value: str | None) -> str | None:
+    """An RFC 822 or ISO 8601 date (as feeds and sitemaps write them) as ISO UTC, or None."""
+    if not value:
+        return None
+    s = value.strip()
+    if not s:
+        return None
+    m = _ISOISH.match(s)
+    if m:
+        y, mo, d, hh, mm, ss, tz = m.groups()
+        try:
+            dt = datetime(int(y), int(mo), int(d), int(hh or 0), int(mm or 0), int(ss or 0))
+        except ValueError:
+            return None
+        if tz and tz.upper() != "Z":
+            sign = 1 if tz[0] == "+" else -1
+            digits = tz[1:].replace(":", "")
+            from datetime import timedelta, timezone
+
+            offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
+            dt = dt.replace(tzinfo=timezone(sign * offset))
+        return to_utc_iso(dt)
+    parts = s.split()
+    if parts and parts[-1].upper() in _TZ_ABBR:
+        parts[-1] = _TZ_ABBR[parts[-1].upper()]
+        s = " ".join(parts)
+    try:
+        dt = parsedate_to_datetime(s)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if dt is None:
+        return None
+    try:
+        return to_utc_iso(dt)
+    except (OverflowError, ValueError):
+        return None
+
+
+# Letters that neither NFKD nor casefold relate to their base letter, but that a reader
+# types without the mark: Turkish dotless i, Polish l, Nordic o, South Slavic d, ...
+_EXTRA_FOLD = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŧ": "t",
+                             "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"})  # fmt: skip
+
+
+def _is_mark_to_drop(ch: str) -> bool:
+    # Only diacritic blocks (Latin/Greek/Cyrillic combining marks, Arabic harakat, Hebrew
+    # points): vowel signs of Indic or Thai scripts are letters of the word and must stay.
+    o = ord(ch)
+    return (
+        0x0300 <= o <= 0x036F
+        or 0x1AB0 <= o <= 0x1AFF
+        or 0x1DC0 <= o <= 0x1DFF
+        or 0x20D0 <= o <= 0x20FF
+        or 0xFE20 <= o <= 0xFE2F
+        or 0x064B <= o <= 0x065F
+        or o == 0x0670
+        or 0x0591 <= o <= 0x05C7
+    )
+
+
+def fold(s: str | None) -> str:
+    """Case- and accent-folded text for the search index and for query terms alike."""
+    if not s:
+        return ""
+    if s.isascii():
+        return s.lower()
+    d = unicodedata.normalize("NFKD", s.casefold())
+    d = "".join(ch for ch in d if not _is_mark_to_drop(ch))
+    return unicodedata.normalize("NFC", d.translate(_EXTRA_FOLD))

@@ -1,0 +1,142 @@
+"""The archive: stable ids, versions, an index that folds case and accents, revisions."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from monitor.models import Media, Post, Segment
+from monitor.store import Store, post_id
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "archive.db")
+    s.sync_sources([("src", "feed", "https://example.org/feed")])
+    yield s
+    s.close()
+
+
+def save(store: Store, posts: list[Post], source: str = "src"):
+    with store.transaction() as db:
+        return store.save_posts(db, source, posts)
+
+
+def fts(store: Store, expr: str) -> list[str]:
+    return [
+        r[0]
+        for r in store.db.execute(
+            "SELECT p.title FROM posts_fts JOIN posts p ON p.rev = posts_fts.rowid "
+            "WHERE posts_fts MATCH ? ORDER BY p.title",
+            (expr,),
+        )
+    ]
+
+
+def test_post_id_is_stable_and_distinct_per_source():
+    assert post_id("a", "x") == post_id("a", "x")
+    assert post_id("a", "x") != post_id("b", "x")
+
+
+def test_new_posts_are_stored_with_version_one_and_history(store):
+    r = save(store, [Post("g1", "https://e.org/1", title="One", text="Body")])
+    assert (r.new, r.updated) == (1, 0)
+    row = store.db.execute("SELECT * FROM posts").fetchone()
+    assert row["version"] == 1 and row["id"] == post_id("src", "g1")
+    assert store.db.execute("SELECT count(*) FROM post_versions").fetchone()[0] == 1
+
+
+def test_unchanged_post_is_not_rewritten(store):
+    p = Post("g1", "https://e.org/1", title="One", text="Body", published_at="2026-11-24T10:00:00Z")
+    save(store, [p])
+    before = dict(store.db.execute("SELECT * FROM posts").fetchone())
+    r = save(store, [p])
+    assert (r.new, r.updated, r.rev_lo) == (0, 0, None)
+    assert dict(store.db.execute("SELECT * FROM posts").fetchone()) == before
+
+
+def test_changed_title_makes_a_new_version_and_reindexes(store):
+    save(store, [Post("g1", "https://e.org/1", title="Talks in Antalya", text="Body")])
+    r = save(store, [Post("g1", "https://e.org/1", title="Lavrov laughs in Antalya", text="Body")])
+    assert (r.new, r.updated) == (0, 1)
+    row = store.db.execute("SELECT version, title FROM posts").fetchone()
+    assert tuple(row) == (2, "Lavrov laughs in Antalya")
+    versions = store.db.execute(
+        "SELECT version, title FROM post_versions ORDER BY version"
+    ).fetchall()
+    assert [tuple(v) for v in versions] == [(1, "Talks in Antalya"), (2, "Lavrov laughs in Antalya")]
+    assert fts(store, "lavrov") == ["Lavrov laughs in Antalya"]
+    assert fts(store, "talks") == []  # the old text is gone from the index
+
+
+def test_metadata_change_updates_quietly_without_a_version(store):
+    save(store, [Post("g1", "https://e.org/1", title="T", text="B")])
+    r = save(store, [Post("g1", "https://e.org/1", title="T", text="B", media=(Media("https://e.org/i.jpg"),))])
+    row = store.db.execute("SELECT version, media FROM posts").fetchone()
+    assert row["version"] == 1 and "i.jpg" in row["media"]
+    assert (r.new, r.updated, r.rev_lo) == (0, 0, None)
+
+
+def test_revision_range_covers_exactly_the_new_and_changed_posts(store):
+    save(store, [Post(f"g{i}", None, title=f"post {i}") for i in range(5)])
+    r = save(store, [Post("g1", None, title="post 1 edited"), Post("g9", None, title="post 9"),
+                     Post("g2", None, title="post 2")])  # fmt: skip
+    revs = [
+        x[0]
+        for x in store.db.execute(
+            "SELECT rowid FROM posts_fts WHERE rowid BETWEEN ? AND ?", (r.rev_lo, r.rev_hi)
+        )
+    ]
+    titles = [
+        store.db.execute("SELECT title FROM posts WHERE rev = ?", (rev,)).fetchone()[0]
+        for rev in revs
+    ]
+    assert sorted(titles) == ["post 1 edited", "post 9"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "typed"),
+    [
+        ("Palais de l'Élysée", "elysee"),
+        ("НАТО и Украина", "нато"),
+        ("İstanbul'da zirve", "istanbul"),
+        ("Isparta ılık", "ilik"),
+        ("Ὀδυσσεύς", "οδυσσευς"),
+        ("Łódź", "lodz"),
+        ("Straße", "strasse"),
+    ],
+)
+def test_search_index_folds_case_and_accents_in_every_script(store, stored, typed):
+    save(store, [Post("g", None, title=stored)])
+    assert fts(store, f'"{typed}"') == [stored]
+
+
+def test_segments_are_stored_with_the_transcript(store):
+    segs = (Segment(0.0, 2.5, "hello"), Segment(2.5, 5.0, "NATO troops"))
+    save(store, [Post("v", "https://youtu.be/x", kind="video", transcript="hello NATO troops", segments=segs)])
+    pid = post_id("src", "v")
+    assert store.segments(store.db, pid) == [(0.0, "hello"), (2.5, "NATO troops")]
+    assert fts(store, "transcript : troops") == [None]
+
+
+def test_a_duplicate_item_in_one_response_is_stored_once(store):
+    r = save(store, [Post("g", None, title="a"), Post("g", None, title="b")])
+    assert r.new == 1
+    assert store.db.execute("SELECT title FROM posts").fetchone()[0] == "a"
+
+
+def test_database_uses_wal_and_passes_integrity_check(store):
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    save(store, [Post("g", None, title="a")])
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store.db.execute("INSERT INTO posts_fts(posts_fts) VALUES ('integrity-check')")
+
+
+def test_failed_transaction_leaves_nothing_behind(store):
+    with pytest.raises(sqlite3.IntegrityError), store.transaction() as db:
+        store.save_posts(db, "src", [Post("g", None, title="a")])
+        db.execute("INSERT INTO posts (id, source_id, external_id, first_seen_at, updated_at, rev) "
+                   "VALUES ('x', 'src', 'g', '', '', 99)")  # fmt: skip
+    assert store.db.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
+    assert fts(store, "a") == []
