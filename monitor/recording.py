@@ -1,7 +1,7 @@
 """The recorded-exchange format: load and save exchanges, and a transport that replays them.
 
 A recording is a directory. Each exchange is `NNN-<slug>.json` holding the request (method, URL)
-and the response (status, headers), with the body beside it in `NNN-<slug>.body` — bodies stay
+and the response (status, headers), with the body beside it in `NNN-<slug>.body.<ext>` — bodies stay
 readable and diffable. Tests load the same files into respx; `monitor fetch --replay DIR` serves
 them through `ReplayTransport`; `monitor record` writes them with `RecordingTransport`.
 """
@@ -47,6 +47,8 @@ def load_exchanges(directory: str | Path) -> list[Exchange]:
         raise FileNotFoundError(f"{directory}: no such recording directory")
     out = []
     for meta_path in sorted(directory.glob("*.json")):
+        if ".body." in meta_path.name:
+            continue
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or "request" not in meta or "response" not in meta:
             continue  # other JSON files (expected outputs) may live beside a recording
@@ -90,11 +92,11 @@ _EXT = {
 def save_exchange(directory: str | Path, exchange: Exchange) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    n = len(list(directory.glob("*.json"))) + 1
+    n = len([p for p in directory.glob("*.json") if ".body." not in p.name]) + 1
     stem = f"{n:03d}-{_slug(exchange.url)}"
     ctype = dict((k.lower(), v) for k, v in exchange.headers).get("content-type", "")
-    ext = next((e for key, e in _EXT.items() if key in ctype), ".body")
-    body_name = stem + ext if exchange.body else None
+    ext = next((e for key, e in _EXT.items() if key in ctype), "")
+    body_name = f"{stem}.body{ext}" if exchange.body else None
     if body_name:
         (directory / body_name).write_bytes(exchange.body)
     meta = {

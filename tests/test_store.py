@@ -65,14 +65,20 @@ def test_changed_title_makes_a_new_version_and_reindexes(store):
     versions = store.db.execute(
         "SELECT version, title FROM post_versions ORDER BY version"
     ).fetchall()
-    assert [tuple(v) for v in versions] == [(1, "Talks in Antalya"), (2, "Lavrov laughs in Antalya")]
+    assert [tuple(v) for v in versions] == [
+        (1, "Talks in Antalya"),
+        (2, "Lavrov laughs in Antalya"),
+    ]
     assert fts(store, "lavrov") == ["Lavrov laughs in Antalya"]
     assert fts(store, "talks") == []  # the old text is gone from the index
 
 
 def test_metadata_change_updates_quietly_without_a_version(store):
     save(store, [Post("g1", "https://e.org/1", title="T", text="B")])
-    r = save(store, [Post("g1", "https://e.org/1", title="T", text="B", media=(Media("https://e.org/i.jpg"),))])
+    r = save(
+        store,
+        [Post("g1", "https://e.org/1", title="T", text="B", media=(Media("https://e.org/i.jpg"),))],
+    )
     row = store.db.execute("SELECT version, media FROM posts").fetchone()
     assert row["version"] == 1 and "i.jpg" in row["media"]
     assert (r.new, r.updated, r.rev_lo) == (0, 0, None)
@@ -114,7 +120,18 @@ def test_search_index_folds_case_and_accents_in_every_script(store, stored, type
 
 def test_segments_are_stored_with_the_transcript(store):
     segs = (Segment(0.0, 2.5, "hello"), Segment(2.5, 5.0, "NATO troops"))
-    save(store, [Post("v", "https://youtu.be/x", kind="video", transcript="hello NATO troops", segments=segs)])
+    save(
+        store,
+        [
+            Post(
+                "v",
+                "https://youtu.be/x",
+                kind="video",
+                transcript="hello NATO troops",
+                segments=segs,
+            )
+        ],
+    )
     pid = post_id("src", "v")
     assert store.segments(store.db, pid) == [(0.0, "hello"), (2.5, "NATO troops")]
     assert fts(store, "transcript : troops") == [None]

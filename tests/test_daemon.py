@@ -1,0 +1,75 @@
+"""`monitor run` as a real process: alerts arrive, SIGTERM stops it cleanly, a restart resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.origin import Origin, Route
+from tests.test_end_to_end import LAVROV, OTHER, db_rows, rss, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def start(cfg: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env, cwd=cfg.parent,
+    )  # fmt: skip
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=20)
+
+
+def test_daemon_alerts_stops_on_sigterm_and_does_not_refetch_at_once_after_restart(tmp_path):
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
+        origin.routes["/broken.xml"] = Route(b"", status=500)
+        cfg = write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook"),
+                           extra="")  # fmt: skip
+        log = tmp_path / "run1.log"
+        proc = start(cfg, log)
+        try:
+            assert wait_for(lambda: hook.posts(), 30), log.read_text()
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        text = log.read_text()
+        assert "stopped" in text and "Traceback" not in text
+        assert len(origin.gets("/tass.xml")) == 1
+        db = tmp_path / "monitor.db"
+        assert db_rows(db, "PRAGMA integrity_check")[0][0] == "ok"
+        assert db_rows(db, "SELECT status FROM deliveries")[0][0] == "sent"
+
+        # Fetched a moment ago with `every = "1h"`: a restart must not fetch it again now.
+        log2 = tmp_path / "run2.log"
+        proc = start(cfg, log2)
+        try:
+            time.sleep(6)  # longer than the start-up spread of due sources
+            assert proc.poll() is None, log2.read_text()
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert len(origin.gets("/tass.xml")) == 1, log2.read_text()
+        assert len(hook.posts()) == 1

@@ -1,0 +1,215 @@
+"""The whole product with real parts: feeds from a real HTTP server, alerts to real receivers."""
+
+from __future__ import annotations
+
+import base64
+import email
+import hashlib
+import hmac
+import json
+import sqlite3
+import time
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from monitor.cli import main
+from tests.notifiers.conftest import free_port
+from tests.origin import Origin, Route
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def rss(*items: tuple[str, str, str]) -> bytes:
+    body = "".join(
+        f"<item><title>{t}</title><link>https://tass.com/politics/{g}</link><guid>{g}</guid>"
+        f"<pubDate>Thu, 19 Nov 2026 11:52:14 +0300</pubDate><description>{d}</description></item>"
+        for g, t, d in items
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>TASS</title>'
+        f"<link>https://tass.com</link>{body}</channel></rss>"
+    ).encode()
+
+
+LAVROV = ("1941234", "Lavrov laughs off question on Macron's remark",
+          "Asked in Antalya about NATO troops in Ukraine, Lavrov laughed.")  # fmt: skip
+OTHER = ("1941200", "Russian economy grows", "GDP grew in the third quarter.")
+
+
+def write_config(path: Path, origin: Origin, *, hook: str | None = None, smtp_port: int | None = None,
+                 extra: str = "") -> Path:  # fmt: skip
+    notify = []
+    notifiers = ""
+    if hook:
+        notify.append("hook")
+        notifiers += f'[notifiers.hook]\ntype = "webhook"\nurl = "{hook}"\nsecret = "{SECRET}"\n\n'
+    if smtp_port:
+        notify.append("desk")
+        notifiers += (
+            f'[notifiers.desk]\ntype = "email"\nhost = "127.0.0.1"\nport = {smtp_port}\n'
+            'security = "none"\nfrom = "monitor@example.org"\nto = ["desk@example.org"]\n\n'
+        )
+    path.write_text(
+        f"""
+[monitor]
+database = "{path.parent / "monitor.db"}"
+every = "1h"
+timeout = "5s"
+
+[sources.tass]
+type = "feed"
+url = "{origin.url("/tass.xml")}"
+
+[sources.broken]
+type = "feed"
+url = "{origin.url("/broken.xml")}"
+
+[alerts.nato-troops-ukraine]
+query = 'NATO troops Ukraine'
+notify = {json.dumps(notify)}
+
+{notifiers}
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def origin():
+    with Origin() as o:
+        o.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"',
+                                      headers={"Content-Type": "application/rss+xml"})  # fmt: skip
+        o.routes["/broken.xml"] = Route(b"<html>Internal error</html>", status=500)
+        yield o
+
+
+def db_rows(path: Path, sql: str) -> list[sqlite3.Row]:
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def test_fetch_stores_matches_and_reports_the_failed_source(tmp_path, origin, capsys):
+    cfg = write_config(tmp_path / "m.toml", origin)
+    code = main(["fetch", "--config", str(cfg), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1  # one source failed, the other was stored
+    by_id = {s["id"]: s for s in out["sources"]}
+    assert by_id["tass"]["ok"] and by_id["tass"]["new"] == 2
+    assert by_id["broken"]["error"] == "HTTP 500 Internal Server Error"
+    assert [m["alert"] for m in by_id["tass"]["matches"]] == ["nato-troops-ukraine"]
+    src = db_rows(tmp_path / "monitor.db", "SELECT * FROM sources WHERE id = 'broken'")[0]
+    assert src["failures"] == 1 and src["last_error"] == "HTTP 500 Internal Server Error"
+
+
+def test_second_fetch_costs_a_304_and_changes_nothing(tmp_path, origin, capsys):
+    cfg = write_config(tmp_path / "m.toml", origin)
+    main(["fetch", "tass", "--config", str(cfg)])
+    before = db_rows(tmp_path / "monitor.db", "SELECT * FROM posts ORDER BY id")
+    capsys.readouterr()
+    assert main(["fetch", "tass", "--config", str(cfg), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sources"][0]["not_modified"] and out["sources"][0]["http_status"] == 304
+    assert [
+        dict(r) for r in db_rows(tmp_path / "monitor.db", "SELECT * FROM posts ORDER BY id")
+    ] == [dict(r) for r in before]
+    assert origin.gets("/tass.xml")[1].headers["if-none-match"] == '"v1"'
+
+
+def test_webhook_that_fails_then_recovers_gets_each_delivery_once_with_the_same_id(
+    tmp_path, origin, capsys
+):
+    with Origin() as hook:
+        hook.post_statuses = [500, 503, 200]
+        cfg = write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook"))
+        assert main(["fetch", "tass", "--config", str(cfg)]) == 0
+        assert db_rows(tmp_path / "monitor.db", "SELECT status FROM deliveries")[0][0] == "pending"
+        main(["alerts", "--retry", "--config", str(cfg)])  # 503: still pending
+        main(["alerts", "--retry", "--config", str(cfg)])  # 200: sent
+        main(["alerts", "--retry", "--config", str(cfg)])  # nothing left to send
+        posts = hook.posts()
+    assert len(posts) == 3
+    assert len({p.headers["webhook-id"] for p in posts}) == 1
+    d = db_rows(tmp_path / "monitor.db", "SELECT * FROM deliveries")
+    assert len(d) == 1 and d[0]["status"] == "sent" and d[0]["attempts"] == 3
+    last = posts[-1]
+    signed = (
+        f"{last.headers['webhook-id']}.{last.headers['webhook-timestamp']}.".encode() + last.body
+    )
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert last.headers["webhook-signature"] == f"v1,{expected}"
+    payload = json.loads(last.body)
+    assert payload["type"] == "match" and payload["alert"] == "nato-troops-ukraine"
+    assert payload["post"]["url"] == "https://tass.com/politics/1941234"
+    assert "[NATO] [troops] in [Ukraine]" in payload["snippet"]
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))
+        return "250 OK"
+
+
+def test_email_alert_reaches_a_real_smtp_server(tmp_path, origin, capsys):
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        cfg = write_config(tmp_path / "m.toml", origin, smtp_port=port)
+        assert main(["fetch", "tass", "--config", str(cfg)]) == 0
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == 1
+    msg = inbox.messages[0]
+    assert msg["Subject"] == "[nato-troops-ukraine] Lavrov laughs off question on Macron's remark"
+    assert "https://tass.com/politics/1941234" in msg.get_body(("plain",)).get_content()
+
+
+def test_search_finds_stored_posts_with_the_query_language(tmp_path, origin, capsys):
+    cfg = write_config(tmp_path / "m.toml", origin)
+    main(["fetch", "tass", "--config", str(cfg), "-q"])
+    capsys.readouterr()
+    assert main(["search", "lavrov -economy", "--config", str(cfg), "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [h["title"] for h in hits] == ["Lavrov laughs off question on Macron's remark"]
+    assert main(["search", "NATO (troops", "--config", str(cfg)]) == 2
+    assert "column" in capsys.readouterr().err
+
+
+def test_check_lists_every_problem_and_exits_2(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        '[sources.a]\ntype = "feed"\n[sources.b]\ntype = "feed"\nurl = "https://e.org"\nevery = "often"\n'
+    )
+    assert main(["check", "--config", str(cfg)]) == 2
+    out = capsys.readouterr().out
+    assert "sources.a.url: missing (required)" in out and "sources.b.every:" in out
+
+
+def test_fetch_with_an_unknown_source_id_is_a_usage_error(tmp_path, origin, capsys):
+    cfg = write_config(tmp_path / "m.toml", origin)
+    assert main(["fetch", "nope", "--config", str(cfg)]) == 2
+
+
+def test_sources_command_shows_state_and_next_due(tmp_path, origin, capsys):
+    cfg = write_config(tmp_path / "m.toml", origin)
+    main(["fetch", "--config", str(cfg), "-q"])
+    capsys.readouterr()
+    assert main(["sources", "--config", str(cfg), "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["tass"]["posts"] == 2 and rows["tass"]["failures"] == 0
+    assert rows["broken"]["failures"] == 1 and "500" in rows["broken"]["last_error"]
+    assert rows["tass"]["next_due"] > time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

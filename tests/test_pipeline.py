@@ -1,0 +1,146 @@
+"""One pass for one source: stored, matched once, failures recorded, the others unaffected."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+from monitor import sources as registry
+from monitor.config import parse_config
+from monitor.http import FetchError, Http
+from monitor.models import Post
+from monitor.pipeline import run_source
+from monitor.sources.base import Collected, FetchContext, SourceConfig
+from monitor.store import Store
+
+
+@dataclass(frozen=True, kw_only=True)
+class FakeSource(SourceConfig):
+    """Serves whatever the test put in `FakeSource.feeds[name]`, or raises it."""
+
+    name: str
+    feeds: ClassVar[dict[str, list[Post] | Exception]] = {}
+
+    async def collect(self, ctx: FetchContext) -> Collected:
+        ctx.state["calls"] = ctx.state.get("calls", 0) + 1
+        found = self.feeds[self.name]
+        if isinstance(found, Exception):
+            raise found
+        return Collected(list(found), http_status=200)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
+    FakeSource.feeds.clear()
+    config = parse_config(
+        {
+            "monitor": {"database": str(tmp_path / "m.db")},
+            "sources": {"a": {"type": "fake", "name": "a"}, "b": {"type": "fake", "name": "b"}},
+            "alerts": {
+                "troops": {"query": "NATO troops Ukraine", "notify": ["hook"]},
+                "only-b": {"query": "Lavrov", "sources": ["b"]},
+            },
+            "notifiers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
+        },
+        env={},
+    )
+    store = Store(config.database)
+    store.sync_sources((s.id, s.type, s.describe()) for s in config.sources.values())
+    yield config, store
+    store.close()
+
+
+async def run(config, store, sid):
+    async with Http() as http:
+        return await run_source(config.sources[sid], config, store, http)
+
+
+LAVROV = Post("t1", "https://tass.com/politics/1", title="Lavrov laughs",
+              text="Asked about NATO troops in Ukraine, Lavrov laughed.")  # fmt: skip
+
+
+async def test_new_matching_post_records_a_match_and_a_pending_delivery(env):
+    config, store = env
+    FakeSource.feeds["a"] = [LAVROV, Post("t2", None, title="Weather")]
+    r = await run(config, store, "a")
+    assert r.ok and r.new == 2
+    assert [(m.alert_id, m.snippet) for m in r.matches] == [
+        ("troops", "Asked about [NATO] [troops] in [Ukraine], Lavrov laughed.")
+    ]
+    d = store.db.execute("SELECT * FROM deliveries").fetchone()
+    assert d["status"] == "pending" and d["notifier"] == "hook" and d["id"].startswith("msg_")
+    payload = json.loads(d["payload"])
+    assert (
+        payload["post"]["title"] == "Lavrov laughs"
+        and payload["link"] == "https://tass.com/politics/1"
+    )
+
+
+async def test_alert_fires_once_per_post_across_passes(env):
+    config, store = env
+    FakeSource.feeds["a"] = [LAVROV]
+    await run(config, store, "a")
+    edited = Post("t1", LAVROV.url, title="Lavrov laughs (updated)", text=LAVROV.text)
+    FakeSource.feeds["a"] = [edited]
+    r = await run(config, store, "a")
+    assert r.updated == 1 and r.matches == []
+    assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 1
+    assert store.db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 1
+
+
+async def test_edit_that_makes_a_post_match_fires_the_alert_then(env):
+    config, store = env
+    FakeSource.feeds["a"] = [Post("t1", None, title="Talks in Antalya", text="No comment.")]
+    assert (await run(config, store, "a")).matches == []
+    FakeSource.feeds["a"] = [
+        Post("t1", None, title="Talks in Antalya", text="On NATO troops in Ukraine: no.")
+    ]
+    r = await run(config, store, "a")
+    assert [m.alert_id for m in r.matches] == ["troops"]
+
+
+async def test_alert_restricted_to_sources_ignores_the_others(env):
+    config, store = env
+    FakeSource.feeds["a"] = [LAVROV]
+    r = await run(config, store, "a")
+    assert "only-b" not in [m.alert_id for m in r.matches]
+
+
+async def test_failing_source_is_recorded_and_the_others_carry_on(env):
+    config, store = env
+    FakeSource.feeds["a"] = FetchError("HTTP 503 Service Unavailable", status=503, retry_after=600)
+    FakeSource.feeds["b"] = [LAVROV]
+    ra = await run(config, store, "a")
+    rb = await run(config, store, "b")
+    assert not ra.ok and ra.error == "HTTP 503 Service Unavailable" and ra.http_status == 503
+    assert rb.ok and rb.new == 1
+    src = store.source("a")
+    assert src["last_error"] == "HTTP 503 Service Unavailable" and src["failures"] == 1
+    assert src["next_attempt_at"] >= ra.next_attempt_at  # Retry-After honoured
+    f = store.db.execute(
+        "SELECT ok, http_status, error FROM fetches WHERE source_id = 'a'"
+    ).fetchone()
+    assert tuple(f) == (0, 503, "HTTP 503 Service Unavailable")
+
+
+async def test_a_bug_in_a_parser_is_a_source_failure_not_a_crash(env):
+    config, store = env
+    FakeSource.feeds["a"] = KeyError("guid")
+    r = await run(config, store, "a")
+    assert not r.ok and r.error == "internal error: KeyError: 'guid'"
+
+
+async def test_success_resets_failures_and_saves_state(env):
+    config, store = env
+    FakeSource.feeds["a"] = FetchError("timed out")
+    await run(config, store, "a")
+    FakeSource.feeds["a"] = [LAVROV]
+    await run(config, store, "a")
+    src = store.source("a")
+    assert (src["failures"], src["last_error"]) == (0, None)
+    # A failed fetch does not persist the state it changed; the successful one does.
+    assert json.loads(src["state"]) == {"calls": 1}
