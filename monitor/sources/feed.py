@@ -42,9 +42,10 @@ class FeedSource(SourceConfig):
 def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[Post]:
     """Posts of an RSS, Atom or JSON Feed document fetched from `url`; ParseError otherwise.
 
-    Well-formed XML takes an lxml fast path (a few ms for 200 items); documents lxml rejects
-    (broken markup, undeclared encodings, HTML entities) go to feedparser, which is ~30x slower
-    but lenient. Entity declarations and absurd nesting are refused before either parser.
+    Well-formed XML takes an lxml fast path (about 10 ms for 200 items, plus html_to_text on
+    each item's body); documents lxml rejects (broken markup, undeclared encodings, HTML
+    entities) go to feedparser, several times slower but lenient. Entity declarations and
+    absurd nesting are refused before either parser sees the document.
     """
     return _unique(_parse(body, url, content_type))
 
