@@ -73,28 +73,45 @@ async def run_source(
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - one source's failure must never escape
-        if isinstance(exc, TimeoutError):
-            error = f"timed out after {deadline:g}s"
-        else:
-            error = describe_error(exc)
-        status = exc.status if isinstance(exc, FetchError) else None
-        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
-        row = store.source(source.id)
-        failures = (row["failures"] if row is not None else 0) + 1
-        every = source.every or config.monitor.every
-        next_at = now_iso(time.time() + backoff_delay(failures, every, retry_after))
+        error = f"timed out after {deadline:g}s" if isinstance(exc, TimeoutError) else None
+        return _failed(source, config, store, fetch_id, exc, error, started, ctx.log)
+    try:
+        # Posts, their matches and their deliveries commit together: a crash can't leave a
+        # stored post whose alert was never evaluated (it would not be evaluated again).
         with store.transaction() as db:
-            store.finish_fetch_failed(db, fetch_id, source.id, error, status, next_at)
-        return SourceResult(
-            source.id, False, http_status=status, error=error,
-            seconds=time.monotonic() - started, notices=ctx.log, next_attempt_at=next_at,
-        )  # fmt: skip
-    with store.transaction() as db:
-        saved = store.save_posts(db, source.id, collected.posts)
-        matches = match_saved(db, store, config, source, saved)
-        store.finish_fetch_ok(db, fetch_id, source.id, collected.http_status, saved, ctx.state)
+            saved = store.save_posts(db, source.id, collected.posts)
+            matches = match_saved(db, store, config, source, saved)
+            store.finish_fetch_ok(db, fetch_id, source.id, collected.http_status, saved, ctx.state)
+    except Exception as exc:  # noqa: BLE001
+        error = f"could not store: {describe_error(exc)}"
+        return _failed(source, config, store, fetch_id, exc, error, started, ctx.log)
     return SourceResult(
         source.id, True, new=saved.new, updated=saved.updated,
         http_status=collected.http_status, not_modified=collected.not_modified,
         matches=matches, seconds=time.monotonic() - started, notices=ctx.log,
+    )  # fmt: skip
+
+
+def _failed(
+    source: SourceConfig,
+    config: Config,
+    store: Store,
+    fetch_id: int,
+    exc: BaseException,
+    error: str | None,
+    started: float,
+    notices: list[str],
+) -> SourceResult:
+    error = error or describe_error(exc)
+    status = exc.status if isinstance(exc, FetchError) else None
+    retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+    row = store.source(source.id)
+    failures = (row["failures"] if row is not None else 0) + 1
+    every = source.every or config.monitor.every
+    next_at = now_iso(time.time() + backoff_delay(failures, every, retry_after))
+    with store.transaction() as db:
+        store.finish_fetch_failed(db, fetch_id, source.id, error, status, next_at)
+    return SourceResult(
+        source.id, False, http_status=status, error=error,
+        seconds=time.monotonic() - started, notices=notices, next_attempt_at=next_at,
     )  # fmt: skip

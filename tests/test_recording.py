@@ -1,0 +1,55 @@
+"""Recorded exchanges: `monitor record` writes them, `--replay` and respx serve them back."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import respx
+
+from monitor.cli import main
+from monitor.http import Http
+from monitor.recording import ReplayTransport, install_in_respx, load_exchanges
+from tests.origin import Origin, Route
+from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+
+
+def test_record_then_replay_gives_the_same_posts_without_the_network(tmp_path, capsys):
+    with Origin() as origin:
+        origin.routes["/tass.xml"] = Route(
+            rss(LAVROV, OTHER), etag='"v1"', gzip=True,
+            headers={"Content-Type": "application/rss+xml; charset=utf-8"},
+        )  # fmt: skip
+        cfg = write_config(tmp_path / "m.toml", origin)
+        rec = tmp_path / "rec"
+        assert main(["record", "tass", str(rec), "--config", str(cfg)]) == 0
+        url = origin.url("/tass.xml")
+    # The origin is gone now: only the recording can answer.
+    saved = load_exchanges(rec)
+    assert [(e.method, e.url, e.status) for e in saved] == [("GET", url, 200)]
+    assert saved[0].body.startswith(b"<?xml")  # stored decoded, readable
+    assert ("content-encoding", "gzip") not in [(k.lower(), v) for k, v in saved[0].headers]
+    capsys.readouterr()
+    assert main(["fetch", "tass", "--replay", str(rec), "--config", str(cfg), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sources"][0]["new"] == 2
+
+
+async def test_unrecorded_url_fails_like_an_unreachable_host(tmp_path):
+    async with Http(transport=ReplayTransport([])) as http:
+        try:
+            await http.get("https://example.org/feed")
+        except Exception as e:  # noqa: BLE001
+            assert "no recorded exchange for GET https://example.org/feed" in str(e)
+        else:
+            raise AssertionError("expected a failure")
+
+
+async def test_demo_recording_loads_into_respx():
+    exchanges = load_exchanges("fixtures/demo")
+    assert len(exchanges) >= 8
+    with respx.mock(assert_all_called=False) as router:
+        install_in_respx(router, exchanges)
+        async with httpx.AsyncClient() as client:
+            r = await client.get("https://tass.com/rss/v2.xml")
+    assert r.status_code == 200 and b"Lavrov" in r.content
