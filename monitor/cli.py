@@ -309,7 +309,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
             {
                 "id": sid,
                 "type": s.type,
-                "target": s.describe(),
+                "target": config.redact(s.describe()),
                 "every": _fmt_seconds(every),
                 "enabled": s.enabled,
                 "last_fetched_at": r["last_fetched_at"] if r else None,

@@ -73,6 +73,12 @@ class Config:
     def database(self) -> str:
         return self.monitor.database
 
+    def redact(self, text: str) -> str:
+        """`text` with every value that came from the environment replaced by `***`."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
 
 def default_config_path() -> Path:
     env = os.environ.get("MONITOR_CONFIG")

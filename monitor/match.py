@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -63,7 +64,12 @@ def payload(
 
 
 def match_saved(
-    db: sqlite3.Connection, store: Store, config: Config, source: SourceConfig, saved: SaveResult
+    db: sqlite3.Connection,
+    store: Store,
+    config: Config,
+    source: SourceConfig,
+    saved: SaveResult,
+    notices: list[str] | None = None,
 ) -> list[Match]:
     """Record matches (and their pending deliveries) for the posts this save touched.
 
@@ -90,6 +96,8 @@ def match_saved(
             continue
         rows = [r for r in store.posts_by_rev(db, revs) if r["source_id"] == source.id]
         done = store.already_matched(db, alert.id, [r["id"] for r in rows])
+        budget = _hourly_budget(db, alert.id, alert.max_per_hour)
+        held = 0
         for row in rows:
             if row["id"] in done:
                 continue
@@ -99,6 +107,32 @@ def match_saved(
             if row["transcript"]:
                 offset = transcript_offset(query, store.segments(db, row["id"]))
             body = payload(alert.id, alert.query, row, source.type, snip, offset)
-            if store.add_match(db, alert.id, row["id"], snip, offset, list(alert.notify), body):
+            notify = list(alert.notify)
+            if budget is not None:
+                if budget <= 0:
+                    notify, held = [], held + 1  # recorded and searchable, but not sent
+                budget -= 1
+            if store.add_match(db, alert.id, row["id"], snip, offset, notify, body):
                 found.append(Match(alert.id, row["id"], snip, offset))
+        if held and notices is not None:
+            notices.append(
+                f"alert {alert.id}: max_per_hour ({alert.max_per_hour}) reached, "
+                f"{held} match{'es' if held > 1 else ''} recorded but not sent"
+            )
     return found
+
+
+def _hourly_budget(db: sqlite3.Connection, alert_id: str, max_per_hour: int | None) -> int | None:
+    """How many more matches of this alert may be sent in the current hour (None: no limit)."""
+    if max_per_hour is None:
+        return None
+    from monitor.store import now_iso
+
+    since = now_iso(time.time() - 3600)
+    (sent,) = db.execute(
+        "SELECT count(DISTINCT m.post_id) FROM matches m JOIN deliveries d "
+        "ON d.alert_id = m.alert_id AND d.post_id = m.post_id "
+        "WHERE m.alert_id = ? AND m.matched_at >= ?",
+        (alert_id, since),
+    ).fetchone()
+    return max_per_hour - sent

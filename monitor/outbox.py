@@ -16,10 +16,12 @@ from monitor.store import Store, iso_to_epoch, now_iso
 if TYPE_CHECKING:
     from monitor.config import Config
     from monitor.http import Http
+    from monitor.notifiers.base import NotifierConfig
 
 MAX_ATTEMPTS = 25  # with the 1 h cap below, about a day of retrying
 FIRST_RETRY = 30.0
 MAX_RETRY = 3600.0
+MAX_DIGEST = 200  # matches in one digest message
 
 
 @dataclass
@@ -47,7 +49,7 @@ async def deliver_due(
     statuses = ("pending", "failed") if force else ("pending",)
     rows = store.db.execute(
         f"SELECT * FROM deliveries WHERE status IN ({','.join('?' * len(statuses))}) "
-        "ORDER BY created_at, id",
+        "ORDER BY created_at, rowid",
         statuses,
     ).fetchall()
     by_notifier: dict[str, list[Any]] = defaultdict(list)
@@ -58,11 +60,23 @@ async def deliver_due(
     result = OutboxResult()
     await asyncio.gather(
         *(
-            _deliver_to(store, config, http, nid, items, result, now)
+            _deliver_to(store, config, http, nid, items, result, now, force)
             for nid, items in by_notifier.items()
         )
     )
     return result
+
+
+def _batches(
+    notifier: NotifierConfig | None, rows: list[Any], now: float, force: bool
+) -> list[list[Any]]:
+    """One delivery per message, or for a digest notifier one message per elapsed window."""
+    if notifier is None or not notifier.digest:
+        return [[row] for row in rows]
+    oldest = iso_to_epoch(rows[0]["created_at"]) or now
+    if not force and now - oldest < notifier.digest:
+        return []  # the window is still open: more matches may join this digest
+    return [rows[i : i + MAX_DIGEST] for i in range(0, len(rows), MAX_DIGEST)]
 
 
 async def _deliver_to(
@@ -73,66 +87,74 @@ async def _deliver_to(
     rows: list[Any],
     result: OutboxResult,
     now: float,
+    force: bool,
 ) -> None:
     notifier = config.notifiers.get(notifier_id)
-    for row in rows:
+    for batch in _batches(notifier, rows, now, force):
+        ids = [row["id"] for row in batch]
         if notifier is None:
-            _record_failure(store, row, f"notifier {notifier_id!r} is not configured", None, result)
+            _record_failure(
+                store, config, batch, f"notifier {notifier_id!r} is not configured", None, result
+            )
             continue
         with store.transaction() as db:
-            db.execute("UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
+            db.executemany(
+                "UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?", [(i,) for i in ids]
+            )
         try:
+            # A digest is identified by its first delivery: the same id on every retry.
             await asyncio.wait_for(
-                notifier.send([json.loads(row["payload"])], row["id"], http),
+                notifier.send([json.loads(row["payload"]) for row in batch], ids[0], http),
                 notifier.timeout + 5,
             )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a notifier's failure is recorded, never raised
-            reason = (
-                str(exc)
-                if isinstance(exc, DeliveryError)
-                else (
-                    "timed out"
-                    if isinstance(exc, TimeoutError)
-                    else f"internal error: {type(exc).__name__}: {exc}"
-                )
-            )
+            if isinstance(exc, DeliveryError):
+                reason = str(exc)
+            elif isinstance(exc, TimeoutError):
+                reason = "timed out"
+            else:
+                reason = f"internal error: {type(exc).__name__}: {exc}"
             retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
-            _record_failure(store, row, reason, retry_after, result)
+            _record_failure(store, config, batch, reason, retry_after, result)
             continue
         with store.transaction() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE deliveries SET status = 'sent', sent_at = ?, last_error = NULL, "
                 "next_attempt_at = NULL WHERE id = ?",
-                (now_iso(), row["id"]),
+                [(now_iso(), i) for i in ids],
             )
-        result.sent += 1
+        result.sent += len(ids)
 
 
 def _record_failure(
-    store: Store, row: Any, reason: str, retry_after: float | None, result: OutboxResult
-) -> None:
-    attempts = store.db.execute(
-        "SELECT attempts FROM deliveries WHERE id = ?", (row["id"],)
-    ).fetchone()[0]
-    result.errors.append(f"{row['alert_id']} → {row['notifier']}: {reason}")
+    store: Store, config: Config, batch: list[Any], reason: str, retry_after: float | None,
+    result: OutboxResult,
+) -> None:  # fmt: skip
+    reason = config.redact(reason)
+    first = batch[0]
+    result.errors.append(f"{first['alert_id']} → {first['notifier']}: {reason}")
     with store.transaction() as db:
-        if attempts >= MAX_ATTEMPTS:
-            db.execute(
-                "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL "
-                "WHERE id = ?",
-                (reason, row["id"]),
-            )
-            result.failed += 1
-        else:
-            next_at = now_iso(time.time() + retry_delay(max(attempts, 1), retry_after))
-            db.execute(
-                "UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ? "
-                "WHERE id = ?",
-                (reason, next_at, row["id"]),
-            )
-            result.retrying += 1
+        for row in batch:
+            (attempts,) = db.execute(
+                "SELECT attempts FROM deliveries WHERE id = ?", (row["id"],)
+            ).fetchone()
+            if attempts >= MAX_ATTEMPTS:
+                db.execute(
+                    "UPDATE deliveries SET status = 'failed', last_error = ?, "
+                    "next_attempt_at = NULL WHERE id = ?",
+                    (reason, row["id"]),
+                )
+                result.failed += 1
+            else:
+                next_at = now_iso(time.time() + retry_delay(max(attempts, 1), retry_after))
+                db.execute(
+                    "UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ? "
+                    "WHERE id = ?",
+                    (reason, next_at, row["id"]),
+                )
+                result.retrying += 1
 
 
 def next_due(store: Store) -> float | None:

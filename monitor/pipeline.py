@@ -80,7 +80,7 @@ async def run_source(
         # stored post whose alert was never evaluated (it would not be evaluated again).
         with store.transaction() as db:
             saved = store.save_posts(db, source.id, collected.posts)
-            matches = match_saved(db, store, config, source, saved)
+            matches = match_saved(db, store, config, source, saved, ctx.log)
             store.finish_fetch_ok(db, fetch_id, source.id, collected.http_status, saved, ctx.state)
     except Exception as exc:  # noqa: BLE001
         error = f"could not store: {describe_error(exc)}"
@@ -102,7 +102,7 @@ def _failed(
     started: float,
     notices: list[str],
 ) -> SourceResult:
-    error = error or describe_error(exc)
+    error = config.redact(error or describe_error(exc))
     status = exc.status if isinstance(exc, FetchError) else None
     retry_after = exc.retry_after if isinstance(exc, FetchError) else None
     row = store.source(source.id)

@@ -42,7 +42,7 @@ def make_http(config: Config, transport: httpx.AsyncBaseTransport | None = None)
 
 def open_store(config: Config) -> Store:
     store = Store(config.database)
-    store.sync_sources((s.id, s.type, s.describe()) for s in config.sources.values())
+    store.sync_sources((s.id, s.type, config.redact(s.describe())) for s in config.sources.values())
     return store
 
 

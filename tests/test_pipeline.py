@@ -144,3 +144,24 @@ async def test_success_resets_failures_and_saves_state(env):
     assert (src["failures"], src["last_error"]) == (0, None)
     # A failed fetch does not persist the state it changed; the successful one does.
     assert json.loads(src["state"]) == {"calls": 1}
+
+
+async def test_max_per_hour_records_matches_but_sends_no_more(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
+    config = parse_config(
+        {
+            "monitor": {"database": str(tmp_path / "m.db")},
+            "sources": {"a": {"type": "fake", "name": "a"}},
+            "alerts": {"storm": {"query": "NATO", "notify": ["hook"], "max_per_hour": 2}},
+            "notifiers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
+        },
+        env={},
+    )
+    store = Store(config.database)
+    store.sync_sources([("a", "fake", None)])
+    FakeSource.feeds["a"] = [Post(f"n{i}", None, title=f"NATO item {i}") for i in range(5)]
+    r = await run(config, store, "a")
+    assert len(r.matches) == 5
+    assert store.db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 2
+    assert r.notices == ["alert storm: max_per_hour (2) reached, 3 matches recorded but not sent"]
+    store.close()

@@ -1,0 +1,77 @@
+"""The outbox: digests group a window's matches; secrets never reach the database or output."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from monitor.cli import main
+from monitor.config import parse_config
+from monitor.http import Http
+from monitor.outbox import deliver_due
+from monitor.store import Store, now_iso
+from tests.origin import Origin, Route
+from tests.test_end_to_end import LAVROV, OTHER, db_rows, rss
+
+
+def seed(store: Store, n: int, notifier: str = "hook") -> None:
+    store.sync_sources([("a", "feed", None)])
+    with store.transaction() as db:
+        for i in range(n):
+            db.execute(
+                "INSERT INTO posts (id, source_id, external_id, first_seen_at, updated_at, rev, title) "
+                "VALUES (?, 'a', ?, ?, ?, ?, ?)",
+                (f"p{i}", f"e{i}", now_iso(), now_iso(), i + 1, f"NATO {i}"),
+            )
+            store.add_match(db, "nato", f"p{i}", f"[NATO] {i}", None, [notifier],
+                            {"type": "match", "alert": "nato", "post": {"id": f"p{i}"}})  # fmt: skip
+
+
+async def test_digest_waits_for_its_window_then_sends_one_message(tmp_path):
+    with Origin() as hook:
+        config = parse_config(
+            {"monitor": {"database": str(tmp_path / "m.db")},
+             "notifiers": {"hook": {"type": "webhook", "url": hook.url("/h"), "digest": "15m"}}},
+            env={},
+        )  # fmt: skip
+        store = Store(config.database)
+        seed(store, 3)
+        async with Http() as http:
+            early = await deliver_due(store, config, http)
+            later = await deliver_due(store, config, http, now=time.time() + 16 * 60)
+        posts = hook.posts()
+    assert early.sent == 0 and later.sent == 3
+    assert len(posts) == 1
+    body = json.loads(posts[0].body)
+    assert body["type"] == "digest" and [m["post"]["id"] for m in body["matches"]] == [
+        "p0",
+        "p1",
+        "p2",
+    ]
+    assert {r[0] for r in store.db.execute("SELECT status FROM deliveries")} == {"sent"}
+    store.close()
+
+
+def test_secrets_from_the_environment_never_reach_the_database_or_json(
+    tmp_path, capsys, monkeypatch
+):
+    token = "s3cr3t-feed-token-123"
+    monkeypatch.setenv("FEED_TOKEN", token)
+    with Origin() as origin:
+        origin.routes["/feed?key=" + token] = Route(rss(LAVROV, OTHER))
+        origin.routes["/down?key=" + token] = Route(b"", status=500)
+        cfg = tmp_path / "m.toml"
+        cfg.write_text(
+            f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n'
+            f'[sources.ok]\ntype = "feed"\nurl = "{origin.url("/feed")}?key=${{FEED_TOKEN}}"\n'
+            f'[sources.down]\ntype = "feed"\nurl = "{origin.url("/down")}?key=${{FEED_TOKEN}}"\n'
+        )
+        main(["fetch", "--config", str(cfg), "--json"])
+        main(["sources", "--config", str(cfg), "--json"])
+        main(["alerts", "--config", str(cfg), "--json"])
+    out = capsys.readouterr()
+    assert token not in out.out and token not in out.err
+    assert "key=***" in out.out
+    dump = "\n".join(str(tuple(r)) for t in ("sources", "fetches", "posts")
+                     for r in db_rows(tmp_path / "m.db", f"SELECT * FROM {t}"))  # fmt: skip
+    assert token not in dump
