@@ -109,6 +109,10 @@ class Daemon:
         self.inflight.add(task)
         try:
             return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                return None  # abandoned at shutdown; its transaction was rolled back
+            raise
         finally:
             self.inflight.discard(task)
 

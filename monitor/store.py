@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS posts (
     version INTEGER NOT NULL DEFAULT 1,
     lang TEXT,
     media TEXT NOT NULL DEFAULT '[]',
+    extra TEXT NOT NULL DEFAULT '{}',
     transcript TEXT,
     rev INTEGER NOT NULL UNIQUE,
     UNIQUE (source_id, external_id)
@@ -292,18 +293,19 @@ class Store:
             pid = post_id(source_id, post.external_id)
             old = db.execute(
                 "SELECT rev, version, title, text, transcript, author, url, published_at, lang, "
-                "media, kind FROM posts WHERE id = ?",
+                "media, extra, kind FROM posts WHERE id = ?",
                 (pid,),
             ).fetchone()
             media = json.dumps([m.to_dict() for m in post.media], ensure_ascii=False)
+            extra = json.dumps(post.extra, ensure_ascii=False, default=str)
             if old is None:
                 db.execute(
                     "INSERT INTO posts (id, source_id, external_id, url, author, title, text, kind,"
-                    " published_at, first_seen_at, updated_at, version, lang, media, transcript, rev)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                    " published_at, first_seen_at, updated_at, version, lang, media, extra,"
+                    " transcript, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
                     (pid, source_id, post.external_id, post.url, post.author, post.title,
                      post.text, post.kind, post.published_at, seen_at, seen_at, post.lang, media,
-                     post.transcript, next_rev),
+                     extra, post.transcript, next_rev),
                 )  # fmt: skip
                 db.execute(
                     "INSERT INTO post_versions (post_id, version, seen_at, title, text) "
@@ -339,9 +341,9 @@ class Store:
             db.execute(
                 "UPDATE posts SET url = ?, author = ?, title = ?, text = ?, kind = ?, "
                 "published_at = coalesce(?, published_at), updated_at = ?, version = ?, lang = ?,"
-                " media = ?, transcript = ?, rev = ? WHERE id = ?",
+                " media = ?, extra = ?, transcript = ?, rev = ? WHERE id = ?",
                 (post.url, post.author, post.title, post.text, post.kind, post.published_at,
-                 seen_at, version, post.lang, media, transcript, rev, pid),
+                 seen_at, version, post.lang, media, extra, transcript, rev, pid),
             )  # fmt: skip
             if content_changed:
                 db.execute(

@@ -14,6 +14,7 @@ _BLOCK_TAGS = (
     "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr",
     "blockquote", "section", "article", "header", "footer", "figure", "figcaption", "pre", "table",
 )  # fmt: skip
+_BLOCK_SELECTOR = ", ".join(_BLOCK_TAGS)
 
 
 def clean_space(s: str) -> str:
@@ -35,15 +36,17 @@ def html_to_text(html: str | None) -> str:
         return clean_space(html)
     from selectolax.lexbor import LexborHTMLParser
 
+    if "<pre" not in html and "<textarea" not in html:
+        # Line breaks in markup are spaces to a browser; only tags break lines.
+        html = html.replace("\r", " ").replace("\n", " ")
     tree = LexborHTMLParser(f"<div>{html}</div>")
     for node in tree.css("script, style, noscript, template"):
         node.decompose()
     for node in tree.css("br"):
         node.insert_after("\n")
-    for tag in _BLOCK_TAGS:
-        for node in tree.css(tag):
-            node.insert_before("\n\n")
-            node.insert_after("\n\n")
+    for node in tree.css(_BLOCK_SELECTOR):
+        node.insert_before("\n\n")
+        node.insert_after("\n\n")
     body = tree.body
     text = body.text(deep=True, separator="") if body is not None else ""
     return clean_space(text)
@@ -77,6 +80,14 @@ _ISOISH = re.compile(
 )
 
 
+_AMPM = re.compile(r"\b(\d{1,2}):(\d{2})(:\d{2})?\s*([AaPp])\.?[Mm]\.?(?=\s|$)")
+
+
+def _to_24h(m: re.Match[str]) -> str:
+    hour = int(m.group(1)) % 12 + (12 if m.group(4).lower() == "p" else 0)
+    return f"{hour:02d}:{m.group(2)}{m.group(3) or ''}"
+
+
 def parse_date(value: str | None) -> str | None:
     """An RFC 822 or ISO 8601 date (as feeds and sitemaps write them) as ISO UTC, or None."""
     if not value:
@@ -99,6 +110,7 @@ def parse_date(value: str | None) -> str | None:
             offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
             dt = dt.replace(tzinfo=timezone(sign * offset))
         return to_utc_iso(dt)
+    s = _AMPM.sub(_to_24h, s)
     parts = s.split()
     if parts and parts[-1].upper() in _TZ_ABBR:
         parts[-1] = _TZ_ABBR[parts[-1].upper()]

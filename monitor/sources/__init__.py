@@ -11,6 +11,10 @@ TYPES: dict[str, str] = {
     "feed": "monitor.sources.feed:FeedSource",
     "page": "monitor.sources.page:PageSource",
     "sitemap": "monitor.sources.sitemap:SitemapSource",
+    "telegram": "monitor.sources.telegram:TelegramSource",
+    "bluesky": "monitor.sources.bluesky:BlueskySource",
+    "mastodon": "monitor.sources.mastodon:MastodonSource",
+    "x": "monitor.sources.x:XSource",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 import time
 from collections.abc import Iterable
@@ -17,6 +18,8 @@ from monitor.models import Media, Post
 from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
 from monitor.text import absolute_url, clean_space, html_to_text, parse_date
 from monitor.xmlsafe import MalformedXML, check_safe, parse_xml
+
+Fields = dict[tuple[str, str], list[etree._Element]]  # (namespace key, local name) → elements
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,11 +50,16 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[P
     entities) go to feedparser, several times slower but lenient. Entity declarations and
     absurd nesting are refused before either parser sees the document.
     """
-    return _unique(_parse(body, url, content_type))
+    # Feeds do list an item twice (Suspilne's ukr.net feed does); the first, nearer the top
+    # and so usually the newer, is kept so the archive does not see a spurious edit.
+    unique: dict[str, Post] = {}
+    for post in _parse(body, url, content_type):
+        unique.setdefault(post.external_id, post)
+    return list(unique.values())
 
 
 def _parse(body: bytes, url: str, content_type: str | None) -> list[Post]:
-    if _first_byte(body) == b"{":
+    if body[:64].removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{":
         return _json_posts(body, url)
     try:
         root = parse_xml(_with_http_charset(body, content_type), base_url=url)
@@ -65,16 +73,23 @@ def _parse(body: bytes, url: str, content_type: str | None) -> list[Post]:
     return _feedparser_posts(body, url, content_type, local)
 
 
-def _unique(posts: list[Post]) -> list[Post]:
-    # Feeds do list an item twice (Suspilne's ukr.net feed does); the first, nearer the top
-    # and so usually the newer, is kept so the archive does not see a spurious edit.
-    seen: set[str] = set()
-    out = []
-    for p in posts:
-        if p.external_id not in seen:
-            seen.add(p.external_id)
-            out.append(p)
-    return out
+def _with_http_charset(body: bytes, content_type: str | None) -> bytes:
+    """`body` in UTF-8 when HTTP names a charset and the document names none (no BOM, no decl).
+
+    Without this, a Latin-1 feed served as `text/xml; charset=iso-8859-1` with no XML
+    declaration is invalid UTF-8 to lxml and costs a trip through feedparser.
+    """
+    m = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type or "", re.I)
+    if not m or m.group(1).lower() in ("utf-8", "utf8", "us-ascii", "ascii"):
+        return body
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or body[:3] == b"\xef\xbb\xbf":
+        return body
+    if re.match(rb"\s*<\?xml[^>]*encoding", body[:200]):
+        return body
+    try:
+        return body.decode(m.group(1)).encode("utf-8")
+    except (LookupError, UnicodeError):
+        return body
 
 
 # --- shared helpers -----------------------------------------------------------------------
@@ -91,13 +106,13 @@ _NS = {
     "https://search.yahoo.com/mrss": "media",
     "http://www.w3.org/1999/02/22-rdf-syntax-ns#": "rdf",
     "http://www.itunes.com/dtds/podcast-1.0.dtd": "itunes",
-    "http://news.yandex.ru": "yandex",
     # RSS's own namespaces: their elements are the core ones.
     "http://my.netscape.com/rdf/simple/0.9/": "",
     "http://purl.org/rss/1.0/": "",
     "http://backend.userland.com/rss2": "",
     "http://backend.userland.com/rss": "",
 }
+_RDF_ABOUT = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about"
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _HTMLISH = re.compile(r"</\w+\s*>|&#?\w+;")  # feedparser's test for "this title is HTML"
@@ -105,13 +120,6 @@ _C1 = re.compile("[\x80-\x9f]")
 _C1_TO_CP1252 = {
     b: bytes([b]).decode("cp1252", errors="ignore") or None for b in range(0x80, 0xA0)
 }  # producers that meant Windows-1252 quotes but wrote them as Unicode code points
-_HTML_TYPES = ("html", "text/html")
-_XHTML_TYPES = ("xhtml", "application/xhtml+xml")
-
-
-def _first_byte(body: bytes) -> bytes:
-    head = body[:64].removeprefix(b"\xef\xbb\xbf").lstrip()
-    return head[:1]
 
 
 def _local(tag: Any) -> str:
@@ -121,8 +129,9 @@ def _local(tag: Any) -> str:
 class _Names:
     """(namespace key, lower-cased local name) of tags, cached: feeds repeat a dozen tags.
 
-    Lower case because producers write <pubdate> as often as <pubDate>, and feedparser, the
-    reference readers are compared with, ignores case too.
+    Lower case because producers write <pubdate> as often as <pubDate> (feedparser ignores
+    case too). `core` namespaces, such as the default namespace Suspilne puts on <rss>, map to
+    `default` so their elements are read as the format's own.
     """
 
     def __init__(self, core: Iterable[str | None], default: str) -> None:
@@ -136,19 +145,33 @@ class _Names:
         if hit is None:
             if tag[:1] == "{":
                 ns, _, local = tag[1:].partition("}")
-                key = self.core.get(ns) if ns in self.core else _NS.get(ns, ns)
+                key = self.core[ns] if ns in self.core else _NS.get(ns, ns)
             else:
-                ns, local = None, tag
-                key = self.core.get(None, "")
-            hit = self.cache[tag] = (key or "", local.lower())
+                local, key = tag, self.core.get(None, "")
+            hit = self.cache[tag] = (key, local.lower())
         return hit
 
+    def fields(self, el: etree._Element) -> Fields:
+        out: Fields = {}
+        for child in el:
+            out.setdefault(self(child.tag), []).append(child)
+        return out
 
-def _children(el: etree._Element, names: _Names) -> dict[tuple[str, str], list[etree._Element]]:
-    out: dict[tuple[str, str], list[etree._Element]] = {}
-    for child in el:
-        out.setdefault(names(child.tag), []).append(child)
-    return out
+
+def _all(f: Fields, *keys: tuple[str, str]) -> list[etree._Element]:
+    return [el for k in keys for el in f.get(k, ())]
+
+
+def _first(f: Fields, *keys: tuple[str, str]) -> etree._Element | None:
+    return next((el for k in keys for el in f.get(k, ())), None)
+
+
+def _first_text(f: Fields, *keys: tuple[str, str]) -> str | None:
+    return next((t for k in keys for el in f.get(k, ()) if (t := (el.text or "").strip())), None)
+
+
+def _first_date(f: Fields, keys: Iterable[tuple[str, str]]) -> str | None:
+    return next((d for k in keys for el in f.get(k, ()) if (d := _date(el.text))), None)
 
 
 def _raw(el: etree._Element) -> str:
@@ -160,21 +183,19 @@ def _raw(el: etree._Element) -> str:
     return "".join(parts)
 
 
-def _fix_c1(s: str) -> str:
-    return s.translate(_C1_TO_CP1252) if _C1.search(s) else s
-
-
 def _to_text(raw: str, is_html: bool) -> str:
-    return _fix_c1(html_to_text(raw) if is_html else clean_space(raw))
+    text = html_to_text(raw) if is_html else clean_space(raw)
+    return text.translate(_C1_TO_CP1252) if _C1.search(text) else text
 
 
 def _one_line(s: str | None) -> str | None:
-    s = " ".join(s.split()) if s else ""
-    return s or None
+    if not s:
+        return None
+    return " ".join(s.split()) or None
 
 
 def _title(raw: str | None, is_html: bool | None) -> str | None:
-    """`is_html` None: RSS, where titles are plain text unless they look like HTML."""
+    """`is_html` None: RSS and JSON, where titles are plain text unless they look like HTML."""
     if not raw:
         return None
     if is_html is None:
@@ -205,10 +226,9 @@ def _feedparser_date(raw: str) -> str | None:
     except ImportError:
         return None
     try:
-        parsed = _parse_date(raw)
+        return _struct_iso(_parse_date(raw))
     except Exception:  # noqa: BLE001 - a third-party date parser must not break the feed
         return None
-    return _struct_iso(parsed)
 
 
 def _struct_iso(st: time.struct_time | None) -> str | None:
@@ -218,8 +238,7 @@ def _struct_iso(st: time.struct_time | None) -> str | None:
 
 
 def _lang(value: str | None) -> str | None:
-    value = (value or "").strip().replace("_", "-")
-    return value or None
+    return (value or "").strip().replace("_", "-") or None
 
 
 def _int(value: Any) -> int | None:
@@ -231,34 +250,17 @@ def _int(value: Any) -> int | None:
 
 def _float(value: Any) -> float | None:
     try:
-        return float(str(value).strip())
+        number = float(str(value).strip())
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None  # NaN would poison the JSON column
 
 
 def _medium(medium: str | None, mime: str | None) -> str | None:
-    if medium:
-        return medium.strip().lower() or None
+    if medium and medium.strip():
+        return medium.strip().lower()
     major = (mime or "").partition("/")[0].strip().lower()
     return major if major in ("image", "video", "audio") else None
-
-
-def _author_name(value: str | None) -> str | None:
-    """RSS <author> is "email (Name)"; the name is what a reader wants."""
-    value = (value or "").strip()
-    m = re.search(r"\(([^()]+)\)\s*$", value)
-    return _one_line(m.group(1) if m else value)
-
-
-def _external_id(
-    ident: str | None, link: str | None, title: str | None, date: str | None, text: str | None
-) -> str:
-    if ident and ident.strip():
-        return ident.strip()
-    if link:
-        return link
-    seed = f"{title or ''}\n{date or ''}" if title or date else (text or "")
-    return "sha1:" + hashlib.sha1(seed.encode("utf-8")).hexdigest()
 
 
 def _abs(href: str | None, base: str) -> str | None:
@@ -267,14 +269,6 @@ def _abs(href: str | None, base: str) -> str | None:
     if href and href.startswith(("https://", "http://")) and not href[-1].isspace():
         return href
     return absolute_url(href, base)
-
-
-def _bare_host_link(link: str | None) -> str | None:
-    # Some CMSs write the channel link without a scheme ("www.example.com"); as a base URL it
-    # would otherwise be taken as a path on the feed's host.
-    if link and re.match(r"^[\w-]+(\.[\w-]+)+(/|$)", link):
-        return "http://" + link
-    return link
 
 
 def _base_of(el: etree._Element, default: str, has_xml_base: bool) -> str:
@@ -288,16 +282,6 @@ def _base_of(el: etree._Element, default: str, has_xml_base: bool) -> str:
     return default
 
 
-def _dedup(media: list[Media]) -> tuple[Media, ...]:
-    seen: set[tuple[str, str | None]] = set()
-    out = []
-    for m in media:
-        if (m.url, m.role) not in seen:
-            seen.add((m.url, m.role))
-            out.append(m)
-    return tuple(out)
-
-
 def _post(
     *,
     ident: str | None,
@@ -307,10 +291,17 @@ def _post(
     author: str | None,
     published_at: str | None,
     lang: str | None,
-    media: list[Media],
+    media: Iterable[Media],
 ) -> Post:
+    external_id = (ident or "").strip() or link
+    if not external_id:
+        seed = f"{title or ''}\n{published_at or ''}" if title or published_at else text or ""
+        external_id = "sha1:" + hashlib.sha1(seed.encode("utf-8")).hexdigest()
+    unique: dict[tuple[str, str | None], Media] = {}
+    for m in media:  # media:group often repeats a media:content
+        unique.setdefault((m.url, m.role), m)
     return Post(
-        external_id=_external_id(ident, link, title, published_at, text),
+        external_id=external_id,
         url=link,
         title=title,
         text=text,
@@ -318,104 +309,74 @@ def _post(
         kind="article",
         published_at=published_at,
         lang=lang,
-        media=_dedup(media),
+        media=tuple(unique.values()),
     )
 
 
 # --- Media RSS, enclosures -----------------------------------------------------------------
 
 
-def _media(el: etree._Element, key: str, local: str, base: str, names: _Names, out: list[Media]):
+def _media(el: etree._Element, names: _Names, base: str, out: list[Media]) -> None:
     """Append the media an item child describes (media:*, <enclosure>, Atom rel=enclosure)."""
+    key, local = names(el.tag)
     a = el.attrib
-    if key == "media":
-        if local == "content" and a.get("url"):
-            url = _abs(a.get("url"), base)
-            if url:
-                out.append(
-                    Media(
-                        url=url,
-                        medium=_medium(a.get("medium"), a.get("type")),
-                        type=a.get("type") or None,
-                        width=_int(a.get("width")),
-                        height=_int(a.get("height")),
-                        duration=_float(a.get("duration")),
-                        role="content",
-                    )
+    if key == "media" and local == "content":
+        url = _abs(a.get("url"), base)
+        if url:
+            out.append(
+                Media(
+                    url=url,
+                    medium=_medium(a.get("medium"), a.get("type")),
+                    type=a.get("type") or None,
+                    width=_int(a.get("width")),
+                    height=_int(a.get("height")),
+                    duration=_float(a.get("duration")),
+                    role="content",
                 )
-            for child in el:  # thumbnails may sit inside the media:content they illustrate
-                ckey, clocal = names(child.tag)
-                if ckey == "media" and clocal == "thumbnail":
-                    _media(child, ckey, clocal, base, names, out)
-        elif local == "thumbnail":
-            url = _abs(a.get("url"), base)
-            if url:
-                out.append(
-                    Media(
-                        url=url,
-                        medium="image",
-                        width=_int(a.get("width")),
-                        height=_int(a.get("height")),
-                        role="thumbnail",
-                    )
-                )
-        elif local == "group":
-            for child in el:
-                ckey, clocal = names(child.tag)
-                _media(child, ckey, clocal, base, names, out)
-    elif (key == "" and local == "enclosure") or (
-        key == "atom" and local == "link" and a.get("rel") == "enclosure"
+            )
+        for child in el:  # thumbnails may sit inside the media:content they illustrate
+            if names(child.tag) == ("media", "thumbnail"):
+                _media(child, names, base, out)
+    elif key == "media" and local == "thumbnail":
+        url = _abs(a.get("url"), base)
+        if url:
+            width, height = _int(a.get("width")), _int(a.get("height"))
+            out.append(Media(url=url, medium="image", width=width, height=height, role="thumbnail"))
+    elif key == "media" and local == "group":
+        for child in el:
+            _media(child, names, base, out)
+    elif (key, local) == ("", "enclosure") or (
+        (key, local) == ("atom", "link") and a.get("rel") == "enclosure"
     ):
         url = _abs(a.get("url") or a.get("href"), base)
         if url:
             mime = a.get("type") or None
             out.append(Media(url=url, medium=_medium(None, mime), type=mime, role="enclosure"))
-    elif key == "itunes" and local == "image":
+    elif (key, local) == ("itunes", "image"):
         url = _abs(a.get("href"), base)
         if url:
             out.append(Media(url=url, medium="image", role="image"))
 
 
-def _item_media(
-    fields: dict[tuple[str, str], list[etree._Element]], base: str, names: _Names
-) -> list[Media]:
+def _item_media(item: etree._Element, names: _Names, base: str) -> list[Media]:
     out: list[Media] = []
-    for (key, local), els in fields.items():
-        if key in ("media", "itunes") or local in ("enclosure", "link"):
-            for el in els:
-                _media(el, key, local, base, names, out)
+    for child in item:
+        _media(child, names, base, out)
     return out
 
 
-def _media_text(fields: dict[tuple[str, str], list[etree._Element]], names: _Names, what: str):
+def _media_description(f: Fields, names: _Names, what: str) -> tuple[str, bool] | None:
     """media:title / media:description of an item or its media:group (YouTube, Rutube)."""
-    for el in fields.get(("media", what), ()):
-        return el.text
-    for group in fields.get(("media", "group"), ()):
-        for child in group:
-            if names(child.tag) == ("media", what):
-                return child.text
-    return None
+    el = _first(f, ("media", what))
+    if el is None:
+        groups = f.get(("media", "group"), ())
+        el = next((c for g in groups for c in g if names(c.tag) == ("media", what)), None)
+    if el is None or not (el.text or "").strip():
+        return None
+    return el.text or "", el.get("type") == "html"
 
 
 # --- RSS 0.9x / 1.0 (RDF) / 2.0 ----------------------------------------------------------
-
-
-def _first(fields: dict[tuple[str, str], list[etree._Element]], *keys: tuple[str, str]):
-    for k in keys:
-        for el in fields.get(k, ()):
-            return el
-    return None
-
-
-def _first_text(fields: dict[tuple[str, str], list[etree._Element]], *keys: tuple[str, str]):
-    for k in keys:
-        for el in fields.get(k, ()):
-            text = (el.text or "").strip()
-            if text:
-                return text
-    return None
-
 
 _RSS_DATES = (
     ("", "pubdate"),
@@ -434,179 +395,148 @@ def _rss_posts(root: etree._Element, url: str, body: bytes) -> list[Post]:
     if channel is not None:
         core.add(etree.QName(channel).namespace)
     names = _Names(core, "")
-    has_xml_base = b"xml:base" in body
-    cfields = _children(channel, names) if channel is not None else {}
+    cf = names.fields(channel) if channel is not None else {}
     lang = _lang(
-        _first_text(cfields, ("", "language"), ("dc", "language"))
+        _first_text(cf, ("", "language"), ("dc", "language"))
         or (channel.get(_XML_LANG) if channel is not None else None)
         or root.get(_XML_LANG)
     )
-    channel_link = _bare_host_link(_first_text(cfields, ("", "link")))
-    default_base = _abs(channel_link, url) or url
-    items = [c for c in root if names(c.tag) == ("", "item")]
-    if channel is not None:
-        items[:0] = cfields.get(("", "item"), [])
-    return [_rss_item(item, names, default_base, has_xml_base, lang) for item in items]
+    link = _first_text(cf, ("", "link"))
+    if link and re.match(r"^[\w-]+(\.[\w-]+)+(/|$)", link):
+        # A channel link without a scheme ("www.example.com.br") would otherwise be read as
+        # a path on the feed's host.
+        link = "http://" + link
+    base = _abs(link, url) or url
+    has_xml_base = b"xml:base" in body
+    items = cf.get(("", "item"), []) + [c for c in root if names(c.tag) == ("", "item")]
+    return [_rss_item(item, names, base, has_xml_base, lang) for item in items]
 
 
 def _rss_item(
-    item: etree._Element, names: _Names, default_base: str, has_xml_base: bool, lang: str | None
+    item: etree._Element, names: _Names, base: str, has_xml_base: bool, lang: str | None
 ) -> Post:
-    f = _children(item, names)
-    base = _base_of(item, default_base, has_xml_base)
+    f = names.fields(item)
+    base = _base_of(item, base, has_xml_base)
     title_el = _first(f, ("", "title"), ("dc", "title"))
-    raw_title = _raw(title_el) if title_el is not None else _media_text(f, names, "title")
-    title = _title(raw_title, None if title_el is None or len(title_el) == 0 else True)
+    if title_el is not None:
+        title = _title(_raw(title_el), True if len(title_el) else None)
+    else:
+        title = _title(*(_media_description(f, names, "title") or ("", False)))
 
     guid_el = _first(f, ("", "guid"))
     guid = (guid_el.text or "").strip() if guid_el is not None else ""
-    link = _abs(_first_text(f, ("", "link")), base)
-    if not link:
-        alt = next(
-            (e for e in f.get(("atom", "link"), ()) if e.get("rel", "alternate") == "alternate"),
-            None,
-        )
-        if alt is not None:
-            link = _abs(alt.get("href"), base)
+    link = _abs(_first_text(f, ("", "link")), base) or _atom_link(
+        f.get(("atom", "link"), []), base, has_xml_base
+    )
     permalink = guid_el is not None and guid_el.get("isPermaLink", "true").lower() != "false"
     if not link and permalink and guid.startswith(("http://", "https://")):
         link = guid
 
-    candidates = [
-        (_raw(el), True)
-        for k in (("", "description"), ("content", "encoded"), ("yandex", "full-text"))
-        for el in f.get(k, ())
-    ]
-    candidates += [(_raw(el), True) for (_, local), els in f.items() if local == "full-text"
-                   for el in els]  # fmt: skip
-    if not any(c[0].strip() for c in candidates):
-        media_desc = _media_text(f, names, "description")
-        if media_desc:
-            candidates = [(media_desc, False)]
-    text = _fullest(candidates)
+    # Yandex and ukr.net feeds carry the whole article in <yandex:full-text> / <full-text>.
+    full_texts = [k for k in f if k[1] == "full-text"]
+    bodies = [(_raw(el), True) for el in _all(f, ("", "description"), ("content", "encoded"))]
+    bodies += [(_raw(el), True) for el in _all(f, *full_texts)]
+    if not any(raw.strip() for raw, _ in bodies):
+        bodies = [d] if (d := _media_description(f, names, "description")) else []
 
-    author = _one_line(_first_text(f, ("dc", "creator"), ("itunes", "author")))
-    if not author:
-        author = _author_name(_first_text(f, ("", "author")))
-    if not author:
-        name_el = next((n for a in f.get(("atom", "author"), ()) for n in a
-                        if names(n.tag) == ("atom", "name")), None)  # fmt: skip
-        author = _one_line(name_el.text) if name_el is not None else None
-
-    published = None
-    for k in _RSS_DATES:
-        for el in f.get(k, ()):
-            published = _date(el.text)
-            if published:
-                break
-        if published:
-            break
-
-    ident = guid or item.get("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about")
+    author = (
+        _one_line(_first_text(f, ("dc", "creator"), ("itunes", "author")))
+        or _rss_author(_first_text(f, ("", "author")))
+        or _atom_author(f, names)
+    )
     return _post(
-        ident=ident,
+        ident=guid or item.get(_RDF_ABOUT),
         link=link,
         title=title,
-        text=text,
+        text=_fullest(bodies),
         author=author,
-        published_at=published,
+        published_at=_first_date(f, _RSS_DATES),
         lang=_lang(_first_text(f, ("dc", "language"))) or lang,
-        media=_item_media(f, base, names),
+        media=_item_media(item, names, base),
     )
 
 
+def _rss_author(value: str | None) -> str | None:
+    """RSS <author> is "email (Name)"; the name is what a reader wants."""
+    m = re.search(r"\(([^()]+)\)\s*$", value or "")
+    return _one_line(m.group(1) if m else value)
+
+
 # --- Atom 0.3 / 1.0 ----------------------------------------------------------------------
+
+_ATOM_DATES = (
+    ("atom", "published"),
+    ("atom", "issued"),  # 0.3
+    ("atom", "created"),  # 0.3
+    ("atom", "updated"),
+    ("atom", "modified"),  # 0.3
+    ("dc", "date"),
+)
 
 
 def _atom_content(el: etree._Element) -> tuple[str, bool]:
     """(raw content, is HTML) of an Atom text construct, honouring type= (and 0.3's mode=)."""
     kind = (el.get("type") or "text").strip().lower()
-    if len(el) or kind in _XHTML_TYPES or el.get("mode") == "xml" and kind != "text":
+    mode = el.get("mode")
+    if len(el) or kind in ("xhtml", "application/xhtml+xml"):
         return _raw(el), True
-    if kind in _HTML_TYPES or el.get("mode") == "escaped":
+    if kind in ("html", "text/html") or mode == "escaped":
         return el.text or "", True
     return el.text or "", False
 
 
-def _atom_link(
-    links: list[etree._Element], base: str, has_xml_base: bool, rel: str = "alternate"
-) -> str | None:
-    best: etree._Element | None = None
-    for el in links:
-        if el.get("rel", "alternate") != rel or not el.get("href"):
-            continue
-        if best is None or (el.get("type") or "text/html").startswith("text/html"):
-            best = el
-            if (el.get("type") or "text/html").startswith("text/html"):
-                break
-    if best is None:
+def _atom_link(links: list[etree._Element], base: str, has_xml_base: bool) -> str | None:
+    """The rel="alternate" link, preferring an HTML one, resolved against its xml:base."""
+    alternates = [
+        el for el in links if el.get("rel", "alternate") == "alternate" and el.get("href")
+    ]
+    if not alternates:
         return None
+    html = (el for el in alternates if (el.get("type") or "text/html").startswith("text/html"))
+    best = next(html, alternates[0])
     return _abs(best.get("href"), _base_of(best, base, has_xml_base))
 
 
-def _atom_author(fields: dict[tuple[str, str], list[etree._Element]], names: _Names):
-    for author in fields.get(("atom", "author"), ()):
+def _atom_author(f: Fields, names: _Names) -> str | None:
+    for author in f.get(("atom", "author"), ()):
         for child in author:
             if names(child.tag) == ("atom", "name") and (child.text or "").strip():
                 return _one_line(child.text)
     return None
 
 
-_ATOM_DATES = (
-    ("atom", "published"),
-    ("atom", "issued"),
-    ("atom", "created"),
-    ("atom", "updated"),
-    ("atom", "modified"),
-    ("dc", "date"),
-)
-
-
 def _atom_posts(root: etree._Element, url: str, body: bytes) -> list[Post]:
     names = _Names({etree.QName(root).namespace}, "atom")
     has_xml_base = b"xml:base" in body
-    ffields = _children(root, names)
-    feed_link = _atom_link(ffields.get(("atom", "link"), []), url, has_xml_base)
-    default_base = feed_link or url
-    feed_author = _atom_author(ffields, names)
+    ff = names.fields(root)
+    feed_base = _atom_link(ff.get(("atom", "link"), []), url, has_xml_base) or url
+    feed_author = _atom_author(ff, names)
     feed_lang = _lang(root.get(_XML_LANG))
     posts = []
-    for entry in ffields.get(("atom", "entry"), ()):
-        f = _children(entry, names)
-        base = _base_of(entry, default_base, has_xml_base)
+    for entry in ff.get(("atom", "entry"), ()):
+        f = names.fields(entry)
+        base = _base_of(entry, feed_base, has_xml_base)
         title_el = _first(f, ("atom", "title"))
         if title_el is not None:
             title = _title(*_atom_content(title_el))
         else:
-            title = _title(_media_text(f, names, "title"), False)
-        candidates = [
-            _atom_content(el)
-            for k in (("atom", "content"), ("atom", "summary"))
-            for el in f.get(k, ())
-            if not el.get("src")
-        ]
-        candidates += [(_raw(el), True) for el in f.get(("content", "encoded"), ())]
-        if not any(c[0].strip() for c in candidates):
-            media_desc = _media_text(f, names, "description")
-            candidates = [(media_desc, False)] if media_desc else []
-        published = None
-        for k in _ATOM_DATES:
-            for el in f.get(k, ()):
-                published = _date(el.text)
-                if published:
-                    break
-            if published:
-                break
+            title = _title(*(_media_description(f, names, "title") or ("", False)))
+        contents = _all(f, ("atom", "content"), ("atom", "summary"))
+        bodies = [_atom_content(el) for el in contents if not el.get("src")]  # src: not inline
+        bodies += [(_raw(el), True) for el in f.get(("content", "encoded"), ())]
+        if not any(raw.strip() for raw, _ in bodies):
+            # YouTube's channel feeds keep the video description in media:group.
+            bodies = [d] if (d := _media_description(f, names, "description")) else []
         posts.append(
             _post(
                 ident=_first_text(f, ("atom", "id")),
                 link=_atom_link(f.get(("atom", "link"), []), base, has_xml_base),
                 title=title,
-                text=_fullest(candidates),
-                author=_atom_author(f, names) or feed_author,
-                published_at=published,
+                text=_fullest(bodies),
+                author=_atom_author(f, names) or feed_author,  # the feed's author is the default
+                published_at=_first_date(f, _ATOM_DATES),
                 lang=_lang(entry.get(_XML_LANG)) or feed_lang,
-                media=_item_media(f, base, names),
+                media=_item_media(entry, names, base),
             )
         )
     return posts
@@ -624,13 +554,35 @@ def _s(value: Any) -> str | None:
 
 
 def _json_author(obj: dict[str, Any]) -> str | None:
-    authors = obj.get("authors")
-    candidates = authors if isinstance(authors, list) else []
-    candidates = [*candidates, obj.get("author")]
-    for a in candidates:
+    authors = obj.get("authors")  # 1.1; 1.0 has a single `author`
+    for a in [*(authors if isinstance(authors, list) else []), obj.get("author")]:
         if isinstance(a, dict) and _s(a.get("name")):
             return _one_line(_s(a.get("name")))
     return None
+
+
+def _json_media(item: dict[str, Any], base: str) -> list[Media]:
+    media = []
+    for key, role in (("image", "image"), ("banner_image", "banner")):
+        image = _abs(_s(item.get(key)), base)
+        if image:
+            media.append(Media(url=image, medium="image", role=role))
+    attachments = item.get("attachments")
+    for att in attachments if isinstance(attachments, list) else ():
+        url = _abs(_s(att.get("url")), base) if isinstance(att, dict) else None
+        if url:
+            mime = _s(att.get("mime_type"))
+            duration = _float(att.get("duration_in_seconds"))
+            media.append(
+                Media(
+                    url=url,
+                    medium=_medium(None, mime),
+                    type=mime,
+                    duration=duration,
+                    role="enclosure",
+                )
+            )
+    return media
 
 
 def _json_posts(body: bytes, url: str) -> list[Post]:
@@ -642,75 +594,30 @@ def _json_posts(body: bytes, url: str) -> list[Post]:
         raise ParseError("not a JSON Feed: no `items` list")
     base = _abs(_s(data.get("home_page_url")), url) or url
     feed_lang = _lang(_s(data.get("language")))
-    feed_author = _json_author(data)
+    feed_author = _json_author(data)  # the default for items, as the spec says
     posts = []
     for item in data["items"]:
         if not isinstance(item, dict):
             continue
-        link = _abs(_s(item.get("url")), base) or _abs(_s(item.get("external_url")), base)
-        raw_title = _s(item.get("title"))
-        candidates = [(_s(item.get("content_html")) or "", True)]
-        candidates += [(_s(item.get(k)) or "", False) for k in ("content_text", "summary")]
-        media: list[Media] = []
-        for key, role in (("image", "image"), ("banner_image", "banner")):
-            image = _abs(_s(item.get(key)), base)
-            if image:
-                media.append(Media(url=image, medium="image", role=role))
-        attachments = item.get("attachments")
-        for att in attachments if isinstance(attachments, list) else ():
-            att_url = _abs(_s(att.get("url")), base) if isinstance(att, dict) else None
-            if att_url:
-                mime = _s(att.get("mime_type"))
-                media.append(
-                    Media(
-                        url=att_url,
-                        medium=_medium(None, mime),
-                        type=mime,
-                        duration=_float(att.get("duration_in_seconds")),
-                        role="enclosure",
-                    )
-                )
+        bodies = [(_s(item.get("content_html")) or "", True)]
+        bodies += [(_s(item.get(k)) or "", False) for k in ("content_text", "summary")]
         posts.append(
             _post(
                 ident=_s(item.get("id")),
-                link=link,
-                title=_title(raw_title, None),
-                text=_fullest(candidates),
+                link=_abs(_s(item.get("url")), base) or _abs(_s(item.get("external_url")), base),
+                title=_title(_s(item.get("title")), None),
+                text=_fullest(bodies),
                 author=_json_author(item) or feed_author,
                 published_at=_date(_s(item.get("date_published")))
                 or _date(_s(item.get("date_modified"))),
                 lang=_lang(_s(item.get("language"))) or feed_lang,
-                media=media,
+                media=_json_media(item, base),
             )
         )
     return posts
 
 
 # --- the lenient path ----------------------------------------------------------------------
-
-
-def _with_http_charset(body: bytes, content_type: str | None) -> bytes:
-    """`body` in UTF-8 when HTTP names a charset and the document names none (no BOM, no decl).
-
-    Without this, a Latin-1 feed served as `text/xml; charset=iso-8859-1` with no XML
-    declaration is invalid UTF-8 to lxml and costs a trip through feedparser.
-    """
-    m = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type or "", re.I)
-    if not m or m.group(1).lower() in ("utf-8", "utf8", "us-ascii", "ascii"):
-        return body
-    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or body[:3] == b"\xef\xbb\xbf":
-        return body
-    if re.match(rb"\s*<\?xml[^>]*encoding", body[:200]):
-        return body
-    try:
-        return body.decode(m.group(1)).encode("utf-8")
-    except (LookupError, UnicodeError):
-        return body
-
-
-def _fp_text(detail: Any, value: str | None) -> tuple[str, bool]:
-    kind = (getattr(detail, "get", lambda *_: None)("type") or "text/html").lower()
-    return value or "", kind != "text/plain"
 
 
 def _feedparser_posts(
@@ -722,9 +629,9 @@ def _feedparser_posts(
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
-    # A file object, never bytes: feedparser opens a bytes "document" as a file name if one
-    # exists (a body of b"/etc/passwd" would be read from disk).
     try:
+        # A file object, never bytes: feedparser opens a bytes "document" as a file name if
+        # such a file exists (a body of b"/etc/passwd" would be read from disk).
         d = feedparser.parse(
             io.BytesIO(body),
             response_headers=headers,
@@ -744,62 +651,60 @@ def _feedparser_posts(
             raise ParseError(f"broken feed, no items could be read: {d.get('bozo_exception')}")
         return []
     feed_lang = _lang(d.feed.get("language"))
-    base = url
-    posts = []
-    for e in d.entries:
-        title = e.get("title")
-        link = _abs(e.get("link"), base)
-        candidates = [_fp_text(c, c.get("value")) for c in e.get("content", [])]
-        if e.get("summary"):
-            candidates.append(_fp_text(e.get("summary_detail"), e.get("summary")))
-        author_detail = e.get("author_detail") or {}
-        published = _date(e.get("published")) or _date(e.get("updated"))
-        if not published:
-            published = _struct_iso(e.get("published_parsed") or e.get("updated_parsed"))
-        posts.append(
-            _post(
-                ident=e.get("id"),
-                link=link,
-                title=_title(title, _fp_text(e.get("title_detail"), title)[1] if title else False),
-                text=_fullest(candidates),
-                author=_one_line(author_detail.get("name") or e.get("author")),
-                published_at=published,
-                lang=feed_lang,
-                media=list(_fp_media(e, base)),
-            )
-        )
-    return posts
+    return [_feedparser_post(e, url, feed_lang) for e in d.entries]
 
 
-def _fp_media(e: Any, base: str) -> Iterable[Media]:
-    def make(url: str | None, role: str, **kw: Any) -> Media | None:
-        url = _abs(url, base)
-        return Media(url=url, role=role, **kw) if url else None
+def _fp_is_html(detail: dict[str, Any] | None) -> bool:
+    return ((detail or {}).get("type") or "text/html").lower() != "text/plain"
 
-    found = []
+
+def _feedparser_post(e: Any, base: str, lang: str | None) -> Post:
+    bodies = [(c.get("value") or "", _fp_is_html(c)) for c in e.get("content", [])]
+    if e.get("summary"):
+        bodies.append((e["summary"], _fp_is_html(e.get("summary_detail"))))
+    # dict.get, not e.get: feedparser's own get() maps a missing `updated` onto `published`
+    # with a DeprecationWarning.
+    published = _date(dict.get(e, "published")) or _date(dict.get(e, "updated"))
+    published = published or _struct_iso(
+        dict.get(e, "published_parsed") or dict.get(e, "updated_parsed")
+    )
+    author = (e.get("author_detail") or {}).get("name") or e.get("author")
+    return _post(
+        ident=e.get("id"),
+        link=_abs(e.get("link"), base),
+        title=_title(e.get("title"), _fp_is_html(e.get("title_detail"))),
+        text=_fullest(bodies),
+        author=_one_line(author),
+        published_at=published,
+        lang=lang,
+        media=_feedparser_media(e, base),
+    )
+
+
+def _feedparser_media(e: Any, base: str) -> list[Media]:
+    out = []
     for m in e.get("media_content", []):
-        found.append(
-            make(
-                m.get("url"),
-                "content",
-                medium=_medium(m.get("medium"), m.get("type")),
-                type=m.get("type"),
-                width=_int(m.get("width")),
-                height=_int(m.get("height")),
-                duration=_float(m.get("duration")),
+        url = _abs(m.get("url"), base)
+        if url:
+            out.append(
+                Media(
+                    url=url,
+                    medium=_medium(m.get("medium"), m.get("type")),
+                    type=m.get("type") or None,
+                    width=_int(m.get("width")),
+                    height=_int(m.get("height")),
+                    duration=_float(m.get("duration")),
+                    role="content",
+                )
             )
-        )
     for m in e.get("media_thumbnail", []):
-        found.append(
-            make(
-                m.get("url"),
-                "thumbnail",
-                medium="image",
-                width=_int(m.get("width")),
-                height=_int(m.get("height")),
-            )
-        )
+        url = _abs(m.get("url"), base)
+        if url:
+            width, height = _int(m.get("width")), _int(m.get("height"))
+            out.append(Media(url=url, medium="image", width=width, height=height, role="thumbnail"))
     for m in e.get("enclosures", []):
-        mime = m.get("type") or None
-        found.append(make(m.get("href"), "enclosure", medium=_medium(None, mime), type=mime))
-    return [m for m in found if m is not None]
+        url = _abs(m.get("href"), base)
+        if url:
+            mime = m.get("type") or None
+            out.append(Media(url=url, medium=_medium(None, mime), type=mime, role="enclosure"))
+    return out

@@ -60,10 +60,12 @@ class SitemapSource(SourceConfig):
         changed = resp.status != 304
         queue = [(loc, 1) for loc, _ in newest(page.children)[:MAX_CHILDREN]]
         errors: list[Exception] = []
-        fetched = 0
-        while queue and fetched < MAX_FETCHES:
+        visited = {self.url}
+        while queue and len(visited) <= MAX_FETCHES:
             loc, level = queue.pop(0)
-            fetched += 1
+            if loc in visited:
+                continue
+            visited.add(loc)
             try:
                 child = await ctx.http.get(loc, state=ctx.state, timeout=ctx.timeout)
                 if child.status == 304:
@@ -77,7 +79,11 @@ class SitemapSource(SourceConfig):
             posts.extend(sub.posts)
             if sub.children and level < MAX_LEVELS:
                 queue.extend((c, level + 1) for c, _ in newest(sub.children)[:MAX_CHILDREN])
-        if errors and len(errors) == fetched and not posts:
+        # Monthly child sitemaps come and go: forget the validators of those no longer read.
+        validators = ctx.state.get("validators", {})
+        for stale in set(validators) - visited:
+            del validators[stale]
+        if errors and len(errors) == len(visited) - 1 and not posts:
             raise errors[0]
         if not changed:
             return Collected([], http_status=304, not_modified=True)
@@ -112,7 +118,7 @@ def gunzip(body: bytes, limit: int = MAX_UNZIPPED) -> bytes:
         except zlib.error as e:
             raise ParseError(f"broken gzip data: {e}") from None
         if len(out) > limit or inflater.unconsumed_tail:
-            raise ParseError(f"gzipped sitemap is larger than {limit // 1_000_000} MB unzipped")
+            raise ParseError(f"gzipped sitemap is larger than {limit / 1e6:g} MB unzipped")
         if not inflater.eof:
             raise ParseError("gzipped sitemap is truncated")
         data = inflater.unused_data
