@@ -1,19 +1,29 @@
-"""I/O: the one shared async HTTP client — timeouts, size cap, politeness, conditional GET."""
+"""I/O: the one shared HTTP client — deadlines, size cap, politeness, redirects, SSRF guard."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections import defaultdict
+import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
+from monitor.netguard import BlockedURL, check_url, guarded_transport
+
 DEFAULT_UA = "outlet-monitor/0.1 (+https://github.com/outlet-monitor/outlet-monitor)"
 MAX_REDIRECTS = 5
+MAX_CONNECT = 10.0  # seconds to open a connection, when the fetch's own timeout is longer
+# A server's Retry-After is honoured up to a day: a hostile or broken one must not be able to
+# silence a source for months.
+MAX_RETRY_AFTER = 86_400.0
+REDIRECTS = (301, 302, 303, 307, 308)
+# Sent to the same origin only: a redirect elsewhere must not carry the source's token.
+_CREDENTIALS = ("authorization", "cookie", "proxy-authorization")
 
 
 class FetchError(Exception):
@@ -61,7 +71,14 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 
 class Http:
-    """One AsyncClient for the whole process, with a global and a per-host concurrency cap."""
+    """One AsyncClient for the whole process, with a global and a per-host concurrency cap.
+
+    Requests are trusted (a URL the user configured: fetched as given, even on loopback or a
+    private network) or not (a URL found in content: article links, caption and media URLs).
+    Untrusted URLs, and every redirect that leaves a trusted URL's origin, must resolve to
+    public addresses unless `allow_private`; this is checked when connecting, on the address
+    actually connected to. Redirects are followed here, hop by hop, so each hop is checked.
+    """
 
     def __init__(
         self,
@@ -71,26 +88,39 @@ class Http:
         max_body: int = 10_000_000,
         per_host: int = 2,
         max_connections: int = 32,
+        allow_private: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout = timeout
         self.max_body = max_body
         self.per_host = per_host
+        self.allow_private = allow_private
         self._global = asyncio.Semaphore(max_connections)
-        self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(self.per_host)
-        )
-        self.client = httpx.AsyncClient(
-            headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=32),
-            transport=transport,
-        )
+        # host → (its semaphore, requests holding or awaiting it); dropped when idle, since
+        # links from content bring a stream of new hosts over months of running.
+        self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
+        options: dict[str, Any] = {
+            "headers": {"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
+            "timeout": httpx.Timeout(timeout, connect=min(timeout, MAX_CONNECT)),
+            "follow_redirects": False,
+            "limits": limits,
+        }
+        # `client` is also the notifiers' client (webhooks are configured URLs, so trusted).
+        self.client = httpx.AsyncClient(transport=transport, **options)
+        if transport is not None or allow_private:
+            # A test or replay transport decides itself where requests go; the literal-address
+            # check before each request still applies to it.
+            self._guarded = self.client
+        else:
+            # Its own transport, so without HTTP(S)_PROXY: the guard must see the address it
+            # connects to, and through a proxy it would only see the proxy.
+            self._guarded = httpx.AsyncClient(transport=guarded_transport(limits=limits), **options)
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self._guarded is not self.client:
+            await self._guarded.aclose()
 
     async def __aenter__(self) -> Http:
         return self
@@ -107,11 +137,14 @@ class Http:
         timeout: float | None = None,
         max_body: int | None = None,
         ok_statuses: tuple[int, ...] = (),
+        trusted: bool = True,
     ) -> Response:
         """GET `url`; with `state`, send and remember its ETag/Last-Modified (304 is a result).
 
-        Raises FetchError for network errors, timeouts, oversize bodies and non-2xx answers
-        (other than 304 and `ok_statuses`).
+        `timeout` bounds the whole fetch, redirects and body included. `trusted=False` for
+        URLs that came from fetched content. Raises FetchError for refused URLs, network
+        errors, timeouts, oversize bodies, redirect loops and non-2xx answers (other than 304
+        and `ok_statuses`).
         """
         send_headers = dict(headers or {})
         validators = (state or {}).get("validators", {}).get(url, {})
@@ -121,14 +154,7 @@ class Http:
             send_headers["If-Modified-Since"] = validators["last_modified"]
         limit = max_body if max_body is not None else self.max_body
         deadline = timeout if timeout is not None else self.timeout
-        host = urlsplit(url).hostname or ""
-        async with self._global, self._hosts[host]:
-            try:
-                resp = await asyncio.wait_for(
-                    self._fetch(url, send_headers, limit, deadline), deadline
-                )
-            except TimeoutError:
-                raise FetchError(f"timed out after {deadline:g}s") from None
+        resp = await self._follow(url, send_headers, limit, deadline, trusted)
         if resp.status == 304 or 200 <= resp.status < 300 or resp.status in ok_statuses:
             if state is not None and 200 <= resp.status < 300:
                 etag = resp.headers.get("etag")
@@ -143,45 +169,247 @@ class Http:
             return resp
         reason = httpx.codes.get_reason_phrase(resp.status) or "error"
         retry_after = retry_after_seconds(resp.headers.get("retry-after"))
+        if retry_after is not None:
+            retry_after = min(retry_after, MAX_RETRY_AFTER)
         msg = f"HTTP {resp.status} {reason}"
+        if resp.status in REDIRECTS:
+            msg += " without a Location header" if "location" not in resp.headers else ""
         if retry_after is not None and resp.status in (429, 503):
             msg += f" (Retry-After {retry_after:.0f}s)"
         raise FetchError(msg, status=resp.status, retry_after=retry_after)
 
-    async def _fetch(
-        self, url: str, headers: dict[str, str], limit: int, deadline: float
+    async def _follow(
+        self, url: str, headers: dict[str, str], limit: int, deadline: float, trusted: bool
     ) -> Response:
+        """Fetch `url` following at most MAX_REDIRECTS redirects, checking every hop."""
+        started: float | None = None  # the deadline runs from the first slot, not the queue
+        current = url
+        home = _origin(url) if trusted else None
+        for hop in range(MAX_REDIRECTS + 1):
+            # A configured URL is trusted, and so is its own origin; anywhere else it sends us
+            # is content steering the monitor, checked like any URL found in a document.
+            guarded = not self.allow_private and _origin(current) != home
+            try:
+                host = check_url(current) if guarded else _host(current)
+            except BlockedURL as e:
+                raise FetchError(_refused(url, current, hop, e)) from None
+            async with self._host_slot(host), self._global:
+                if started is None:
+                    started = time.monotonic()
+                remaining = deadline - (time.monotonic() - started)
+                if remaining <= 0:
+                    raise FetchError(f"timed out after {deadline:g}s")
+                client = self._guarded if guarded else self.client
+                try:
+                    resp = await asyncio.wait_for(
+                        self._fetch(client, current, headers, limit, remaining), remaining
+                    )
+                except TimeoutError:
+                    raise FetchError(f"timed out after {deadline:g}s") from None
+                except BlockedURL as e:
+                    raise FetchError(_refused(url, current, hop, e)) from None
+            target = resp.headers.get("location") if resp.status in REDIRECTS else None
+            if target is None:
+                return resp
+            try:
+                following = str(httpx.URL(current).join(target.strip()))
+            except (httpx.InvalidURL, ValueError) as e:
+                raise FetchError(f"redirect to an invalid URL {target!r}: {e}") from None
+            if _origin(following) != _origin(current):
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
+            current = following
+        raise FetchError(f"too many redirects (more than {MAX_REDIRECTS}), last to {current}")
+
+    @contextlib.asynccontextmanager
+    async def _host_slot(self, host: str) -> AsyncIterator[None]:
+        semaphore, users = self._hosts.setdefault(host, (asyncio.Semaphore(self.per_host), [0]))
+        users[0] += 1
         try:
-            async with self.client.stream("GET", url, headers=headers, timeout=deadline) as resp:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._hosts[host]
+
+    async def _fetch(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        headers: dict[str, str],
+        limit: int,
+        remaining: float,
+    ) -> Response:
+        timeout = httpx.Timeout(remaining, connect=min(remaining, MAX_CONNECT))
+        try:
+            async with client.stream("GET", url, headers=headers, timeout=timeout) as resp:
+                if resp.status_code in REDIRECTS and "location" in resp.headers:
+                    # The body of a redirect is never read: it can be as hostile as any other.
+                    return Response(str(resp.url), resp.status_code, resp.headers, b"")
                 declared = resp.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > limit:
                     raise FetchError(
                         f"response too large: {int(declared)} bytes declared, limit {limit}",
                         status=resp.status_code,
                     )
-                chunks: list[bytes] = []
-                size = 0
-                # Counted while streaming, after decompression, so a gzip bomb stops at the cap.
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise FetchError(
-                            f"response too large: more than {limit} bytes", status=resp.status_code
-                        )
-                    chunks.append(chunk)
-                return Response(str(resp.url), resp.status_code, resp.headers, b"".join(chunks))
-        except FetchError:
+                body = await _read_capped(resp, limit)
+                return Response(str(resp.url), resp.status_code, resp.headers, body)
+        except (FetchError, BlockedURL):
             raise
-        except httpx.TooManyRedirects:
-            raise FetchError(f"too many redirects (more than {MAX_REDIRECTS})") from None
+        except httpx.ConnectTimeout:
+            raise FetchError(f"timed out connecting ({min(remaining, MAX_CONNECT):g}s)") from None
+        except httpx.ReadTimeout:
+            raise FetchError(f"timed out: no data for {remaining:g}s") from None
         except httpx.TimeoutException as e:
             raise FetchError(f"timed out ({type(e).__name__})") from None
-        except httpx.DecodingError as e:
-            raise FetchError(f"could not decode the response: {e}") from None
         except httpx.InvalidURL as e:
             raise FetchError(f"invalid URL: {e}") from None
         except httpx.UnsupportedProtocol as e:
             raise FetchError(f"unsupported URL: {e}") from None
+        except httpx.RemoteProtocolError as e:
+            raise FetchError(
+                f"broken HTTP response: {_short(str(e)) or 'protocol error'}"
+            ) from None
         except httpx.HTTPError as e:
-            detail = str(e) or type(e).__name__
-            raise FetchError(f"network error: {detail}") from None
+            raise FetchError(f"network error: {_network_reason(e)}") from None
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _network_reason(e: BaseException) -> str:
+    """The most telling message in the exception's chain: httpx's ReadError on a reset says
+    nothing, the ConnectionResetError under it says "Connection reset by peer"."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower() if seen is not e else str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return _short(str(e)) or f"connection failed ({type(e).__name__})"
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two URLs are on the same host and port — for a source deciding that a URL found
+    in its own configured server's content (a sitemap's children) can be fetched as trusted."""
+    return _origin(a) is not None and _origin(a) == _origin(b)
+
+
+def _origin(url: str) -> tuple[str, int | None] | None:
+    """(host, port) — what a redirect may keep and still be the configured server."""
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+    port = u.port or {"http": 80, "https": 443}.get(u.scheme)
+    return (u.host.lower().rstrip("."), port) if u.host else None
+
+
+def _host(url: str) -> str:
+    """The host of a trusted URL; only the scheme is checked."""
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as e:
+        raise BlockedURL(f"invalid URL: {e}") from None
+    if u.scheme not in ("http", "https"):
+        raise BlockedURL(f"refusing a {u.scheme}: URL (only http and https are fetched)")
+    return u.host
+
+
+def _refused(url: str, current: str, hop: int, e: BlockedURL) -> str:
+    if hop:
+        return f"refused redirect from {url} to {current}: {e}"
+    return f"refused {url}: {e}"
+
+
+async def _read_capped(resp: httpx.Response, limit: int) -> bytes:
+    """The decoded body, refusing more than `limit` bytes while they arrive.
+
+    Decoded here rather than by httpx so the cap holds inside each network chunk too: httpx
+    inflates a whole chunk at once, and 64 KB of gzip can inflate to 64 MB.
+    """
+    if resp.is_stream_consumed:
+        # Built in memory by a replay or mock transport, and already decoded by httpx.
+        if len(resp.content) > limit:
+            raise FetchError(
+                f"response too large: more than {limit} bytes", status=resp.status_code
+            )
+        return resp.content
+    decoders = _decoders(resp.headers.get("content-encoding", ""))
+    chunks: list[bytes] = []
+    size = 0
+
+    def take(data: bytes) -> None:
+        nonlocal size
+        size += len(data)
+        if size > limit:
+            raise FetchError(
+                f"response too large: more than {limit} bytes", status=resp.status_code
+            )
+        chunks.append(data)
+
+    async for raw in resp.aiter_raw():
+        data = raw
+        for decoder in decoders:
+            data = decoder.feed(data, limit - size + 1)
+        take(data)
+    for i, decoder in enumerate(decoders):
+        data = decoder.flush()
+        for after in decoders[i + 1 :]:
+            data = after.feed(data, limit - size + 1)
+        take(data)
+    return b"".join(chunks)
+
+
+class _Inflate:
+    """gzip or deflate, stopping once more than the room left has come out."""
+
+    def __init__(self, gzip: bool) -> None:
+        self.gzip = gzip
+        self.started = False
+        self.done = False
+        self.obj = zlib.decompressobj(wbits=31 if gzip else 15)
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        out = bytearray()
+        while data and not self.done and len(out) < room:
+            if self.obj.eof:
+                # Another gzip member continues the body; anything else after the end is
+                # trailing junk, ignored as httpx ignores it.
+                if not (self.gzip and data[:2] == b"\x1f\x8b"):
+                    self.done = True
+                    break
+                self.obj = zlib.decompressobj(wbits=31)
+            try:
+                out += self.obj.decompress(data, room - len(out))
+            except zlib.error as e:
+                if not self.gzip and not self.started:
+                    # "deflate" is zlib-wrapped by the RFC but raw from some servers.
+                    self.obj = zlib.decompressobj(wbits=-15)
+                    self.started = True
+                    continue
+                raise FetchError(f"could not decode the response: {e}") from None
+            self.started = True
+            data = self.obj.unused_data if self.obj.eof else self.obj.unconsumed_tail
+        return bytes(out)
+
+    def flush(self) -> bytes:
+        if self.done or self.obj.eof:
+            return b""
+        try:
+            return self.obj.flush()
+        except zlib.error as e:
+            raise FetchError(f"could not decode the response: {e}") from None
+
+
+def _decoders(content_encoding: str) -> list[_Inflate]:
+    # Applied in the reverse of the order they are listed; unknown codings are passed through
+    # undecoded (the parser then fails on them), as httpx does.
+    names = [v.strip().lower() for v in content_encoding.split(",") if v.strip()]
+    out = []
+    for name in reversed(names):
+        if name in ("gzip", "x-gzip"):
+            out.append(_Inflate(gzip=True))
+        elif name == "deflate":
+            out.append(_Inflate(gzip=False))
+    return out

@@ -36,6 +36,7 @@ def make_http(config: Config, transport: httpx.AsyncBaseTransport | None = None)
         max_body=m.max_body,
         per_host=m.per_host,
         max_connections=m.concurrency,
+        allow_private=m.allow_private,
         transport=transport,
     )
 

@@ -110,8 +110,9 @@ class Daemon:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            if task.cancelled():
-                return None  # abandoned at shutdown; its transaction was rolled back
+            if task.cancelled() or self.stop.is_set():
+                # Abandoned at shutdown: its transaction was rolled back, nothing to report.
+                return None
             raise
         finally:
             self.inflight.discard(task)

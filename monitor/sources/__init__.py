@@ -15,6 +15,8 @@ TYPES: dict[str, str] = {
     "bluesky": "monitor.sources.bluesky:BlueskySource",
     "mastodon": "monitor.sources.mastodon:MastodonSource",
     "x": "monitor.sources.x:XSource",
+    "youtube": "monitor.sources.youtube:YoutubeSource",
+    "video": "monitor.sources.video:VideoSource",
 }
 
 

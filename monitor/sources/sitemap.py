@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from lxml import etree
 
-from monitor.http import FetchError
+from monitor.http import FetchError, same_origin
 from monitor.models import Media, Post
 from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
 from monitor.text import absolute_url, html_to_text, parse_date
@@ -67,7 +67,12 @@ class SitemapSource(SourceConfig):
                 continue
             visited.add(loc)
             try:
-                child = await ctx.http.get(loc, state=ctx.state, timeout=ctx.timeout)
+                # Child locations come from the response: off the index's own host they are
+                # content, and must not lead to private addresses.
+                child = await ctx.http.get(
+                    loc, state=ctx.state, timeout=ctx.timeout,
+                    trusted=same_origin(loc, self.url),
+                )  # fmt: skip
                 if child.status == 304:
                     continue
                 sub = parse_sitemap(child.body, child.url)

@@ -1,0 +1,1 @@
+"""Fault-injection suite: a hostile server and the bounded outcome of each fault."""
