@@ -22,6 +22,7 @@ MAX_ATTEMPTS = 25  # with the 1 h cap below, about a day of retrying
 FIRST_RETRY = 30.0
 MAX_RETRY = 3600.0
 MAX_DIGEST = 200  # matches in one digest message
+CLAIM_MARGIN = 10.0  # a send is cut at timeout + 5 s, so the claim outlives it
 
 
 @dataclass
@@ -91,16 +92,15 @@ async def _deliver_to(
 ) -> None:
     notifier = config.notifiers.get(notifier_id)
     for batch in _batches(notifier, rows, now, force):
-        ids = [row["id"] for row in batch]
         if notifier is None:
             _record_failure(
                 store, config, batch, f"notifier {notifier_id!r} is not configured", None, result
             )
             continue
-        with store.transaction() as db:
-            db.executemany(
-                "UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?", [(i,) for i in ids]
-            )
+        batch = _claim(store, batch, lease=notifier.timeout + CLAIM_MARGIN)
+        if not batch:
+            continue
+        ids = [row["id"] for row in batch]
         try:
             # A digest is identified by its first delivery: the same id on every retry.
             await asyncio.wait_for(
@@ -122,10 +122,32 @@ async def _deliver_to(
         with store.transaction() as db:
             db.executemany(
                 "UPDATE deliveries SET status = 'sent', sent_at = ?, last_error = NULL, "
-                "next_attempt_at = NULL WHERE id = ?",
+                "next_attempt_at = NULL, claimed_until = NULL WHERE id = ?",
                 [(now_iso(), i) for i in ids],
             )
         result.sent += len(ids)
+
+
+def _claim(store: Store, batch: list[Any], lease: float) -> list[Any]:
+    """The deliveries of `batch` this process may send now, each with its attempt counted.
+
+    Another process (a `monitor fetch` beside `monitor run`) may be sending the same rows: a
+    claim is an atomic compare-and-set on `claimed_until`. A crash mid-send leaves the claim
+    to expire, and the delivery is sent again with the same id.
+    """
+    now = now_iso()
+    until = now_iso(time.time() + lease)
+    claimed = []
+    with store.transaction() as db:
+        for row in batch:
+            cur = db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, claimed_until = ? WHERE id = ? "
+                "AND status != 'sent' AND (claimed_until IS NULL OR claimed_until < ?)",
+                (until, row["id"], now),
+            )
+            if cur.rowcount == 1:
+                claimed.append(row)
+    return claimed
 
 
 def _record_failure(
@@ -143,15 +165,15 @@ def _record_failure(
             if attempts >= MAX_ATTEMPTS:
                 db.execute(
                     "UPDATE deliveries SET status = 'failed', last_error = ?, "
-                    "next_attempt_at = NULL WHERE id = ?",
+                    "next_attempt_at = NULL, claimed_until = NULL WHERE id = ?",
                     (reason, row["id"]),
                 )
                 result.failed += 1
             else:
                 next_at = now_iso(time.time() + retry_delay(max(attempts, 1), retry_after))
                 db.execute(
-                    "UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ? "
-                    "WHERE id = ?",
+                    "UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ?,"
+                    " claimed_until = NULL WHERE id = ?",
                     (reason, next_at, row["id"]),
                 )
                 result.retrying += 1

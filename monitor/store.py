@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at TEXT NOT NULL,
     sent_at TEXT,
     next_attempt_at TEXT,
+    claimed_until TEXT,  -- a process is sending it: others keep off until then
     payload TEXT NOT NULL,
     UNIQUE (alert_id, post_id, notifier)
 );

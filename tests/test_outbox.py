@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -75,3 +76,26 @@ def test_secrets_from_the_environment_never_reach_the_database_or_json(
     dump = "\n".join(str(tuple(r)) for t in ("sources", "fetches", "posts")
                      for r in db_rows(tmp_path / "m.db", f"SELECT * FROM {t}"))  # fmt: skip
     assert token not in dump
+
+
+async def test_two_processes_delivering_at_once_send_each_delivery_once(tmp_path):
+    with Origin() as hook:
+        hook.routes["/h"] = Route(b"")
+        config = parse_config(
+            {"monitor": {"database": str(tmp_path / "m.db")},
+             "notifiers": {"hook": {"type": "webhook", "url": hook.url("/h")}}},
+            env={},
+        )  # fmt: skip
+        first, second = Store(config.database), Store(config.database)
+        seed(first, 5)
+        async with Http() as http:
+            a, b = await asyncio.gather(
+                deliver_due(first, config, http), deliver_due(second, config, http)
+            )
+        posts = hook.posts()
+    assert a.sent + b.sent == 5
+    assert sorted(p.headers["webhook-id"] for p in posts) == sorted(
+        r[0] for r in first.db.execute("SELECT id FROM deliveries")
+    )
+    first.close()
+    second.close()
