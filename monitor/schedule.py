@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import signal
+import sys
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,9 @@ class Daemon:
             log.info("stopping")
             self.scheduler.shutdown(wait=False)
             await self._drain()
+            ytdlp = sys.modules.get("monitor.ytdlp")
+            if ytdlp is not None:
+                ytdlp.shutdown()  # its worker processes must not outlive the daemon
             await self.http.aclose()
             self.store.close()
             log.info("stopped")
