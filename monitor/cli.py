@@ -151,10 +151,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         raise UsageError(f"no source {', '.join(map(repr, unknown))} in the configuration")
     transport = None
     if args.replay:
-        from monitor.recording import ReplayTransport, load_exchanges
+        from monitor import ytdlp
+        from monitor.recording import ReplayTransport, load_exchanges, load_ytdlp
 
         try:
             transport = ReplayTransport(load_exchanges(args.replay))
+            ytdlp.use_recording(load_ytdlp(args.replay))
         except (OSError, ValueError) as e:
             raise UsageError(f"--replay: {e}") from None
     store = open_store(config)
@@ -170,6 +172,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         outcome = asyncio.run(go())
     finally:
         store.close()
+        if args.replay:
+            from monitor import ytdlp
+
+            ytdlp.use_recording(None)
     if args.json:
         _print_json(
             {
@@ -202,14 +208,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def _print_fetch_summary(outcome: Any, store_path: str) -> None:
     import sqlite3
 
-    titles: dict[str, str] = {}
+    from monitor.match import link_at
+
+    posts: dict[str, tuple[str, str | None]] = {}
     ids = [m.post_id for r in outcome.sources for m in r.matches]
     if ids:
         db = sqlite3.connect(store_path)
         marks = ",".join("?" * len(ids))
-        titles = dict(
-            db.execute(f"SELECT id, coalesce(title, url) FROM posts WHERE id IN ({marks})", ids)
+        rows = db.execute(
+            f"SELECT id, coalesce(title, url, id), url FROM posts WHERE id IN ({marks})", ids
         )
+        posts = {pid: (title, url) for pid, title, url in rows}
         db.close()
     width = max((len(r.source_id) for r in outcome.sources), default=6)
     for r in outcome.sources:
@@ -223,9 +232,12 @@ def _print_fetch_summary(outcome: Any, store_path: str) -> None:
         for notice in r.notices:
             print(f"{'':<{width}}  note: {notice}")
         for m in r.matches:
+            title, url = posts.get(m.post_id, (m.post_id, None))
             at = f" @ {int(m.offset)}s" if m.offset is not None else ""
-            print(f"{'':<{width}}  ↳ [{m.alert_id}] {titles.get(m.post_id, m.post_id)}{at}")
+            print(f"{'':<{width}}  ↳ [{m.alert_id}] {title}{at}")
             print(f"{'':<{width}}      {m.snippet}")
+            if url:
+                print(f"{'':<{width}}      {link_at(url, m.offset)}")
     total = sum(len(r.matches) for r in outcome.sources)
     failed = sum(not r.ok for r in outcome.sources)
     line = f"{len(outcome.sources)} sources, {failed} failed, {total} new matches"
@@ -431,6 +443,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     if source is None:
         raise UsageError(f"no source {args.source_id!r} in the configuration")
     transport = RecordingTransport(args.directory)
+    from monitor import ytdlp
+
+    extractions = ytdlp.record_to(args.directory)
 
     async def go() -> Any:
         async with make_http(config, transport) as http:
@@ -443,13 +458,18 @@ def cmd_record(args: argparse.Namespace) -> int:
     try:
         collected = asyncio.run(go())
     except Exception as e:  # noqa: BLE001
-        for path in transport.saved:
+        for path in [*transport.saved, *extractions]:
             print(f"saved {path}")
-        print(f"monitor: {args.source_id}: {describe_error(e)}", file=sys.stderr)
+        print(f"monitor: {args.source_id}: {config.redact(describe_error(e))}", file=sys.stderr)
         return EXIT_FAILED
-    for path in transport.saved:
+    finally:
+        ytdlp.record_to(None)
+    for path in [*transport.saved, *extractions]:
         print(f"saved {path}")
-    print(f"{args.source_id}: {len(collected.posts)} posts in {len(transport.saved)} exchanges")
+    print(
+        f"{args.source_id}: {len(collected.posts)} posts in {len(transport.saved)} exchanges"
+        + (f" and {len(extractions)} yt-dlp extractions" if extractions else "")
+    )
     return EXIT_OK
 
 

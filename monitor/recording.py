@@ -189,3 +189,28 @@ def _sequence(responses: list[httpx.Response]) -> Any:
         return httpx.Response(r.status_code, headers=r.headers, content=r.content)
 
     return side_effect
+
+
+# yt-dlp does its own networking, so its answers are recorded as they reach the monitor: one
+# `NNN-ytdlp-<slug>.json` per extraction, `{"ytdlp": {"url", "flat"}, "info": {...}}`.
+
+
+def save_ytdlp(directory: str | Path, url: str, flat: bool, info: dict[str, Any]) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    n = len([p for p in directory.glob("*.json") if ".body." not in p.name]) + 1
+    path = directory / f"{n:03d}-ytdlp-{_slug(url)}.json"
+    doc = {"ytdlp": {"url": url, "flat": flat}, "info": info}
+    path.write_text(
+        json.dumps(doc, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    return path
+
+
+def load_ytdlp(directory: str | Path) -> dict[tuple[str, bool], dict[str, Any]]:
+    out: dict[tuple[str, bool], dict[str, Any]] = {}
+    for path in sorted(Path(directory).glob("*-ytdlp-*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and "ytdlp" in doc and "info" in doc:
+            out[(doc["ytdlp"]["url"], bool(doc["ytdlp"].get("flat")))] = doc["info"]
+    return out

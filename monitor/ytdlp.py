@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import multiprocessing
 import os
 import re
 import threading
 import weakref
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from monitor.http import FetchError
@@ -22,6 +24,27 @@ _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
+
+
+# Set by `monitor fetch --replay` / `monitor record`: answers come from, or go to, a recording.
+_replay: dict[tuple[str, bool], dict[str, Any]] | None = None
+_record_dir: Path | None = None
+_saved: list[Path] = []
+
+
+def use_recording(answers: dict[tuple[str, bool], dict[str, Any]] | None) -> None:
+    """Answer every extraction from recorded info dicts; an unrecorded URL fails."""
+    global _replay
+    _replay = answers
+
+
+def record_to(directory: str | Path | None) -> list[Path]:
+    """Save every successful extraction's info dict in `directory`; the list fills as it goes."""
+    global _record_dir
+    _record_dir = Path(directory) if directory is not None else None
+    if _record_dir is not None:
+        _saved.clear()
+    return _saved
 
 
 def options(*, flat: bool, timeout: float, opts: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -61,6 +84,11 @@ async def extract(
     Raises FetchError (timeouts, network and site errors, `status` set when yt-dlp names an
     HTTP code) or ParseError (a URL no extractor understands).
     """
+    if _replay is not None:
+        info = _replay.get((url, flat))
+        if info is None:
+            raise FetchError(f"yt-dlp: no recorded answer for {url} (flat={flat})")
+        return copy.deepcopy(info)
     params = options(flat=flat, timeout=timeout, opts=opts)
     loop = asyncio.get_running_loop()
     slots = _slots.get(loop)
@@ -81,6 +109,10 @@ async def extract(
                 worker.proc.kill()  # the waiting thread sees EOF and returns at once
             raise
     if status == "ok":
+        if _record_dir is not None:
+            from monitor.recording import save_ytdlp
+
+            _saved.append(save_ytdlp(_record_dir, url, flat, payload))
         return payload
     if status == "unsupported":
         raise ParseError(f"yt-dlp: {payload}")

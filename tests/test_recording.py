@@ -11,7 +11,7 @@ from monitor.cli import main
 from monitor.http import Http
 from monitor.recording import ReplayTransport, install_in_respx, load_exchanges
 from tests.origin import Origin, Route
-from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+from tests.test_end_to_end import LAVROV, OTHER, db_rows, rss, write_config
 
 
 def test_record_then_replay_gives_the_same_posts_without_the_network(tmp_path, capsys):
@@ -53,3 +53,40 @@ async def test_demo_recording_loads_into_respx():
         async with httpx.AsyncClient() as client:
             r = await client.get("https://tass.com/rss/v2.xml")
     assert r.status_code == 200 and b"Lavrov" in r.content
+
+
+def test_a_video_source_records_yt_dlp_answers_and_replays_them_offline(tmp_path, capsys):
+    """`monitor record` keeps yt-dlp's answers too, so `--replay` never reaches the network."""
+    from monitor import ytdlp
+    from tests.conftest import FIXTURES
+
+    video = FIXTURES / "video"
+    with Origin() as origin:
+        origin.routes["/briefing.html"] = Route(
+            (video / "briefing.html").read_bytes(), headers={"Content-Type": "text/html"}
+        )
+        origin.routes["/briefing.en.vtt"] = Route(
+            (video / "briefing.en.vtt").read_bytes(), headers={"Content-Type": "text/vtt"}
+        )
+        origin.routes["/clip.mp4"] = Route(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+        cfg = tmp_path / "m.toml"
+        cfg.write_text(
+            f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nallow_private = true\n'
+            f'[sources.briefing]\ntype = "video"\nurl = "{origin.url("/briefing.html")}"\n'
+            "speech_to_text = false\n"
+        )
+        rec = tmp_path / "rec"
+        try:
+            assert main(["record", "briefing", str(rec), "--config", str(cfg)]) == 0
+        finally:
+            ytdlp.record_to(None)
+    assert "yt-dlp extractions" in capsys.readouterr().out
+    try:
+        assert main(["fetch", "--replay", str(rec), "--config", str(cfg), "--json"]) == 0
+    finally:
+        ytdlp.use_recording(None)
+        ytdlp.shutdown()
+    out = json.loads(capsys.readouterr().out)
+    assert out["sources"][0]["new"] == 1
+    rows = db_rows(tmp_path / "m.db", "SELECT transcript FROM posts")
+    assert rows[0][0]  # the transcript came from the recording
