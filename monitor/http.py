@@ -99,7 +99,11 @@ class Http:
         # host → (its semaphore, requests holding or awaiting it); dropped when idle, since
         # links from content bring a stream of new hosts over months of running.
         self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
+        # Few idle connections: sources are on many hosts, each polled minutes apart, so a kept
+        # connection is rarely reused — and httpcore scans its whole pool on every request.
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=8, keepalive_expiry=5.0
+        )
         options: dict[str, Any] = {
             "headers": {"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             "timeout": httpx.Timeout(timeout, connect=min(timeout, MAX_CONNECT)),

@@ -73,8 +73,9 @@ def match_saved(
 ) -> list[Match]:
     """Record matches (and their pending deliveries) for the posts this save touched.
 
-    The rev range makes the search index look only at this pass's posts, so the cost does not
-    grow with the archive.
+    The queries run on `pass_fts`, the connection's temporary index of just this save's posts:
+    a rowid range on the archive's index would still make a prefix query (`deploy*`) read every
+    matching term of the whole archive, so the cost would grow with it; this does not.
     """
     if saved.rev_lo is None or saved.rev_hi is None:
         return []
@@ -87,10 +88,7 @@ def match_saved(
         query = config.queries[alert.id]
         revs = [
             r[0]
-            for r in db.execute(
-                "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? AND rowid BETWEEN ? AND ?",
-                (query.fts(), saved.rev_lo, saved.rev_hi),
-            )
+            for r in db.execute("SELECT rowid FROM pass_fts WHERE pass_fts MATCH ?", (query.fts(),))
         ]
         if not revs:
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["post", "video", "article"]
@@ -21,7 +21,8 @@ class Media:
     role: str | None = None  # "thumbnail", "enclosure", "content", "variant", ...
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # Not dataclasses.asdict: it deep-copies, and this runs for every media of every post.
+        return {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ async def run_source(
     try:
         collected = await asyncio.wait_for(source.collect(ctx), deadline)
     except asyncio.CancelledError:
+        _interrupted(store, fetch_id)
         raise
     except Exception as exc:  # noqa: BLE001 - one source's failure must never escape
         error = f"timed out after {deadline:g}s" if isinstance(exc, TimeoutError) else None
@@ -115,3 +116,16 @@ def _failed(
         source.id, False, http_status=status, error=error,
         seconds=time.monotonic() - started, notices=notices, next_attempt_at=next_at,
     )  # fmt: skip
+
+
+def _interrupted(store: Store, fetch_id: int) -> None:
+    """A fetch abandoned at shutdown says so, rather than looking forever in progress."""
+    try:
+        with store.transaction() as db:
+            db.execute(
+                "UPDATE fetches SET finished_at = ?, ok = 0, error = 'interrupted' "
+                "WHERE id = ? AND finished_at IS NULL",
+                (now_iso(), fetch_id),
+            )
+    except Exception:  # noqa: BLE001 - best effort while stopping; start-up closes it anyway
+        pass

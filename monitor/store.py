@@ -16,7 +16,12 @@ from typing import Any
 from monitor.models import Post
 from monitor.text import fold
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added after version 1, for archives created before them: (table, column, declaration).
+_ADDED_COLUMNS = [
+    ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
+    ("deliveries", "claimed_until", "TEXT"),
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -110,6 +115,17 @@ CREATE INDEX IF NOT EXISTS fetches_source ON fetches(source_id, started_at);
 """
 
 
+def _statements(script: str) -> list[str]:
+    """The statements of a schema script, one by one (executescript would commit first)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return [s for s in out if s]
+
+
 def now_iso(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
 
@@ -140,7 +156,7 @@ class SaveResult:
     new: int = 0
     updated: int = 0
     rev_lo: int | None = None  # revisions this save gave to new or changed posts
-    rev_hi: int | None = None
+    rev_hi: int | None = None  # (also indexed, until the next save, in the temp `pass_fts`)
 
 
 _FTS_COLUMNS = ("title", "text", "transcript", "author")
@@ -165,6 +181,13 @@ class Store:
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
+        # This connection's own index of the posts a save touched (see `pass_index`): alerts
+        # run on it, so matching costs the same on a small archive and a huge one.
+        self.db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.pass_fts USING fts5("
+            "title, text, transcript, author, content = '', "
+            "tokenize = 'unicode61 remove_diacritics 2')"
+        )
 
     def close(self) -> None:
         self.db.close()
@@ -173,10 +196,24 @@ class Store:
         (version,) = self.db.execute("PRAGMA user_version").fetchone()
         if version >= SCHEMA_VERSION:
             return
-        # One script, one transaction: two processes starting on a new file can't half-create it.
-        self.db.executescript(
-            f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        )
+        # One transaction, the version read again inside it: two processes starting on the same
+        # file can't both create or both alter it. CREATE ... IF NOT EXISTS brings a new file to
+        # the current schema; the columns later versions added are added to an older one.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = self.db.execute("PRAGMA user_version").fetchone()
+            if version < SCHEMA_VERSION:
+                for statement in _statements(SCHEMA):
+                    self.db.execute(statement)
+                for table, column, decl in _ADDED_COLUMNS:
+                    have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -232,6 +269,16 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
+    def close_interrupted(self, older_than: float) -> int:
+        """Close fetch rows a killed process left open (no fetch runs this long)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE fetches SET finished_at = ?, ok = 0, error = 'interrupted' "
+                "WHERE finished_at IS NULL AND started_at < ?",
+                (now_iso(), now_iso(time.time() - older_than)),
+            )
+            return cur.rowcount
+
     def finish_fetch_failed(
         self,
         db: sqlite3.Connection,
@@ -286,6 +333,7 @@ class Store:
         seen_at = now_iso()
         (next_rev,) = db.execute("SELECT coalesce(max(rev), 0) + 1 FROM posts").fetchone()
         first_rev = next_rev
+        db.execute("INSERT INTO pass_fts (pass_fts) VALUES ('delete-all')")
         seen: set[str] = set()
         for post in posts:
             if post.external_id in seen:
@@ -313,7 +361,15 @@ class Store:
                     "VALUES (?, 1, ?, ?, ?)",
                     (pid, seen_at, post.title, post.text),
                 )
-                self._index(db, next_rev, post.title, post.text, post.transcript, post.author)
+                self._index(
+                    db,
+                    next_rev,
+                    post.title,
+                    post.text,
+                    post.transcript,
+                    post.author,
+                    this_pass=True,
+                )
                 self._save_segments(db, pid, post)
                 next_rev += 1
                 result.new += 1
@@ -353,7 +409,7 @@ class Store:
                     (pid, version, seen_at, post.title, post.text),
                 )
             if index_changed:
-                self._index(db, rev, post.title, post.text, transcript, post.author)
+                self._index(db, rev, post.title, post.text, transcript, post.author, this_pass=True)
                 result.updated += 1
             if post.segments:
                 db.execute("DELETE FROM transcript_segments WHERE post_id = ?", (pid,))
@@ -378,13 +434,21 @@ class Store:
         text: str | None,
         transcript: str | None,
         author: str | None,
+        this_pass: bool = False,
     ) -> None:
         # The index holds folded text (the content table keeps the original), so that search
         # is case- and accent-blind in every script, beyond what unicode61 folds by itself.
+        row = (rev, fold(title), fold(text), fold(transcript), fold(author))
         db.execute(
             "INSERT INTO posts_fts (rowid, title, text, transcript, author) VALUES (?, ?, ?, ?, ?)",
-            (rev, fold(title), fold(text), fold(transcript), fold(author)),
+            row,
         )
+        if this_pass:
+            db.execute(
+                "INSERT INTO pass_fts (rowid, title, text, transcript, author) "
+                "VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
 
     @staticmethod
     def _unindex(db: sqlite3.Connection, old: sqlite3.Row) -> None:

@@ -133,20 +133,12 @@ _EXTRA_FOLD = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "
                              "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"})  # fmt: skip
 
 
-def _is_mark_to_drop(ch: str) -> bool:
-    # Only diacritic blocks (Latin/Greek/Cyrillic combining marks, Arabic harakat, Hebrew
-    # points): vowel signs of Indic or Thai scripts are letters of the word and must stay.
-    o = ord(ch)
-    return (
-        0x0300 <= o <= 0x036F
-        or 0x1AB0 <= o <= 0x1AFF
-        or 0x1DC0 <= o <= 0x1DFF
-        or 0x20D0 <= o <= 0x20FF
-        or 0xFE20 <= o <= 0xFE2F
-        or 0x064B <= o <= 0x065F
-        or o == 0x0670
-        or 0x0591 <= o <= 0x05C7
-    )
+# Only diacritic blocks (Latin/Greek/Cyrillic combining marks, Arabic harakat, Hebrew points):
+# vowel signs of Indic or Thai scripts are letters of the word and must stay.
+_DIACRITICS = re.compile(
+    "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+    "\u064b-\u065f\u0670\u0591-\u05c7]"
+)
 
 
 def fold(s: str | None) -> str:
@@ -155,6 +147,5 @@ def fold(s: str | None) -> str:
         return ""
     if s.isascii():
         return s.lower()
-    d = unicodedata.normalize("NFKD", s.casefold())
-    d = "".join(ch for ch in d if not _is_mark_to_drop(ch))
+    d = _DIACRITICS.sub("", unicodedata.normalize("NFKD", s.casefold()))
     return unicodedata.normalize("NFC", d.translate(_EXTRA_FOLD))

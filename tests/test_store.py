@@ -157,3 +157,26 @@ def test_failed_transaction_leaves_nothing_behind(store):
                    "VALUES ('x', 'src', 'g', '', '', 99)")  # fmt: skip
     assert store.db.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
     assert fts(store, "a") == []
+
+
+def test_an_archive_from_schema_version_1_gets_the_new_columns(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE posts (id TEXT PRIMARY KEY, source_id TEXT, external_id TEXT, url TEXT,"
+        " author TEXT, title TEXT, text TEXT, kind TEXT, published_at TEXT, first_seen_at TEXT,"
+        " updated_at TEXT, version INTEGER, lang TEXT, media TEXT DEFAULT '[]', transcript TEXT,"
+        " rev INTEGER UNIQUE, UNIQUE (source_id, external_id));"
+        "CREATE TABLE deliveries (id TEXT PRIMARY KEY, alert_id TEXT, post_id TEXT, notifier TEXT,"
+        " status TEXT, attempts INTEGER, last_error TEXT, created_at TEXT, sent_at TEXT,"
+        " next_attempt_at TEXT, payload TEXT, UNIQUE (alert_id, post_id, notifier));"
+        "PRAGMA user_version = 1;"
+    )
+    db.close()
+    s = Store(path)
+    s.sync_sources([("src", "feed", None)])
+    save(s, [Post("g", None, title="a", extra={"views": 3})])
+    assert s.db.execute("SELECT extra FROM posts").fetchone()[0] == '{"views": 3}'
+    assert "claimed_until" in {r[1] for r in s.db.execute("PRAGMA table_info(deliveries)")}
+    assert s.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    s.close()

@@ -1,0 +1,68 @@
+"""Media RSS, enclosures and iTunes images of an RSS item or Atom entry, read into Media."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from monitor.feeds.common import Fields, _abs, _first, _float, _int, _medium, _Names
+from monitor.models import Media
+
+
+def _media(el: etree._Element, names: _Names, base: str, out: list[Media]) -> None:
+    """Append the media an item child describes (media:*, <enclosure>, Atom rel=enclosure)."""
+    key, local = names(el.tag)
+    a = el.attrib
+    if key == "media" and local == "content":
+        url = _abs(a.get("url"), base)
+        if url:
+            out.append(
+                Media(
+                    url=url,
+                    medium=_medium(a.get("medium"), a.get("type")),
+                    type=a.get("type") or None,
+                    width=_int(a.get("width")),
+                    height=_int(a.get("height")),
+                    duration=_float(a.get("duration")),
+                    role="content",
+                )
+            )
+        for child in el:  # thumbnails may sit inside the media:content they illustrate
+            if names(child.tag) == ("media", "thumbnail"):
+                _media(child, names, base, out)
+    elif key == "media" and local == "thumbnail":
+        url = _abs(a.get("url"), base)
+        if url:
+            width, height = _int(a.get("width")), _int(a.get("height"))
+            out.append(Media(url=url, medium="image", width=width, height=height, role="thumbnail"))
+    elif key == "media" and local == "group":
+        for child in el:
+            _media(child, names, base, out)
+    elif (key, local) == ("", "enclosure") or (
+        (key, local) == ("atom", "link") and a.get("rel") == "enclosure"
+    ):
+        url = _abs(a.get("url") or a.get("href"), base)
+        if url:
+            mime = a.get("type") or None
+            out.append(Media(url=url, medium=_medium(None, mime), type=mime, role="enclosure"))
+    elif (key, local) == ("itunes", "image"):
+        url = _abs(a.get("href"), base)
+        if url:
+            out.append(Media(url=url, medium="image", role="image"))
+
+
+def _item_media(item: etree._Element, names: _Names, base: str) -> list[Media]:
+    out: list[Media] = []
+    for child in item:
+        _media(child, names, base, out)
+    return out
+
+
+def _media_description(f: Fields, names: _Names, what: str) -> tuple[str, bool] | None:
+    """media:title / media:description of an item or its media:group (YouTube, Rutube)."""
+    el = _first(f, ("media", what))
+    if el is None:
+        groups = f.get(("media", "group"), ())
+        el = next((c for g in groups for c in g if names(c.tag) == ("media", what)), None)
+    if el is None or not (el.text or "").strip():
+        return None
+    return el.text or "", el.get("type") == "html"

@@ -1,0 +1,114 @@
+"""RSS 0.9x, 1.0 (RDF) and 2.0 documents, already parsed by lxml, read into posts."""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+
+# RSS items borrow atom:link and atom:author, and Atom reads them the same way.
+from monitor.feeds.atom import _atom_author, _atom_link
+from monitor.feeds.common import (
+    _XML_LANG,
+    _abs,
+    _all,
+    _base_of,
+    _first,
+    _first_date,
+    _first_text,
+    _fullest,
+    _lang,
+    _local,
+    _Names,
+    _one_line,
+    _post,
+    _raw,
+    _title,
+)
+from monitor.feeds.media import _item_media, _media_description
+from monitor.models import Post
+
+_RDF_ABOUT = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about"
+
+_RSS_DATES = (
+    ("", "pubdate"),
+    ("dc", "date"),
+    ("dcterms", "issued"),
+    ("dcterms", "created"),
+    ("dcterms", "modified"),
+    ("atom", "published"),
+    ("atom", "updated"),
+)
+
+
+def _rss_posts(root: etree._Element, url: str, body: bytes) -> list[Post]:
+    channel = next((c for c in root if _local(c.tag) == "channel"), None)
+    core = {etree.QName(root).namespace}
+    if channel is not None:
+        core.add(etree.QName(channel).namespace)
+    names = _Names(core, "")
+    cf = names.fields(channel) if channel is not None else {}
+    lang = _lang(
+        _first_text(cf, ("", "language"), ("dc", "language"))
+        or (channel.get(_XML_LANG) if channel is not None else None)
+        or root.get(_XML_LANG)
+    )
+    link = _first_text(cf, ("", "link"))
+    if link and re.match(r"^[\w-]+(\.[\w-]+)+(/|$)", link):
+        # A channel link without a scheme ("www.example.com.br") would otherwise be read as
+        # a path on the feed's host.
+        link = "http://" + link
+    base = _abs(link, url) or url
+    has_xml_base = b"xml:base" in body
+    items = cf.get(("", "item"), []) + [c for c in root if names(c.tag) == ("", "item")]
+    return [_rss_item(item, names, base, has_xml_base, lang) for item in items]
+
+
+def _rss_item(
+    item: etree._Element, names: _Names, base: str, has_xml_base: bool, lang: str | None
+) -> Post:
+    f = names.fields(item)
+    base = _base_of(item, base, has_xml_base)
+    title_el = _first(f, ("", "title"), ("dc", "title"))
+    if title_el is not None:
+        title = _title(_raw(title_el), True if len(title_el) else None)
+    else:
+        title = _title(*(_media_description(f, names, "title") or ("", False)))
+
+    guid_el = _first(f, ("", "guid"))
+    guid = (guid_el.text or "").strip() if guid_el is not None else ""
+    link = _abs(_first_text(f, ("", "link")), base) or _atom_link(
+        f.get(("atom", "link"), []), base, has_xml_base
+    )
+    permalink = guid_el is not None and guid_el.get("isPermaLink", "true").lower() != "false"
+    if not link and permalink and guid.startswith(("http://", "https://")):
+        link = guid
+
+    # Yandex and ukr.net feeds carry the whole article in <yandex:full-text> / <full-text>.
+    full_texts = [k for k in f if k[1] == "full-text"]
+    bodies = [(_raw(el), True) for el in _all(f, ("", "description"), ("content", "encoded"))]
+    bodies += [(_raw(el), True) for el in _all(f, *full_texts)]
+    if not any(raw.strip() for raw, _ in bodies):
+        bodies = [d] if (d := _media_description(f, names, "description")) else []
+
+    author = (
+        _one_line(_first_text(f, ("dc", "creator"), ("itunes", "author")))
+        or _rss_author(_first_text(f, ("", "author")))
+        or _atom_author(f, names)
+    )
+    return _post(
+        ident=guid or item.get(_RDF_ABOUT),
+        link=link,
+        title=title,
+        text=_fullest(bodies),
+        author=author,
+        published_at=_first_date(f, _RSS_DATES),
+        lang=_lang(_first_text(f, ("dc", "language"))) or lang,
+        media=_item_media(item, names, base),
+    )
+
+
+def _rss_author(value: str | None) -> str | None:
+    """RSS <author> is "email (Name)"; the name is what a reader wants."""
+    m = re.search(r"\(([^()]+)\)\s*$", value or "")
+    return _one_line(m.group(1) if m else value)
