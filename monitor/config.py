@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import tomllib
@@ -255,8 +256,7 @@ def build(
 
     The dataclass's fields are the table's keys; their annotations say how each is read.
     """
-    hints = get_type_hints(cls, include_extras=True)
-    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls) if f.init}
+    hints, fields = _schema(cls)
     extra = extra or {}
     kwargs: dict[str, Any] = {}
     before = len(problems)
@@ -286,6 +286,14 @@ def build(
         if len(problems) > before:
             return None
     return obj
+
+
+@functools.cache
+def _schema(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """A config dataclass's annotations and fields by TOML key (read once per class)."""
+    hints = get_type_hints(cls, include_extras=True)
+    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls) if f.init}
+    return hints, fields
 
 
 def _convert(value: Any, hint: Any) -> Any:
