@@ -72,7 +72,13 @@ def options(*, flat: bool, timeout: float, opts: dict[str, Any] | None = None) -
 
 
 async def extract(
-    url: str, *, flat: bool, timeout: float, opts: dict[str, Any] | None = None
+    url: str,
+    *,
+    flat: bool,
+    timeout: float,
+    opts: dict[str, Any] | None = None,
+    allow_private: bool = True,
+    trusted_host: str | None = None,
 ) -> dict[str, Any]:
     """yt-dlp's info dict for `url` (JSON-safe, as `--dump-json` prints it), without downloading.
 
@@ -83,6 +89,10 @@ async def extract(
 
     Raises FetchError (timeouts, network and site errors, `status` set when yt-dlp names an
     HTTP code) or ParseError (a URL no extractor understands).
+
+    yt-dlp does its own networking, past the monitor's HTTP client: with `allow_private`
+    false the worker refuses connections to private, loopback, link-local and metadata
+    addresses, except those of `trusted_host` (the host the user configured).
     """
     if _replay is not None:
         info = _replay.get((url, flat))
@@ -90,6 +100,7 @@ async def extract(
             raise FetchError(f"yt-dlp: no recorded answer for {url} (flat={flat})")
         return copy.deepcopy(info)
     params = options(flat=flat, timeout=timeout, opts=opts)
+    params[_GUARD_KEY] = None if allow_private else trusted_host or ""
     loop = asyncio.get_running_loop()
     slots = _slots.get(loop)
     if slots is None:
@@ -261,11 +272,62 @@ class _Quiet:
 def _extract_here(url: str, params: dict[str, Any]) -> dict[str, Any]:
     from yt_dlp import YoutubeDL
 
-    with YoutubeDL({**params, "logger": _Quiet()}) as ydl:
-        info = ydl.extract_info(url, download=False)
-        if info is None:
-            raise RuntimeError("no information extracted")
-        return ydl.sanitize_info(info)
+    params = dict(params)
+    _guard_sockets(params.pop(_GUARD_KEY, None))
+    try:
+        with YoutubeDL({**params, "logger": _Quiet()}) as ydl:
+            info = ydl.extract_info(url, download=False)
+            if info is None:
+                raise RuntimeError("no information extracted")
+            return ydl.sanitize_info(info)
+    finally:
+        _policy["active"] = False
+
+
+# In the worker process only (it runs nothing but yt-dlp, so patching its sockets is contained):
+# the address policy of the current extraction.
+_GUARD_KEY = "_monitor_trusted_host"  # None: no guard; else the trusted host ("" for none)
+_policy: dict[str, Any] = {"active": False, "trusted": frozenset(), "installed": False}
+
+
+def _guard_sockets(trusted_host: str | None) -> None:
+    import socket
+
+    if trusted_host is None:
+        _policy["active"] = False
+        return
+    trusted: set[str] = set()
+    if trusted_host:
+        try:
+            trusted = {ai[4][0] for ai in socket.getaddrinfo(trusted_host, None)}
+        except OSError:
+            trusted = set()
+    _policy.update(active=True, trusted=frozenset(trusted))
+    if _policy["installed"]:
+        return
+    from monitor.netguard import address_problem
+
+    def checked(method: Any) -> Any:
+        def connect(self: socket.socket, address: Any) -> Any:
+            if (
+                _policy["active"]
+                and self.family in (socket.AF_INET, socket.AF_INET6)
+                and isinstance(address, tuple)
+                and address[0] not in _policy["trusted"]
+            ):
+                problem = address_problem(address[0])
+                if problem:
+                    raise ConnectionRefusedError(
+                        f"refused to connect to {address[0]}: {problem} "
+                        "(set [monitor] allow_private = true to allow it)"
+                    )
+            return method(self, address)
+
+        return connect
+
+    socket.socket.connect = checked(socket.socket.connect)  # type: ignore[method-assign]
+    socket.socket.connect_ex = checked(socket.socket.connect_ex)  # type: ignore[method-assign]
+    _policy["installed"] = True
 
 
 def _describe(e: BaseException) -> tuple[str, str]:

@@ -150,3 +150,17 @@ def test_importing_the_module_does_not_import_yt_dlp():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+async def test_yt_dlp_cannot_be_led_to_private_addresses_unless_allowed(origin: Origin):
+    """yt-dlp connects by itself: its worker refuses private addresses the user did not name."""
+    url = origin.url("/page.html")
+    with pytest.raises(FetchError, match="refused to connect to 127.0.0.1"):
+        await ytdlp.extract(url, flat=False, timeout=20, allow_private=False, trusted_host=None)
+    # The host the user configured is trusted as given...
+    info = await ytdlp.extract(
+        url, flat=False, timeout=20, allow_private=False, trusted_host="127.0.0.1"
+    )
+    assert info["subtitles"]
+    # ...and allow_private lifts the guard; the same worker serves both kinds of request.
+    assert await ytdlp.extract(url, flat=False, timeout=20, allow_private=True)

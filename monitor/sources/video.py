@@ -50,8 +50,9 @@ class VideoSource(SourceConfig):
     async def collect(self, ctx: FetchContext) -> Collected:
         deadline = time.monotonic() + 2 * ctx.timeout  # the pipeline allows 3 timeouts in all
         listing = await ytdlp.extract(
-            self.url, flat=True, timeout=ctx.timeout, opts={"playlistend": self.max_new * 4}
-        )
+            self.url, flat=True, timeout=ctx.timeout, opts={"playlistend": self.max_new * 4},
+            **self._guard(ctx),
+        )  # fmt: skip
         transcribed = self._speech_results(ctx)  # after the listing: a failed fetch keeps none
         if listing.get("_type") not in ("playlist", "multi_video"):
             # One video: the listing is already the full extraction.
@@ -78,6 +79,13 @@ class VideoSource(SourceConfig):
             ctx.log.append(f"{late} videos left for the next fetch (time limit)")
         return Collected(merge_transcribed(posts, transcribed))
 
+    def _guard(self, ctx: FetchContext) -> dict[str, Any]:
+        # The configured page's host is trusted as given; whatever else yt-dlp is led to is not.
+        return {
+            "allow_private": getattr(ctx.http, "allow_private", True),
+            "trusted_host": urlsplit(self.url).hostname,
+        }
+
     async def _detailed(self, entry: dict[str, Any], ctx: FetchContext) -> Post:
         if _is_full(entry):
             info = entry  # a page of several HTML5 videos lists them already extracted
@@ -85,7 +93,7 @@ class VideoSource(SourceConfig):
             url = entry.get("url") or entry.get("webpage_url")
             if not isinstance(url, str):
                 raise ParseError(f"listing entry {entry_id(entry)} has no URL")
-            info = await ytdlp.extract(url, flat=False, timeout=ctx.timeout)
+            info = await ytdlp.extract(url, flat=False, timeout=ctx.timeout, **self._guard(ctx))
         post = info_post(info, self.url)
         if self.transcripts:
             post = await self._transcribed(post, info, ctx)

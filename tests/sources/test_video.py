@@ -169,7 +169,7 @@ class FakeExtract:
         self.fail: set[str] = set()
 
     async def __call__(
-        self, url: str, *, flat: bool, timeout: float, opts: dict[str, Any] | None = None
+        self, url: str, *, flat: bool, timeout: float, opts: dict[str, Any] | None = None, **_: Any
     ) -> dict[str, Any]:
         self.calls.append((url, flat))
         if flat:
