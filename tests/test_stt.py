@@ -100,7 +100,7 @@ async def test_video_without_captions_is_transcribed_in_the_background(origin: O
 async def test_without_the_extra_a_single_notice_and_no_job(monkeypatch, fresh):
     monkeypatch.setattr(stt, "available", lambda: False)
 
-    async def listing(url: str, *, flat: bool, timeout: float, opts: Any = None) -> dict:
+    async def listing(url: str, *, flat: bool, timeout: float, opts: Any = None, **_: Any) -> dict:
         if flat:
             return {"_type": "playlist", "entries": [{"_type": "url", "id": f"v{i}", "url": f"https://v.example/{i}"} for i in range(3)]}  # fmt: skip
         return {"id": url[-1], "title": "silent", "webpage_url": url, "subtitles": {}}
