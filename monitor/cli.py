@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -135,6 +134,12 @@ def _load(args: argparse.Namespace) -> Config:
     return config
 
 
+def _run(coro: Any) -> Any:
+    import asyncio  # here, not at the top: `monitor --help` should not pay for it
+
+    return asyncio.run(coro)
+
+
 def _print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
 
@@ -169,7 +174,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             )  # fmt: skip
 
     try:
-        outcome = asyncio.run(go())
+        outcome = _run(go())
     finally:
         store.close()
         if args.replay:
@@ -363,7 +368,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 async with make_http(config) as http:
                     return await deliver_due(store, config, http, force=True)
 
-            o = asyncio.run(go())
+            o = _run(go())
             if not args.json:
                 print(f"deliveries: {o.sent} sent, {o.retrying} to retry, {o.failed} failed")
                 for err in o.errors:
@@ -456,7 +461,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             return await source.collect(ctx)
 
     try:
-        collected = asyncio.run(go())
+        collected = _run(go())
     except Exception as e:  # noqa: BLE001
         for path in [*transport.saved, *extractions]:
             print(f"saved {path}")
