@@ -334,6 +334,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
                 "last_error": r["last_error"] if r else None,
                 "failures": r["failures"] if r else 0,
                 "posts": r["posts"] if r else 0,
+                "notices": json.loads(r["notices"]) if r and r["notices"] else [],
                 "next_due": next_due_at(r, every) if s.enabled else None,
             }
         )
@@ -351,6 +352,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
               f"{'now' if o['next_due'] and o['next_due'] <= now else (o['next_due'] or '-')}")  # fmt: skip
         if o["last_error"]:
             print(f"    last error: {o['last_error']}")
+        for notice in o["notices"]:
+            print(f"    note: {notice}")
     return EXIT_OK
 
 

@@ -82,7 +82,10 @@ async def run_source(
         with store.transaction() as db:
             saved = store.save_posts(db, source.id, collected.posts)
             matches = match_saved(db, store, config, source, saved, ctx.log)
-            store.finish_fetch_ok(db, fetch_id, source.id, collected.http_status, saved, ctx.state)
+            store.finish_fetch_ok(
+                db, fetch_id, source.id, collected.http_status, saved, ctx.state,
+                [config.redact(n) for n in ctx.log],
+            )  # fmt: skip
     except Exception as exc:  # noqa: BLE001
         error = f"could not store: {describe_error(exc)}"
         return _failed(source, config, store, fetch_id, exc, error, started, ctx.log)
@@ -111,7 +114,9 @@ def _failed(
     every = source.every or config.monitor.every
     next_at = now_iso(time.time() + backoff_delay(failures, every, retry_after))
     with store.transaction() as db:
-        store.finish_fetch_failed(db, fetch_id, source.id, error, status, next_at)
+        store.finish_fetch_failed(
+            db, fetch_id, source.id, error, status, next_at, [config.redact(n) for n in notices]
+        )
     return SourceResult(
         source.id, False, http_status=status, error=error,
         seconds=time.monotonic() - started, notices=notices, next_attempt_at=next_at,

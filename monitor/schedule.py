@@ -134,6 +134,8 @@ class Daemon:
                 else f"{result.new} new, {result.updated} updated"
             )
             log.info("%s: %s, %d matches", source.id, what, len(result.matches))
+            for notice in result.notices:
+                log.info("%s: note: %s", source.id, self.config.redact(notice))
         else:
             log.warning(
                 "%s: failed: %s (next attempt %s)", source.id, result.error, result.next_attempt_at

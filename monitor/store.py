@@ -16,11 +16,12 @@ from typing import Any
 from monitor.models import Post
 from monitor.text import fold
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Columns added after version 1, for archives created before them: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
     ("deliveries", "claimed_until", "TEXT"),
+    ("sources", "notices", "TEXT"),
 ]
 
 SCHEMA = """
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS sources (
     last_error TEXT,
     failures INTEGER NOT NULL DEFAULT 0,
     next_attempt_at TEXT,
+    notices TEXT,  -- what the last fetch had to say besides success or failure (JSON list)
     state TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS posts (
@@ -124,6 +126,10 @@ def _statements(script: str) -> list[str]:
             out.append(current.strip())
             current = ""
     return [s for s in out if s]
+
+
+def _notices(notices: list[str] | None) -> str | None:
+    return json.dumps(notices, ensure_ascii=False) if notices else None
 
 
 def now_iso(t: float | None = None) -> str:
@@ -287,6 +293,7 @@ class Store:
         error: str,
         http_status: int | None,
         next_attempt_at: str | None,
+        notices: list[str] | None = None,
     ) -> None:
         finished = now_iso()
         db.execute(
@@ -294,9 +301,9 @@ class Store:
             (finished, http_status, error, fetch_id),
         )
         db.execute(
-            "UPDATE sources SET last_error = ?, failures = failures + 1, next_attempt_at = ? "
-            "WHERE id = ?",
-            (error, next_attempt_at, source_id),
+            "UPDATE sources SET last_error = ?, failures = failures + 1, next_attempt_at = ?, "
+            "notices = ? WHERE id = ?",
+            (error, next_attempt_at, _notices(notices), source_id),
         )
 
     def finish_fetch_ok(
@@ -307,6 +314,7 @@ class Store:
         http_status: int | None,
         result: SaveResult,
         state: dict[str, Any],
+        notices: list[str] | None = None,
     ) -> None:
         finished = now_iso()
         db.execute(
@@ -316,8 +324,8 @@ class Store:
         )
         db.execute(
             "UPDATE sources SET last_ok_at = ?, last_error = NULL, failures = 0, "
-            "next_attempt_at = NULL, state = ? WHERE id = ?",
-            (finished, json.dumps(state, ensure_ascii=False), source_id),
+            "next_attempt_at = NULL, state = ?, notices = ? WHERE id = ?",
+            (finished, json.dumps(state, ensure_ascii=False), _notices(notices), source_id),
         )
 
     # -- posts ---------------------------------------------------------------------------

@@ -213,3 +213,28 @@ def test_sources_command_shows_state_and_next_due(tmp_path, origin, capsys):
     assert rows["tass"]["posts"] == 2 and rows["tass"]["failures"] == 0
     assert rows["broken"]["failures"] == 1 and "500" in rows["broken"]["last_error"]
     assert rows["tass"]["next_due"] > time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def test_sources_command_shows_what_the_last_fetch_had_to_say(tmp_path, capsys, monkeypatch):
+    from monitor import sources as registry
+
+    monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
+    from monitor.models import Post
+    from tests.test_pipeline import FakeSource
+
+    FakeSource.feeds["a"] = [Post("1", None, title="t")]
+    real_collect = FakeSource.collect
+
+    async def noisy(self, ctx):
+        ctx.log.append("transcripts need the stt extra: pip install 'outlet-monitor[stt]'")
+        return await real_collect(self, ctx)
+
+    monkeypatch.setattr(FakeSource, "collect", noisy)
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(
+        f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n[sources.a]\ntype = "fake"\nname = "a"\n'
+    )
+    main(["fetch", "--config", str(cfg), "-q"])
+    capsys.readouterr()
+    main(["sources", "--config", str(cfg)])
+    assert "note: transcripts need the stt extra" in capsys.readouterr().out

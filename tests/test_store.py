@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from monitor.models import Media, Post, Segment
-from monitor.store import Store, post_id
+from monitor.store import SCHEMA_VERSION, Store, post_id
 
 
 @pytest.fixture
@@ -178,5 +178,5 @@ def test_an_archive_from_schema_version_1_gets_the_new_columns(tmp_path):
     save(s, [Post("g", None, title="a", extra={"views": 3})])
     assert s.db.execute("SELECT extra FROM posts").fetchone()[0] == '{"views": 3}'
     assert "claimed_until" in {r[1] for r in s.db.execute("PRAGMA table_info(deliveries)")}
-    assert s.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     s.close()
