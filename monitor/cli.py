@@ -113,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `monitor sources | head`: the reader left; say nothing more, and don't let the
+        # interpreter's final flush of stdout raise again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _config_path(args: argparse.Namespace) -> Path:
