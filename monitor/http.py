@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -68,6 +69,35 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except (TypeError, ValueError, IndexError):
         return None
     return max(0.0, when - (now if now is not None else time.time()))
+
+
+# The deadline of the collection this request belongs to (see `collection_deadline`).
+_collection: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar(
+    "collection_deadline", default=None
+)
+
+
+@contextlib.asynccontextmanager
+async def collection_deadline(seconds: float) -> AsyncIterator[None]:
+    """Bound a whole collection (several requests and their parsing) to `seconds` of work.
+
+    Time a request spends queued for a free slot (`per_host`, `concurrency`) is not work: it
+    is added back, so the sources at the back of a busy host's queue are not failed for
+    waiting their turn. Raises TimeoutError like `asyncio.timeout`.
+    """
+    async with asyncio.timeout(seconds) as scope:
+        token = _collection.set(scope)
+        try:
+            yield
+        finally:
+            _collection.reset(token)
+
+
+def _extend_collection_deadline(waited: float) -> None:
+    scope = _collection.get()
+    when = scope.when() if scope is not None else None
+    if scope is not None and when is not None and waited > 0.001 and not scope.expired():
+        scope.reschedule(when + waited)
 
 
 class Http:
@@ -197,7 +227,9 @@ class Http:
                 host = check_url(current) if guarded else _host(current)
             except BlockedURL as e:
                 raise FetchError(_refused(url, current, hop, e)) from None
+            queued = time.monotonic()
             async with self._host_slot(host), self._global:
+                _extend_collection_deadline(time.monotonic() - queued)
                 if started is None:
                     started = time.monotonic()
                 remaining = deadline - (time.monotonic() - started)

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from monitor.http import FetchError
+from monitor.http import FetchError, collection_deadline
 from monitor.match import match_saved
 from monitor.models import Match
 from monitor.sources.base import FetchContext, ParseError
@@ -69,7 +69,8 @@ async def run_source(
     # The deadline bounds the whole collection (several requests, parsing), not one request.
     deadline = timeout * 3
     try:
-        collected = await asyncio.wait_for(source.collect(ctx), deadline)
+        async with collection_deadline(deadline):
+            collected = await source.collect(ctx)
     except asyncio.CancelledError:
         _interrupted(store, fetch_id)
         raise

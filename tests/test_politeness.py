@@ -53,3 +53,27 @@ async def test_a_hanging_host_does_not_slow_the_others():
             )
     assert "timed out" in r_slow and t_slow < 2
     assert all(r == "ok" and t < 0.5 for t, r in fast_results)
+
+
+def test_sources_queued_behind_a_busy_host_are_not_failed_for_waiting(tmp_path, capsys):
+    """Eight feeds on one host, two at a time, each answer taking 1 s: the last waits 3 s for
+    its turn, longer than its 3.6 s budget allows — but waiting is not work."""
+    import json
+
+    from monitor.cli import main
+    from tests.test_end_to_end import LAVROV, rss
+
+    with Origin() as origin:
+        for i in range(8):
+            origin.routes[f"/f{i}.xml"] = Route(rss(LAVROV), delay=1.0)
+        cfg = tmp_path / "m.toml"
+        cfg.write_text(
+            f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\ntimeout = "1.2s"\nper_host = 2\n'
+            + "".join(
+                f'[sources.f{i}]\ntype = "feed"\nurl = "{origin.url(f"/f{i}.xml")}"\n'
+                for i in range(8)
+            )
+        )
+        code = main(["fetch", "--config", str(cfg), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0, [s["error"] for s in out["sources"]]
