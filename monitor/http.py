@@ -142,19 +142,28 @@ class Http:
         }
         # `client` is also the notifiers' client (webhooks are configured URLs, so trusted).
         self.client = httpx.AsyncClient(transport=transport, **options)
+        self._options = options
+        self._guarded_client: httpx.AsyncClient | None = None
         if transport is not None or allow_private:
             # A test or replay transport decides itself where requests go; the literal-address
             # check before each request still applies to it.
-            self._guarded = self.client
-        else:
-            # Its own transport, so without HTTP(S)_PROXY: the guard must see the address it
-            # connects to, and through a proxy it would only see the proxy.
-            self._guarded = httpx.AsyncClient(transport=guarded_transport(limits=limits), **options)
+            self._guarded_client = self.client
+
+    @property
+    def _guarded(self) -> httpx.AsyncClient:
+        # Made on first use: a pass over configured feeds never needs it, and each client
+        # loads the CA bundle (~20 ms). Its own transport, so without HTTP(S)_PROXY: the
+        # guard must see the address it connects to, and through a proxy it would only see
+        # the proxy.
+        if self._guarded_client is None:
+            transport = guarded_transport(limits=self._options["limits"])
+            self._guarded_client = httpx.AsyncClient(transport=transport, **self._options)
+        return self._guarded_client
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        if self._guarded is not self.client:
-            await self._guarded.aclose()
+        if self._guarded_client is not None and self._guarded_client is not self.client:
+            await self._guarded_client.aclose()
 
     async def __aenter__(self) -> Http:
         return self
