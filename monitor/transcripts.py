@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from monitor.captions import parse_captions, transcript_text
-from monitor.http import FetchError
+from monitor.http import FetchError, same_origin
 from monitor.models import Media, Post
 from monitor.sources.base import ParseError
 
@@ -48,7 +48,11 @@ def default_languages(info: dict[str, Any]) -> list[str]:
 
 
 async def with_transcript(
-    post: Post, info: dict[str, Any], ctx: FetchContext, languages: list[str] | None = None
+    post: Post,
+    info: dict[str, Any],
+    ctx: FetchContext,
+    languages: list[str] | None = None,
+    configured_url: str | None = None,
 ) -> Post:
     """`post` with the transcript and segments of its best caption track.
 
@@ -66,8 +70,10 @@ async def with_transcript(
         if isinstance(track.get("data"), str):  # some extractors inline the file
             body = track["data"].encode("utf-8")
         else:
-            # A URL from yt-dlp's reading of a page is content, not configuration.
-            resp = await ctx.http.get(track["url"], timeout=ctx.timeout, trusted=False)
+            # A URL from yt-dlp's reading of a page is content, not configuration — unless it
+            # is on the configured page's own origin, which the user named (as for redirects).
+            trusted = configured_url is not None and same_origin(track["url"], configured_url)
+            resp = await ctx.http.get(track["url"], timeout=ctx.timeout, trusted=trusted)
             body = resp.body
         if not body.strip():
             # YouTube answers an empty 200 when it wants a proof-of-origin token on the URL.

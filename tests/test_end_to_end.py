@@ -238,3 +238,39 @@ def test_sources_command_shows_what_the_last_fetch_had_to_say(tmp_path, capsys, 
     capsys.readouterr()
     main(["sources", "--config", str(cfg)])
     assert "note: transcripts need the stt extra" in capsys.readouterr().out
+
+
+def test_words_said_in_a_video_alert_a_webhook_with_the_second_they_are_said(tmp_path, capsys):
+    """Through yt-dlp itself, on 127.0.0.1: a page with an HTML5 <video> and a captions track."""
+    from monitor import ytdlp
+    from tests.conftest import FIXTURES
+
+    video = FIXTURES / "video"
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/briefing.html"] = Route(
+            (video / "briefing.html").read_bytes(), headers={"Content-Type": "text/html"}
+        )
+        origin.routes["/briefing.en.vtt"] = Route(
+            (video / "briefing.en.vtt").read_bytes(), headers={"Content-Type": "text/vtt"}
+        )
+        origin.routes["/clip.mp4"] = Route(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+        cfg = tmp_path / "m.toml"
+        cfg.write_text(
+            f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n'
+            f'[sources.briefing]\ntype = "video"\nurl = "{origin.url("/briefing.html")}"\n'
+            "speech_to_text = false\n"
+            '[alerts.troops]\nquery = \'"NATO troops" Ukraine\'\nnotify = ["hook"]\n'
+            f'[notifiers.hook]\ntype = "webhook"\nurl = "{hook.url("/hook")}"\n'
+        )
+        try:
+            code = main(["fetch", "--config", str(cfg)])
+        finally:
+            ytdlp.shutdown()
+        posts = hook.posts()
+    assert code == 0, capsys.readouterr()
+    assert len(posts) == 1
+    alert = json.loads(posts[0].body)
+    assert alert["offset"] == 12.5  # the cue where "NATO troops to Ukraine" is said
+    assert alert["link"] == origin.url("/briefing.html") + "#t=12"
+    assert alert["post"]["kind"] == "video"
+    assert "[NATO] [troops]" in alert["snippet"]

@@ -103,7 +103,7 @@ class VideoSource(SourceConfig):
     async def _transcribed(self, post: Post, info: dict[str, Any], ctx: FetchContext) -> Post:
         from monitor.transcripts import queue_speech, wants_speech, with_transcript
 
-        post = await with_transcript(post, info, ctx, self.languages)
+        post = await with_transcript(post, info, ctx, self.languages, configured_url=self.url)
         if self.speech_to_text and wants_speech(post, info, self.languages):
             queue_speech(post, ctx, source_id=self.id, model=self.speech_model)
         return post
