@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -52,3 +54,29 @@ class Collected:
     posts: list[Post]
     http_status: int | None = None
     not_modified: bool = False
+
+
+_clock = time.monotonic  # a seam: tests make time pass without waiting
+
+
+class PageBudget:
+    """Page numbers for a paging loop, at most `max_pages`, none begun past a share of the time.
+
+    The pipeline bounds a whole collection by three timeouts; a source that pages (cursors,
+    `?before=`, `since_id`) stops starting new pages after `share` timeouts and keeps what it
+    has read, with a notice, rather than losing the whole fetch to the deadline.
+    """
+
+    def __init__(self, ctx: FetchContext, max_pages: int, share: float = 1.5) -> None:
+        self.ctx = ctx
+        self.max_pages = max_pages
+        self.give_up = _clock() + share * ctx.timeout
+        self.ran_out = False  # stopped by the time budget, not by the data
+
+    def __iter__(self) -> Iterator[int]:
+        for page in range(self.max_pages):
+            if page and _clock() > self.give_up:
+                self.ran_out = True
+                self.ctx.log.append(f"stopped paging after {page} pages to stay within the timeout")
+                return
+            yield page

@@ -6,13 +6,12 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from time import monotonic
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from monitor.http import FetchError
 from monitor.models import Kind, Media, Post
-from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
+from monitor.sources.base import Collected, FetchContext, PageBudget, ParseError, SourceConfig
 from monitor.text import parse_date
 
 _HANDLE = re.compile(
@@ -21,7 +20,6 @@ _HANDLE = re.compile(
 _DID = re.compile(r"^did:(plc|web):[A-Za-z0-9._:%-]+$")
 PAGE_MAX = 100  # the AppView's own cap on `limit`
 MAX_PAGES = 10  # a later fetch pages back at most this far to reach the posts it has seen
-PAGING_BUDGET = 1.5  # x timeout: the pipeline allows 3x for a whole collection; keep what we have
 REPOST = "app.bsky.feed.defs#reasonRepost"
 HLS = "application/vnd.apple.mpegurl"
 
@@ -70,12 +68,8 @@ class BlueskySource(SourceConfig):
         cursor: str | None = None
         status: int | None = None
         done = False
-        give_up = monotonic() + PAGING_BUDGET * ctx.timeout
-        for page_no in range(MAX_PAGES):
-            if page_no and monotonic() > give_up:
-                ctx.log.append(f"stopped after {page_no} pages to stay within the timeout")
-                done = True
-                break
+        pages = PageBudget(ctx, MAX_PAGES)
+        for _ in pages:
             resp = await ctx.http.get(
                 self.feed_url(cursor), timeout=ctx.timeout, ok_statuses=(400,)
             )
@@ -95,7 +89,7 @@ class BlueskySource(SourceConfig):
                 break
             if not known and len(entries) >= self.limit:
                 break
-        if known and not done:
+        if known and not done and not pages.ran_out:
             ctx.log.append(f"stopped after {MAX_PAGES} pages; older new posts were skipped")
         if not known:
             entries = entries[: self.limit]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from time import monotonic
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 from monitor.http import FetchError, Response
 from monitor.models import Kind, Media, Post
-from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
+from monitor.sources.base import Collected, FetchContext, PageBudget, ParseError, SourceConfig
 from monitor.text import html_to_text, parse_date
 
 # Mastodon names are [A-Za-z0-9_]; other servers speaking its API (Akkoma, GoToSocial)
@@ -22,7 +21,6 @@ _ACCOUNT = re.compile(
 )
 PAGE_MAX = 40  # Mastodon's own cap on `limit` for statuses
 MAX_PAGES = 10
-PAGING_BUDGET = 1.5  # x timeout: the pipeline allows 3x for a whole collection; keep what we have
 _AUDIO_EXT = (".mp3", ".ogg", ".oga", ".opus", ".m4a", ".wav", ".flac", ".aac")
 
 
@@ -93,12 +91,8 @@ class MastodonSource(SourceConfig):
         max_id: str | None = None
         status: int | None = None
         complete = False
-        give_up = monotonic() + PAGING_BUDGET * ctx.timeout
-        for page_no in range(MAX_PAGES):
-            if page_no and monotonic() > give_up:
-                ctx.log.append(f"stopped after {page_no} pages to stay within the timeout")
-                complete = True
-                break
+        pages = PageBudget(ctx, MAX_PAGES)
+        for _ in pages:
             resp = await self._statuses(ctx, since, max_id)
             status = resp.status
             page = parse_statuses(resp.body, resp.url, urlsplit(self.base).netloc)
@@ -112,7 +106,7 @@ class MastodonSource(SourceConfig):
                 complete = True
                 break
             max_id = page.oldest_id
-        if since is not None and not complete:
+        if since is not None and not complete and not pages.ran_out:
             ctx.log.append(f"stopped after {MAX_PAGES} pages; older new statuses were skipped")
         if since is None:
             posts = posts[: self.limit]

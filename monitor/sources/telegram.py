@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from time import monotonic
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from monitor.models import Kind, Media, Post
-from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
+from monitor.sources.base import Collected, FetchContext, PageBudget, ParseError, SourceConfig
 from monitor.sources.page import decode_html
 from monitor.text import absolute_url, clean_space, html_to_text, parse_date
 
@@ -20,9 +19,6 @@ if TYPE_CHECKING:
 # names exist (auctioned ones), 5 is the usual minimum, 32 the maximum.
 _CHANNEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 MAX_PAGES = 50  # a backfill stops here whatever `backfill` says: one preview page is ~20 messages
-# The pipeline gives a whole collection 3x the timeout; paging stops in time to hand back what it
-# has rather than lose it all.
-PAGING_BUDGET = 1.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,11 +60,7 @@ class TelegramSource(SourceConfig):
         found: dict[int, Post] = {}
         before: int | None = None
         status: int | None = None
-        give_up = monotonic() + PAGING_BUDGET * ctx.timeout
-        for page in range(MAX_PAGES):
-            if page and monotonic() > give_up:
-                ctx.log.append(f"stopped paging back after {page} pages to stay within the timeout")
-                break
+        for _ in PageBudget(ctx, MAX_PAGES):
             resp = await ctx.http.get(self.page_url(before), timeout=ctx.timeout)
             status = resp.status
             posts, oldest = parse_preview(resp.body, resp.url, resp.headers.get("content-type"))

@@ -424,7 +424,7 @@ async def test_http_errors_reach_the_pipeline_as_fetch_errors():
 
 async def test_paging_stops_in_time_to_hand_back_what_it_has(monkeypatch):
     clock = iter(range(0, 1000, 4))  # every look at the clock is 4 s later
-    monkeypatch.setattr("monitor.sources.telegram.monotonic", lambda: next(clock))
+    monkeypatch.setattr("monitor.sources.base._clock", lambda: next(clock))
     with respx.mock() as router:
         routes = mock_channel(router, "outletnews-page.html")
         async with Http() as http:
@@ -432,4 +432,4 @@ async def test_paging_stops_in_time_to_hand_back_what_it_has(monkeypatch):
             got = await source(backfill=50).collect(ctx)
     assert routes == {"first": 1, "101": 1, "81": 0}
     assert len(got.posts) == 42
-    assert ctx.log == ["stopped paging back after 2 pages to stay within the timeout"]
+    assert ctx.log == ["stopped paging after 2 pages to stay within the timeout"]
