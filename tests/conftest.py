@@ -17,3 +17,10 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"realdata not present at {REALDATA}")
     return REALDATA
+
+
+def real_bytes(path: Path) -> bytes:
+    """The bytes of a real capture; the test is skipped when realdata is not checked out."""
+    if not path.exists():
+        pytest.skip(f"realdata not present: {path}")
+    return path.read_bytes()

@@ -19,6 +19,7 @@ from monitor.sources.bluesky import (
     parse_author_feed,
     parse_feed_item,
 )
+from tests.conftest import real_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 REALDATA = REPO.parent / "shared" / "realdata" / "bluesky"
@@ -27,10 +28,7 @@ FEED = "https://public.api.bsky.app/xrpc/app.bsky.feed.getAuthorFeed"
 
 
 def real(name: str) -> bytes:
-    path = REALDATA / name
-    if not path.exists():
-        pytest.skip(f"realdata not present: {path}")
-    return path.read_bytes()
+    return real_bytes(REALDATA / name)
 
 
 def fixture(name: str) -> bytes:

@@ -14,6 +14,7 @@ from monitor.config import build
 from monitor.http import FetchError, Http
 from monitor.sources.base import FetchContext, ParseError
 from monitor.sources.mastodon import MastodonSource, account_name, parse_status, parse_statuses
+from tests.conftest import real_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 REALDATA = REPO.parent / "shared" / "realdata" / "mastodon"
@@ -23,10 +24,7 @@ ACCOUNT_ID = "109318776328472117"
 
 
 def real(name: str) -> bytes:
-    path = REALDATA / name
-    if not path.exists():
-        pytest.skip(f"realdata not present: {path}")
-    return path.read_bytes()
+    return real_bytes(REALDATA / name)
 
 
 def cassette(name: str) -> list[dict]:

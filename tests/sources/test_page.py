@@ -12,6 +12,7 @@ import respx
 from monitor.http import Http
 from monitor.sources.base import FetchContext, ParseError
 from monitor.sources.page import PageSource, decode_html, parse_human_date, parse_page
+from tests.conftest import real_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 REALDATA = REPO.parent / "shared" / "realdata"
@@ -24,10 +25,7 @@ def page(url: str = "https://example.org/news/", **selectors: str) -> PageSource
 
 
 def real(name: str) -> bytes:
-    path = HTML / name
-    if not path.exists():
-        pytest.skip(f"realdata not present: {path}")
-    return path.read_bytes()
+    return real_bytes(HTML / name)
 
 
 # --- real captures ------------------------------------------------------------------------

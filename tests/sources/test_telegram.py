@@ -12,6 +12,7 @@ from monitor.config import build
 from monitor.http import FetchError, Http
 from monitor.sources.base import FetchContext, ParseError
 from monitor.sources.telegram import TelegramSource, parse_count, parse_duration, parse_preview
+from tests.conftest import real_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 REALDATA = REPO.parent / "shared" / "realdata" / "telegram"
@@ -19,10 +20,7 @@ FIXTURES = REPO / "fixtures" / "telegram"
 
 
 def real(name: str) -> bytes:
-    path = REALDATA / name
-    if not path.exists():
-        pytest.skip(f"realdata not present: {path}")
-    return path.read_bytes()
+    return real_bytes(REALDATA / name)
 
 
 def fixture(name: str) -> bytes:

@@ -22,6 +22,7 @@ from monitor.sources.x import XSource, add_transcripts
 from monitor.sources.x_api import parse_jsonl, parse_timeline, parse_user
 from monitor.sources.x_nitter import parse_nitter
 from monitor.store import Store, iso_to_epoch
+from tests.conftest import real_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 REALDATA = REPO.parent / "shared" / "realdata" / "x"
@@ -40,10 +41,7 @@ def fixture(name: str) -> bytes:
 
 
 def real(name: str) -> bytes:
-    path = REALDATA / name
-    if not path.exists():
-        pytest.skip(f"realdata not present: {path}")
-    return path.read_bytes()
+    return real_bytes(REALDATA / name)
 
 
 def api_source(**kw) -> XSource:
