@@ -16,7 +16,7 @@ from typing import Any
 from monitor.models import Post
 from monitor.text import fold
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Columns added after version 1, for archives created before them: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS transcript_segments (
 CREATE INDEX IF NOT EXISTS transcript_segments_post ON transcript_segments(post_id, start);
 CREATE VIRTUAL TABLE IF NOT EXISTS posts_fts USING fts5(
     title, text, transcript, author,
-    content = 'posts', content_rowid = 'rev',
+    content = '',
     tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE TABLE IF NOT EXISTS matches (
@@ -215,6 +215,18 @@ class Store:
                     have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
                     if column not in have:
                         self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                (fts_sql,) = self.db.execute(
+                    "SELECT sql FROM sqlite_master WHERE name = 'posts_fts'"
+                ).fetchone()
+                if "content = 'posts'" in fts_sql:
+                    # Version 3 and before: an external-content index over `posts`. It holds
+                    # folded text, so an integrity check comparing it with `posts` (PRAGMA
+                    # integrity_check does, from SQLite 3.44) would call it corrupt.
+                    self.db.execute("DROP TABLE posts_fts")
+                    self.db.execute(
+                        next(x for x in _statements(SCHEMA) if "TABLE IF NOT EXISTS posts_fts" in x)
+                    )
+                    self._reindex(self.db)
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -444,8 +456,9 @@ class Store:
         author: str | None,
         this_pass: bool = False,
     ) -> None:
-        # The index holds folded text (the content table keeps the original), so that search
-        # is case- and accent-blind in every script, beyond what unicode61 folds by itself.
+        # The index holds folded text (posts keeps the original; the index is contentless and
+        # its rowid is posts.rev), so that search is case- and accent-blind in every script,
+        # beyond what unicode61 folds by itself.
         row = (rev, fold(title), fold(text), fold(transcript), fold(author))
         db.execute(
             "INSERT INTO posts_fts (rowid, title, text, transcript, author) VALUES (?, ?, ?, ?, ?)",
@@ -460,7 +473,7 @@ class Store:
 
     @staticmethod
     def _unindex(db: sqlite3.Connection, old: sqlite3.Row) -> None:
-        # An external-content FTS5 row is removed by repeating exactly what was indexed.
+        # A contentless FTS5 row is removed by repeating exactly what was indexed.
         db.execute(
             "INSERT INTO posts_fts (posts_fts, rowid, title, text, transcript, author) "
             "VALUES ('delete', ?, ?, ?, ?, ?)",
@@ -485,12 +498,15 @@ class Store:
         ]
 
     def rebuild_index(self) -> None:
-        """Re-create the search index from the posts table (after a crash or a fold change)."""
+        """Re-create the search index from the posts table (after a change to `fold`)."""
         with self.transaction() as db:
             db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
-            rows = db.execute("SELECT rev, title, text, transcript, author FROM posts").fetchall()
-            for r in rows:
-                self._index(db, r["rev"], r["title"], r["text"], r["transcript"], r["author"])
+            self._reindex(db)
+
+    def _reindex(self, db: sqlite3.Connection) -> None:
+        rows = db.execute("SELECT rev, title, text, transcript, author FROM posts").fetchall()
+        for r in rows:
+            self._index(db, r["rev"], r["title"], r["text"], r["transcript"], r["author"])
 
     # -- matches and outbox --------------------------------------------------------------
 

@@ -180,3 +180,31 @@ def test_an_archive_from_schema_version_1_gets_the_new_columns(tmp_path):
     assert "claimed_until" in {r[1] for r in s.db.execute("PRAGMA table_info(deliveries)")}
     assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     s.close()
+
+
+def test_index_integrity_holds_for_folded_text_in_every_script(store):
+    # The index holds folded text; SQLite's own checks (PRAGMA integrity_check runs them for
+    # FTS5 from 3.44) must still find it consistent.
+    save(store, [Post("g", None, title="İstanbul ısparta Ὀδυσσεύς Łódź Straße НАТО")])
+    save(store, [Post("g", None, title="İstanbul edited")])
+    store.db.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES ('integrity-check', 1)")
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert fts(store, "istanbul") == ["İstanbul edited"]
+
+
+def test_an_external_content_index_from_before_version_4_is_rebuilt_contentless(tmp_path):
+    path = tmp_path / "v3.db"
+    s = Store(path)
+    s.sync_sources([("src", "feed", None)])
+    save(s, [Post("g", None, title="Łódź")])
+    s.db.executescript(
+        "DROP TABLE posts_fts; CREATE VIRTUAL TABLE posts_fts USING fts5(title, text, transcript,"
+        " author, content = 'posts', content_rowid = 'rev',"
+        " tokenize = 'unicode61 remove_diacritics 2'); PRAGMA user_version = 3;"
+    )
+    s.close()
+    s = Store(path)
+    sql = s.db.execute("SELECT sql FROM sqlite_master WHERE name = 'posts_fts'").fetchone()[0]
+    assert "content = ''" in sql
+    assert fts(s, "lodz") == ["Łódź"]  # the existing posts were indexed again
+    s.close()
