@@ -97,11 +97,11 @@ class XSource(SourceConfig):
 # --- transcripts -----------------------------------------------------------------------------
 
 
-async def extract_info(url: str, timeout: float) -> dict[str, Any]:
+async def extract_info(url: str, timeout: float, allow_private: bool = False) -> dict[str, Any]:
     """yt-dlp's full info for a post's video (the seam tests replace: no network there)."""
     from monitor import ytdlp
 
-    return await ytdlp.extract(url, flat=False, timeout=timeout)
+    return await ytdlp.extract(url, flat=False, timeout=timeout, allow_private=allow_private)
 
 
 async def attach_transcript(
@@ -133,7 +133,10 @@ async def add_transcripts(
             waiting.append(post)
             continue
         try:
-            info = await asyncio.wait_for(extract_info(post.url, min(ctx.timeout, left)), left)
+            extraction = extract_info(
+                post.url, min(ctx.timeout, left), getattr(ctx.http, "allow_private", True)
+            )
+            info = await asyncio.wait_for(extraction, left)
             left = budget_end - time.monotonic()
             results[post.external_id] = await asyncio.wait_for(
                 attach_transcript(post, info, ctx, languages), max(left, 1.0)

@@ -147,7 +147,10 @@ class YoutubeSource(SourceConfig):
         return Collected(merge_transcribed(posts, transcribed), http_status=resp.status)
 
     async def _detailed(self, entry: FeedVideo, ctx: FetchContext) -> Post:
-        info = await ytdlp.extract(WATCH + entry.id, flat=False, timeout=ctx.timeout)
+        info = await ytdlp.extract(
+            WATCH + entry.id, flat=False, timeout=ctx.timeout,
+            allow_private=getattr(ctx.http, "allow_private", True),
+        )  # fmt: skip
         post = video_post(entry, video_record(info), info)
         missing = False
         if self.transcripts:
@@ -184,6 +187,7 @@ class YoutubeSource(SourceConfig):
                 flat=True,
                 timeout=ctx.timeout,
                 opts={"playlistend": 1},
+                allow_private=getattr(ctx.http, "allow_private", True),
             )
             found = info.get("channel_id")
             if not isinstance(found, str) or not _CHANNEL_ID.match(found):

@@ -560,7 +560,7 @@ def fake_ytdlp(monkeypatch):
     calls: list[str] = []
     fail: dict[str, Exception] = {}
 
-    async def extract(url: str, timeout: float) -> dict:
+    async def extract(url: str, timeout: float, allow_private: bool = True) -> dict:
         calls.append(url)
         if url in fail:
             raise fail[url]
@@ -610,7 +610,9 @@ async def test_captions_found_by_yt_dlp_become_the_posts_timed_transcript(monkey
     vtt = b"WEBVTT\n\n00:00:12.000 --> 00:00:15.500\nLet them try.\n"
     asked: list[str] = []
 
-    async def extract(url: str, timeout: float) -> dict:  # yt-dlp's info for an X video
+    async def extract(
+        url: str, timeout: float, allow_private: bool = True
+    ) -> dict:  # yt-dlp's info for an X video
         asked.append(url)
         return {"id": url.rsplit("/", 1)[1], "language": "en",
                 "subtitles": {"en": [{"ext": "vtt", "url": f"https://video.twimg.com/{url[-19:]}.vtt"}]}}  # fmt: skip

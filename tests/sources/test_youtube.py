@@ -52,7 +52,7 @@ class FakeYtdlp:
         self.by_url: dict[str, dict[str, Any]] = {}
 
     async def extract(
-        self, url: str, *, flat: bool, timeout: float, opts: dict[str, Any] | None = None
+        self, url: str, *, flat: bool, timeout: float, opts: dict[str, Any] | None = None, **_: Any
     ) -> dict[str, Any]:
         self.calls.append((url, flat))
         if url in self.by_url:
