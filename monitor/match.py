@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from monitor.models import Match
-from monitor.store import SaveResult, Store
+from monitor.store import SaveResult, Store, now_iso
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -124,8 +124,6 @@ def _hourly_budget(db: sqlite3.Connection, alert_id: str, max_per_hour: int | No
     """How many more matches of this alert may be sent in the current hour (None: no limit)."""
     if max_per_hour is None:
         return None
-    from monitor.store import now_iso
-
     since = now_iso(time.time() - 3600)
     (sent,) = db.execute(
         "SELECT count(DISTINCT m.post_id) FROM matches m JOIN deliveries d "

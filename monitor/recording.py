@@ -125,7 +125,7 @@ class ReplayTransport(httpx.AsyncBaseTransport):
             self._by_key[(ex.method, _norm(ex.url))].append(ex)
         self._served: dict[tuple[str, str], int] = defaultdict(int)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    def answer(self, request: httpx.Request) -> httpx.Response:
         key = (request.method, _norm(str(request.url)))
         options = self._by_key.get(key)
         if not options:
@@ -135,6 +135,9 @@ class ReplayTransport(httpx.AsyncBaseTransport):
         i = min(self._served[key], len(options) - 1)
         self._served[key] += 1
         return options[i].response(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return self.answer(request)
 
 
 def _norm(url: str) -> str:
@@ -166,29 +169,10 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 
 def install_in_respx(router: Any, exchanges: list[Exchange]) -> None:
-    """Register recorded exchanges as respx routes (served in order, the last one repeating)."""
-    grouped: dict[tuple[str, str], list[Exchange]] = defaultdict(list)
-    for ex in exchanges:
-        grouped[(ex.method, ex.url)].append(ex)
-    for (method, url), items in grouped.items():
-        responses = [httpx.Response(e.status, headers=e.headers, content=e.body) for e in items]
-        route = router.route(method=method, url=url)
-        if len(responses) == 1:
-            route.mock(return_value=responses[0])
-        else:
-            route.mock(side_effect=_sequence(responses))
-
-
-def _sequence(responses: list[httpx.Response]) -> Any:
-    state = {"i": 0}
-
-    def side_effect(request: httpx.Request) -> httpx.Response:
-        i = min(state["i"], len(responses) - 1)
-        state["i"] += 1
-        r = responses[i]
-        return httpx.Response(r.status_code, headers=r.headers, content=r.content)
-
-    return side_effect
+    """Register recorded exchanges as respx routes, answered as `ReplayTransport` answers."""
+    replay = ReplayTransport(exchanges)
+    for method, url in {(ex.method, ex.url) for ex in exchanges}:
+        router.route(method=method, url=url).mock(side_effect=replay.answer)
 
 
 # yt-dlp does its own networking, so its answers are recorded as they reach the monitor: one

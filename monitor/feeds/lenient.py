@@ -9,16 +9,14 @@ from typing import Any
 from monitor.feeds.common import (
     _abs,
     _date,
-    _float,
     _fullest,
-    _int,
     _lang,
-    _medium,
     _one_line,
     _post,
     _struct_iso,
     _title,
 )
+from monitor.feeds.media import enclosure, media_content, media_thumbnail
 from monitor.models import Media, Post
 from monitor.sources.base import ParseError
 from monitor.xmlsafe import check_safe
@@ -86,29 +84,7 @@ def _feedparser_post(e: Any, base: str, lang: str | None) -> Post:
 
 
 def _feedparser_media(e: Any, base: str) -> list[Media]:
-    out = []
-    for m in e.get("media_content", []):
-        url = _abs(m.get("url"), base)
-        if url:
-            out.append(
-                Media(
-                    url=url,
-                    medium=_medium(m.get("medium"), m.get("type")),
-                    type=m.get("type") or None,
-                    width=_int(m.get("width")),
-                    height=_int(m.get("height")),
-                    duration=_float(m.get("duration")),
-                    role="content",
-                )
-            )
-    for m in e.get("media_thumbnail", []):
-        url = _abs(m.get("url"), base)
-        if url:
-            width, height = _int(m.get("width")), _int(m.get("height"))
-            out.append(Media(url=url, medium="image", width=width, height=height, role="thumbnail"))
-    for m in e.get("enclosures", []):
-        url = _abs(m.get("href"), base)
-        if url:
-            mime = m.get("type") or None
-            out.append(Media(url=url, medium=_medium(None, mime), type=mime, role="enclosure"))
-    return out
+    found = [media_content(m, base) for m in e.get("media_content", [])]
+    found += [media_thumbnail(m, base) for m in e.get("media_thumbnail", [])]
+    found += [enclosure(m.get("href"), m.get("type"), base) for m in e.get("enclosures", [])]
+    return [m for m in found if m is not None]

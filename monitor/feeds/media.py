@@ -2,52 +2,72 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from lxml import etree
 
 from monitor.feeds.common import Fields, _abs, _first, _float, _int, _medium, _Names
 from monitor.models import Media
 
 
+def media_content(a: Mapping[str, Any], base: str) -> Media | None:
+    """A media:content, from its attributes (an lxml element's, or feedparser's dict)."""
+    url = _abs(a.get("url"), base)
+    if not url:
+        return None
+    return Media(
+        url=url,
+        medium=_medium(a.get("medium"), a.get("type")),
+        type=a.get("type") or None,
+        width=_int(a.get("width")),
+        height=_int(a.get("height")),
+        duration=_float(a.get("duration")),
+        role="content",
+    )
+
+
+def media_thumbnail(a: Mapping[str, Any], base: str) -> Media | None:
+    url = _abs(a.get("url"), base)
+    if not url:
+        return None
+    width, height = _int(a.get("width")), _int(a.get("height"))
+    return Media(url=url, medium="image", width=width, height=height, role="thumbnail")
+
+
+def enclosure(href: str | None, mime: str | None, base: str) -> Media | None:
+    url = _abs(href, base)
+    if not url:
+        return None
+    return Media(url=url, medium=_medium(None, mime or None), type=mime or None, role="enclosure")
+
+
 def _media(el: etree._Element, names: _Names, base: str, out: list[Media]) -> None:
     """Append the media an item child describes (media:*, <enclosure>, Atom rel=enclosure)."""
     key, local = names(el.tag)
     a = el.attrib
+    found: Media | None = None
     if key == "media" and local == "content":
-        url = _abs(a.get("url"), base)
-        if url:
-            out.append(
-                Media(
-                    url=url,
-                    medium=_medium(a.get("medium"), a.get("type")),
-                    type=a.get("type") or None,
-                    width=_int(a.get("width")),
-                    height=_int(a.get("height")),
-                    duration=_float(a.get("duration")),
-                    role="content",
-                )
-            )
+        if (content := media_content(a, base)) is not None:
+            out.append(content)
         for child in el:  # thumbnails may sit inside the media:content they illustrate
             if names(child.tag) == ("media", "thumbnail"):
                 _media(child, names, base, out)
     elif key == "media" and local == "thumbnail":
-        url = _abs(a.get("url"), base)
-        if url:
-            width, height = _int(a.get("width")), _int(a.get("height"))
-            out.append(Media(url=url, medium="image", width=width, height=height, role="thumbnail"))
+        found = media_thumbnail(a, base)
     elif key == "media" and local == "group":
         for child in el:
             _media(child, names, base, out)
     elif (key, local) == ("", "enclosure") or (
         (key, local) == ("atom", "link") and a.get("rel") == "enclosure"
     ):
-        url = _abs(a.get("url") or a.get("href"), base)
-        if url:
-            mime = a.get("type") or None
-            out.append(Media(url=url, medium=_medium(None, mime), type=mime, role="enclosure"))
+        found = enclosure(a.get("url") or a.get("href"), a.get("type"), base)
     elif (key, local) == ("itunes", "image"):
         url = _abs(a.get("href"), base)
         if url:
-            out.append(Media(url=url, medium="image", role="image"))
+            found = Media(url=url, medium="image", role="image")
+    if found is not None:
+        out.append(found)
 
 
 def _item_media(item: etree._Element, names: _Names, base: str) -> list[Media]:
