@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from monitor.netguard import BlockedURL, check_url, guarded_transport
+from monitor.netguard import BlockedURL, check_url
+from monitor.transport import Transport
 
 DEFAULT_UA = "outlet-monitor/0.1 (+https://github.com/outlet-monitor/outlet-monitor)"
 MAX_REDIRECTS = 5
@@ -25,6 +26,7 @@ MAX_RETRY_AFTER = 86_400.0
 REDIRECTS = (301, 302, 303, 307, 308)
 # Sent to the same origin only: a redirect elsewhere must not carry the source's token.
 _CREDENTIALS = ("authorization", "cookie", "proxy-authorization")
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 
 
 class FetchError(Exception):
@@ -129,35 +131,31 @@ class Http:
         # host → (its semaphore, requests holding or awaiting it); dropped when idle, since
         # links from content bring a stream of new hosts over months of running.
         self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
-        # Few idle connections: sources are on many hosts, each polled minutes apart, so a kept
-        # connection is rarely reused — and httpcore scans its whole pool on every request.
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=8, keepalive_expiry=5.0
-        )
         options: dict[str, Any] = {
             "headers": {"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             "timeout": httpx.Timeout(timeout, connect=min(timeout, MAX_CONNECT)),
             "follow_redirects": False,
-            "limits": limits,
         }
+        if transport is None and not _proxied():
+            transport = Transport()
         # `client` is also the notifiers' client (webhooks are configured URLs, so trusted).
+        # Without a transport of ours, httpx's own one goes through HTTP(S)_PROXY.
         self.client = httpx.AsyncClient(transport=transport, **options)
         self._options = options
         self._guarded_client: httpx.AsyncClient | None = None
-        if transport is not None or allow_private:
+        if transport is not None and not isinstance(transport, Transport) or allow_private:
             # A test or replay transport decides itself where requests go; the literal-address
             # check before each request still applies to it.
             self._guarded_client = self.client
 
     @property
     def _guarded(self) -> httpx.AsyncClient:
-        # Made on first use: a pass over configured feeds never needs it, and each client
-        # loads the CA bundle (~20 ms). Its own transport, so without HTTP(S)_PROXY: the
-        # guard must see the address it connects to, and through a proxy it would only see
-        # the proxy.
+        # Its own transport, never through a proxy: the guard must see the address it
+        # connects to, and through a proxy it would only see the proxy.
         if self._guarded_client is None:
-            transport = guarded_transport(limits=self._options["limits"])
-            self._guarded_client = httpx.AsyncClient(transport=transport, **self._options)
+            self._guarded_client = httpx.AsyncClient(
+                transport=Transport(guard=True), trust_env=False, **self._options
+            )
         return self._guarded_client
 
     async def aclose(self) -> None:
@@ -317,6 +315,13 @@ class Http:
             ) from None
         except httpx.HTTPError as e:
             raise FetchError(f"network error: {_network_reason(e)}") from None
+
+
+def _proxied() -> bool:
+    """Whether the environment names a proxy (httpx's own transport is the one that uses it)."""
+    import os
+
+    return any(k.lower() in _PROXY_VARS and v for k, v in os.environ.items())
 
 
 def _short(text: str, limit: int = 160) -> str:

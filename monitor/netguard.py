@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 import socket
@@ -10,7 +9,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
-import httpcore
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -158,65 +156,3 @@ def _resolve(host: str, resolve: Resolver, port: int = 0) -> list[str]:
     except (OSError, UnicodeError) as e:
         raise BlockedURL(f"cannot resolve {host}: {e}") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """An httpcore network backend that checks, then connects to, the addresses it resolved.
-
-    Checking at connect time closes the gap a check before the request leaves open: the
-    host is resolved once, and the connection goes to the address that was checked, so a
-    DNS answer that changes in between (rebinding) cannot slip a private address through.
-    """
-
-    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
-        self._inner = inner
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        if literal_ip(host) is not None:
-            addresses = [host]
-        else:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except (OSError, UnicodeError) as e:
-                raise httpcore.ConnectError(f"cannot resolve {host}: {e}") from None
-            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        check_addresses(host, addresses)
-        error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    str(literal_ip(address) or address), port, timeout=timeout,
-                    local_address=local_address, socket_options=socket_options,
-                )  # fmt: skip
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
-                error = e
-        raise error or httpcore.ConnectError(f"no address for {host}")
-
-    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        raise BlockedURL("unix sockets are not reachable from fetched content")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def guarded_transport(**kwargs: Any) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose every connection goes through GuardedBackend.
-
-    httpx has no public hook for the network backend, so the pool's is wrapped; if a new
-    httpx moves it, this fails loudly here instead of silently fetching unguarded.
-    """
-    transport = httpx.AsyncHTTPTransport(**kwargs)
-    pool = getattr(transport, "_pool", None)
-    inner = getattr(pool, "_network_backend", None)
-    if inner is None:
-        raise RuntimeError("httpx internals changed: cannot install the private-address guard")
-    pool._network_backend = GuardedBackend(inner)  # type: ignore[union-attr]
-    return transport

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from monitor.notifiers.base import DeliveryError
 from monitor.notifiers.email import EmailNotifier, build_message
 from monitor.notifiers.message import SUBJECT_TITLE_LIMIT, one_line, truncate
-from tests.notifiers.conftest import SMTP_PASSWORD, SMTP_USER, Cert, SmtpServer, free_port, payload
+from tests.conftest import Cert
+from tests.notifiers.conftest import SMTP_PASSWORD, SMTP_USER, SmtpServer, free_port, payload
 
 FROM = "monitor@example.org"
 TO = ["desk@example.org", "analyst@example.net"]

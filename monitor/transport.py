@@ -1,0 +1,356 @@
+"""I/O: the wire under the shared httpx client — HTTP/1.1 over asyncio sockets, guard included.
+
+httpx stays the client (URLs, headers, exceptions, the transport seam respx and the replays
+use); this replaces only its default transport, httpcore over anyio, which spends about 1 ms
+of CPU per request on locks, pool scans and backend dispatch. A pass over a few hundred feeds
+that mostly answer 304 is made of little else. Here h11 speaks the protocol, an
+asyncio.Protocol owns the socket, and a small keep-alive pool keeps recent connections.
+
+With `guard=True` every connection goes to addresses resolved and checked first (see
+`netguard`): the address connected to is the one checked, so DNS rebinding can't slip a
+private address in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import h11
+import httpx
+
+from monitor.netguard import check_addresses, literal_ip
+
+_PORTS = {"http": 80, "https": 443}
+_HIGH_WATER = 1 << 20  # bytes buffered before the socket stops being read
+_IDEMPOTENT = (b"GET", b"HEAD")
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~20 ms: only when a first https connection needs it.
+    return httpx.create_ssl_context()
+
+
+class _Stale(Exception):
+    """A kept-alive connection the server closed before answering: retry on a fresh one."""
+
+
+class _Socket(asyncio.Protocol):
+    """Bytes in from the event loop, handed to whoever awaits `read`."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.eof = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def _expire(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(TimeoutError())
+
+    async def read(self, timeout: float | None) -> bytes:
+        """What has arrived, waiting up to `timeout` for something; b"" at the end."""
+        if not self.chunks and not self.eof:
+            loop = asyncio.get_running_loop()
+            self.waiter = loop.create_future()
+            timer = loop.call_later(timeout, self._expire) if timeout is not None else None
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+                if timer is not None:
+                    timer.cancel()
+        if not self.chunks:
+            if self.error is not None:
+                raise self.error
+            return b""
+        data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks.clear()
+        self.buffered = 0
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return data
+
+
+class _Connection:
+    def __init__(self, key: tuple[str, str, int], sock: _Socket, transport: asyncio.Transport):
+        self.key = key
+        self.sock = sock
+        self.transport = transport
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.idle_since = 0.0
+        self.received = False  # any byte of the current answer
+
+    def usable(self, now: float, expiry: float) -> bool:
+        return (
+            not self.transport.is_closing()
+            and not self.sock.eof
+            and not self.sock.chunks  # bytes nobody asked for: the stream is out of step
+            and now - self.idle_since < expiry
+        )
+
+    def close(self) -> None:
+        self.transport.abort()
+
+    async def next_event(self, timeout: float | None) -> Any:
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as e:
+                raise httpx.RemoteProtocolError(str(e) or "malformed HTTP response") from e
+            if event is not h11.NEED_DATA:
+                return event
+            try:
+                data = await self.sock.read(timeout)
+            except TimeoutError:
+                raise httpx.ReadTimeout(f"no data for {timeout:g}s") from None
+            except OSError as e:
+                if not self.received:
+                    raise _Stale from e
+                raise httpx.ReadError(str(e) or type(e).__name__) from e
+            if not data and not self.received:
+                raise _Stale
+            self.received = True
+            self.h11.receive_data(data)
+
+
+class Transport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 for an httpx.AsyncClient; `guard=True` connects to public addresses only."""
+
+    def __init__(self, *, guard: bool = False, max_idle: int = 8, idle_expiry: float = 5.0) -> None:
+        self.guard = guard
+        self.max_idle = max_idle
+        self.idle_expiry = idle_expiry
+        # Few idle connections: sources sit on many hosts, each polled minutes apart.
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._idle_count = 0
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        scheme = request.url.scheme
+        if scheme not in _PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}", request=request)
+        if not request.url.host:
+            raise httpx.UnsupportedProtocol("URL has no host", request=request)
+        key = (scheme, request.url.host, request.url.port or _PORTS[scheme])
+        timeouts = request.extensions.get("timeout", {})
+        body = await request.aread()
+        for _ in range(3):
+            conn = self._take_idle(key)
+            reused = conn is not None
+            if conn is None:
+                conn = await self._connect(key, timeouts.get("connect"), request)
+            try:
+                return await self._exchange(conn, request, body, timeouts.get("read"))
+            except _Stale as e:
+                conn.close()
+                if reused and request.method.encode() in _IDEMPOTENT:
+                    continue
+                if isinstance(e.__cause__, OSError):
+                    raise httpx.ReadError(str(e.__cause__), request=request) from e.__cause__
+                raise httpx.RemoteProtocolError(
+                    "server disconnected without sending a response", request=request
+                ) from None
+            except BaseException:
+                conn.close()
+                raise
+        raise httpx.RemoteProtocolError("server keeps closing connections", request=request)
+
+    async def _exchange(
+        self, conn: _Connection, request: httpx.Request, body: bytes, timeout: float | None
+    ) -> httpx.Response:
+        h = conn.h11
+        conn.received = False
+        try:
+            out = h.send(
+                h11.Request(
+                    method=request.method, target=request.url.raw_path, headers=request.headers.raw
+                )
+            )
+            if body:
+                out += h.send(h11.Data(data=body))
+            out += h.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as e:
+            raise httpx.LocalProtocolError(str(e), request=request) from e
+        conn.transport.write(out)
+        while True:
+            event = await conn.next_event(timeout)
+            if isinstance(event, h11.Response):
+                break
+            if isinstance(event, h11.ConnectionClosed):
+                raise _Stale
+            # 1xx interim answers are skipped; the final one follows.
+        return httpx.Response(
+            event.status_code,
+            headers=[(bytes(k), bytes(v)) for k, v in event.headers.raw_items()],
+            stream=_Body(self, conn, timeout),
+            extensions={
+                "http_version": b"HTTP/" + event.http_version,
+                "reason_phrase": bytes(event.reason),
+            },
+        )
+
+    async def _connect(
+        self, key: tuple[str, str, int], timeout: float | None, request: httpx.Request
+    ) -> _Connection:
+        scheme, host, port = key
+        tls = _tls_context() if scheme == "https" else None
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self._addresses(host, port) if self.guard else [host]
+                error: OSError | None = None
+                for address in addresses:
+                    try:
+                        transport, sock = await loop.create_connection(
+                            _Socket, address, port, ssl=tls,
+                            server_hostname=host if tls is not None else None,
+                        )  # fmt: skip
+                    except OSError as e:
+                        error = e
+                        continue
+                    return _Connection(key, sock, transport)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(
+                f"connecting took over {timeout:g}s", request=request
+            ) from None
+        if error is not None and error.errno and not isinstance(error, ssl.SSLError):
+            # asyncio words it "Connect call failed (addr)"; the reason is in the errno.
+            error = OSError(error.errno, os.strerror(error.errno))
+        raise httpx.ConnectError(str(error), request=request) from error
+
+    @staticmethod
+    async def _addresses(host: str, port: int) -> list[str]:
+        """`host`'s addresses, each checked to be public (raises BlockedAddress otherwise)."""
+        ip = literal_ip(host)
+        if ip is not None:
+            addresses = [str(ip)]
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            except (OSError, UnicodeError) as e:
+                raise httpx.ConnectError(f"cannot resolve {host}: {e}") from None
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        check_addresses(host, addresses)
+        return addresses
+
+    def _take_idle(self, key: tuple[str, str, int]) -> _Connection | None:
+        idle = self._idle.get(key)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            self._idle_count -= 1
+            if conn.usable(now, self.idle_expiry):
+                return conn
+            conn.close()
+        return None
+
+    def _release(self, conn: _Connection) -> None:
+        """Back to the pool once its answer was read to the end, if both sides allow."""
+        h = conn.h11
+        if self._closed or h.our_state is not h11.DONE or h.their_state is not h11.DONE:
+            conn.close()
+            return
+        h.start_next_cycle()
+        conn.idle_since = time.monotonic()
+        self._idle.setdefault(conn.key, []).append(conn)
+        self._idle_count += 1
+        if self._idle_count > self.max_idle:
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        key, conns = min(
+            ((k, v) for k, v in self._idle.items() if v), key=lambda kv: kv[1][0].idle_since
+        )
+        conns.pop(0).close()
+        self._idle_count -= 1
+        if not conns:
+            del self._idle[key]
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()
+        self._idle_count = 0
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body as it arrives; the connection goes back to the pool at its end."""
+
+    def __init__(self, owner: Transport, conn: _Connection, timeout: float | None) -> None:
+        self.owner = owner
+        self.conn: _Connection | None = conn
+        self.timeout = timeout
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            while True:
+                try:
+                    event = await conn.next_event(self.timeout)
+                except _Stale:
+                    raise httpx.RemoteProtocolError(
+                        "server closed the connection mid-answer"
+                    ) from None
+                if isinstance(event, h11.Data):
+                    yield bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    self.conn = None
+                    self.owner._release(conn)
+                    return
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise httpx.RemoteProtocolError("server closed the connection mid-answer")
+        except BaseException:
+            if self.conn is not None:
+                self.conn = None
+                conn.close()
+            raise
+
+    async def aclose(self) -> None:
+        # Closed before its end (a size cap, a redirect's unread body): the rest of the
+        # answer is still on the wire, so this connection can't carry another request.
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
