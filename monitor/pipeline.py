@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import random
 import time
@@ -62,7 +63,8 @@ async def run_source(
 ) -> SourceResult:
     """Fetch, store and match one source. Never raises for the source's own failures."""
     started = time.monotonic()
-    fetch_id = store.start_fetch(source.id, now_iso())
+    # Logged once, when the fetch ends: a row per fetch, written with the posts it saved.
+    started_at = now_iso()
     state = store.source_state(source.id)
     timeout = source.timeout or config.monitor.timeout
     ctx = FetchContext(http=http, state=copy.deepcopy(state), timeout=timeout)
@@ -72,11 +74,11 @@ async def run_source(
         async with collection_deadline(deadline):
             collected = await source.collect(ctx)
     except asyncio.CancelledError:
-        _interrupted(store, fetch_id)
+        _interrupted(store, source.id, started_at)
         raise
     except Exception as exc:  # noqa: BLE001 - one source's failure must never escape
         error = f"timed out after {deadline:g}s" if isinstance(exc, TimeoutError) else None
-        return _failed(source, config, store, fetch_id, exc, error, started, ctx.log)
+        return _failed(source, config, store, started_at, exc, error, started, ctx.log)
     try:
         # Posts, their matches and their deliveries commit together: a crash can't leave a
         # stored post whose alert was never evaluated (it would not be evaluated again).
@@ -84,12 +86,12 @@ async def run_source(
             saved = store.save_posts(db, source.id, collected.posts)
             matches = match_saved(db, store, config, source, saved, ctx.log)
             store.finish_fetch_ok(
-                db, fetch_id, source.id, collected.http_status, saved, ctx.state,
+                db, source.id, started_at, collected.http_status, saved, ctx.state,
                 [config.redact(n) for n in ctx.log],
             )  # fmt: skip
     except Exception as exc:  # noqa: BLE001
         error = f"could not store: {describe_error(exc)}"
-        return _failed(source, config, store, fetch_id, exc, error, started, ctx.log)
+        return _failed(source, config, store, started_at, exc, error, started, ctx.log)
     return SourceResult(
         source.id, True, new=saved.new, updated=saved.updated,
         http_status=collected.http_status, not_modified=collected.not_modified,
@@ -101,7 +103,7 @@ def _failed(
     source: SourceConfig,
     config: Config,
     store: Store,
-    fetch_id: int,
+    started_at: str,
     exc: BaseException,
     error: str | None,
     started: float,
@@ -116,7 +118,7 @@ def _failed(
     next_at = now_iso(time.time() + backoff_delay(failures, every, retry_after))
     with store.transaction() as db:
         store.finish_fetch_failed(
-            db, fetch_id, source.id, error, status, next_at, [config.redact(n) for n in notices]
+            db, source.id, started_at, error, status, next_at, [config.redact(n) for n in notices]
         )
     return SourceResult(
         source.id, False, http_status=status, error=error,
@@ -124,14 +126,7 @@ def _failed(
     )  # fmt: skip
 
 
-def _interrupted(store: Store, fetch_id: int) -> None:
-    """A fetch abandoned at shutdown says so, rather than looking forever in progress."""
-    try:
-        with store.transaction() as db:
-            db.execute(
-                "UPDATE fetches SET finished_at = ?, ok = 0, error = 'interrupted' "
-                "WHERE id = ? AND finished_at IS NULL",
-                (now_iso(), fetch_id),
-            )
-    except Exception:  # noqa: BLE001 - best effort while stopping; start-up closes it anyway
-        pass
+def _interrupted(store: Store, source_id: str, started_at: str) -> None:
+    """A fetch abandoned at shutdown says so, rather than vanishing from the log."""
+    with contextlib.suppress(Exception):  # best effort while stopping
+        store.log_interrupted(source_id, started_at)

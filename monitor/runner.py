@@ -43,8 +43,6 @@ def make_http(config: Config, transport: httpx.AsyncBaseTransport | None = None)
 
 def open_store(config: Config) -> Store:
     store = Store(config.database)
-    # A fetch is bounded by three timeouts; one open far longer belongs to a killed process.
-    store.close_interrupted(older_than=max(600.0, config.monitor.timeout * 10))
     store.sync_sources((s.id, s.type, config.redact(s.describe())) for s in config.sources.values())
     return store
 

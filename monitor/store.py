@@ -16,7 +16,7 @@ from typing import Any
 from monitor.models import Post
 from monitor.text import fold
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Columns added after version 1, for archives created before them: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
@@ -227,6 +227,13 @@ class Store:
                         next(x for x in _statements(SCHEMA) if "TABLE IF NOT EXISTS posts_fts" in x)
                     )
                     self._reindex(self.db)
+                if version:
+                    # Before version 5 a fetch was logged when it started; a killed process
+                    # left its row open. Rows are now written whole, when a fetch ends.
+                    self.db.execute(
+                        "UPDATE fetches SET finished_at = started_at, ok = 0, "
+                        "error = 'interrupted' WHERE finished_at IS NULL"
+                    )
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -277,68 +284,61 @@ class Store:
 
     # -- fetch log -----------------------------------------------------------------------
 
-    def start_fetch(self, source_id: str, started_at: str) -> int:
-        with self.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO fetches (source_id, started_at) VALUES (?, ?)", (source_id, started_at)
-            )
-            db.execute(
-                "UPDATE sources SET last_fetched_at = ? WHERE id = ?", (started_at, source_id)
-            )
-            return int(cur.lastrowid or 0)
-
-    def close_interrupted(self, older_than: float) -> int:
-        """Close fetch rows a killed process left open (no fetch runs this long)."""
-        with self.transaction() as db:
-            cur = db.execute(
-                "UPDATE fetches SET finished_at = ?, ok = 0, error = 'interrupted' "
-                "WHERE finished_at IS NULL AND started_at < ?",
-                (now_iso(), now_iso(time.time() - older_than)),
-            )
-            return cur.rowcount
-
     def finish_fetch_failed(
         self,
         db: sqlite3.Connection,
-        fetch_id: int,
         source_id: str,
+        started_at: str,
         error: str,
         http_status: int | None,
         next_attempt_at: str | None,
         notices: list[str] | None = None,
     ) -> None:
+        """Log a failed fetch (one row, written when it ends) and count the failure."""
         finished = now_iso()
         db.execute(
-            "UPDATE fetches SET finished_at = ?, ok = 0, http_status = ?, error = ? WHERE id = ?",
-            (finished, http_status, error, fetch_id),
+            "INSERT INTO fetches (source_id, started_at, finished_at, ok, http_status, error) "
+            "VALUES (?, ?, ?, 0, ?, ?)",
+            (source_id, started_at, finished, http_status, error),
         )
         db.execute(
-            "UPDATE sources SET last_error = ?, failures = failures + 1, next_attempt_at = ?, "
-            "notices = ? WHERE id = ?",
-            (error, next_attempt_at, _notices(notices), source_id),
+            "UPDATE sources SET last_fetched_at = ?, last_error = ?, failures = failures + 1, "
+            "next_attempt_at = ?, notices = ? WHERE id = ?",
+            (started_at, error, next_attempt_at, _notices(notices), source_id),
         )
 
     def finish_fetch_ok(
         self,
         db: sqlite3.Connection,
-        fetch_id: int,
         source_id: str,
+        started_at: str,
         http_status: int | None,
         result: SaveResult,
         state: dict[str, Any],
         notices: list[str] | None = None,
     ) -> None:
+        """Log a fetch that worked, in the transaction that saved its posts."""
         finished = now_iso()
         db.execute(
-            "UPDATE fetches SET finished_at = ?, ok = 1, http_status = ?, new = ?, updated = ? "
-            "WHERE id = ?",
-            (finished, http_status, result.new, result.updated, fetch_id),
+            "INSERT INTO fetches (source_id, started_at, finished_at, ok, http_status, new, "
+            "updated) VALUES (?, ?, ?, 1, ?, ?, ?)",
+            (source_id, started_at, finished, http_status, result.new, result.updated),
         )
         db.execute(
-            "UPDATE sources SET last_ok_at = ?, last_error = NULL, failures = 0, "
-            "next_attempt_at = NULL, state = ?, notices = ? WHERE id = ?",
-            (finished, json.dumps(state, ensure_ascii=False), _notices(notices), source_id),
-        )
+            "UPDATE sources SET last_fetched_at = ?, last_ok_at = ?, last_error = NULL, "
+            "failures = 0, next_attempt_at = NULL, state = ?, notices = ? WHERE id = ?",
+            (started_at, finished, json.dumps(state, ensure_ascii=False), _notices(notices),
+             source_id),
+        )  # fmt: skip
+
+    def log_interrupted(self, source_id: str, started_at: str) -> None:
+        """A fetch abandoned at shutdown says so in the log (the source's state is unchanged)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO fetches (source_id, started_at, finished_at, ok, error) "
+                "VALUES (?, ?, ?, 0, 'interrupted')",
+                (source_id, started_at, now_iso()),
+            )
 
     # -- posts ---------------------------------------------------------------------------
 
@@ -350,6 +350,9 @@ class Store:
         Runs inside the caller's transaction, so posts, matches and deliveries commit together.
         """
         result = SaveResult()
+        posts = list(posts)
+        if not posts:
+            return result  # a 304, or an empty feed: nothing to read or write
         seen_at = now_iso()
         (next_rev,) = db.execute("SELECT coalesce(max(rev), 0) + 1 FROM posts").fetchone()
         first_rev = next_rev

@@ -208,3 +208,22 @@ def test_an_external_content_index_from_before_version_4_is_rebuilt_contentless(
     assert "content = ''" in sql
     assert fts(s, "lodz") == ["Łódź"]  # the existing posts were indexed again
     s.close()
+
+
+def test_fetches_a_killed_process_left_open_are_closed_by_the_upgrade(tmp_path):
+    path = tmp_path / "v4.db"
+    s = Store(path)
+    s.db.executescript(
+        "INSERT INTO fetches (source_id, started_at) VALUES ('src', '2026-11-01T10:00:00Z');"
+        "INSERT INTO fetches (source_id, started_at, finished_at, ok)"
+        " VALUES ('src', '2026-11-01T09:00:00Z', '2026-11-01T09:00:01Z', 1);"
+        "PRAGMA user_version = 4;"
+    )
+    s.close()
+    s = Store(path)
+    rows = s.db.execute("SELECT ok, error, finished_at FROM fetches ORDER BY started_at").fetchall()
+    assert [tuple(r) for r in rows] == [
+        (1, None, "2026-11-01T09:00:01Z"),
+        (0, "interrupted", "2026-11-01T10:00:00Z"),
+    ]
+    s.close()
