@@ -16,33 +16,52 @@ _SEGMENT_WINDOW = 3  # a sentence rarely straddles more captions than this
 _Hit = tuple[int, int, int]  # (term index, first, last): tokens, or words once mapped
 
 
-@functools.cache
-def _word_re() -> re.Pattern[str]:
-    """Words as a reader sees them: letters and numbers with their combining marks and joiners.
-
-    FTS5 splits Devanagari or Thai at vowel signs; a highlight must still wrap the whole word.
-    """
-    ranges: list[str] = []
+def mark_ranges() -> list[tuple[int, int]]:
+    """Code point ranges of combining marks (Unicode category M), from this Python's tables."""
+    ranges: list[tuple[int, int]] = []
     start = -1
     for cp in [*range(0x20000), *range(0xE0100, 0xE01F0), 0xE01F0]:
         is_mark = unicodedata.category(chr(cp)).startswith("M")
         if is_mark and start < 0:
             start = cp
         elif not is_mark and start >= 0:
-            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(cp - 1))}")
+            ranges.append((start, cp - 1))
             start = -1
-    marks = "".join(ranges)
+    return ranges
+
+
+@functools.cache
+def _word_re() -> re.Pattern[str]:
+    """Words as a reader sees them: letters and numbers with their combining marks and joiners.
+
+    FTS5 splits Devanagari or Thai at vowel signs; a highlight must still wrap the whole word.
+    """
+    from monitor import _marks
+
+    if unicodedata.unidata_version == _marks.UNIDATA_VERSION:
+        ranges = [tuple(int(x, 16) for x in r.split("-")) for r in _marks.MARKS.split()]
+    else:
+        ranges = mark_ranges()
+    marks = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
     return re.compile(rf"(?:[^\W_]|[{marks}\u200c\u200d\ue000-\uf8ff])+")
+
+
+# A word's folded tokens, shared by every snippet of the process: news repeats its words.
+_FOLDED: dict[str, list[str]] = {}
+_FOLDED_MAX = 200_000
 
 
 class _Doc:
     """A text as words (spans of the original) and as the folded tokens the index holds."""
 
-    def __init__(self, text: str, folded: dict[str, list[str]]) -> None:
+    def __init__(self, text: str) -> None:
         self.text = text
         self.spans: list[tuple[int, int]] = []
         self.tokens: list[str] = []
         self.word_of: list[int] = []  # token index -> word index
+        folded = _FOLDED
+        if len(folded) > _FOLDED_MAX:
+            folded.clear()
         for m in _word_re().finditer(text):
             word = m.group()
             toks = folded.get(word)
@@ -83,14 +102,15 @@ def snippet(query: Query, fields: Mapping[str, str | None], width: int = 30) -> 
     """About `width` words of the field that holds most of the query, matched words in [brackets]."""
     width = max(1, width)
     terms = query.terms()
-    folded: dict[str, list[str]] = {}
     best: tuple[int, _Doc, list[_Hit]] | None = None
     for name in _FIELD_ORDER:
         value = fields.get(name)
         if not value:
             continue
         usable = [i for i, t in enumerate(terms) if t.field in (None, name)]
-        doc = _Doc(value, folded)
+        if best is not None and not _may_hold(value, [terms[i] for i in usable]):
+            continue  # no hit possible, so it can't beat the field already chosen
+        doc = _Doc(value)
         hits = [(usable[t], a, b) for t, a, b in _find_hits([terms[i] for i in usable], doc.tokens)]
         distinct = len({h[0] for h in hits})
         if best is None or distinct > best[0]:
@@ -100,6 +120,13 @@ def snippet(query: Query, fields: Mapping[str, str | None], width: int = 30) -> 
     _, doc, hits = best
     word_hits = [(t, doc.word_of[a], doc.word_of[b]) for t, a, b in hits]
     return _render(doc, word_hits, width)
+
+
+def _may_hold(value: str, terms: Sequence[Term]) -> bool:
+    """False only when no term can occur in `value`: each hit's first token (or prefix) is a
+    substring of the folded text, so a cheap substring test rules most fields out."""
+    folded = fold(value)
+    return any(t.tokens and t.tokens[0] in folded for t in terms)
 
 
 def _render(doc: _Doc, hits: list[_Hit], width: int) -> str:
@@ -158,11 +185,10 @@ def transcript_offset(query: Query, segments: Sequence[tuple[float, str]]) -> fl
     terms = [t for t in query.terms() if t.field in (None, "transcript")]
     if not terms or not segments:
         return None
-    folded: dict[str, list[str]] = {}
     tokens: list[str] = []
     segment_of: list[int] = []
     for idx, (_, text) in enumerate(segments):
-        doc = _Doc(text or "", folded)
+        doc = _Doc(text or "")
         tokens.extend(doc.tokens)
         segment_of.extend([idx] * len(doc.tokens))
     found_in: dict[int, set[int]] = {}

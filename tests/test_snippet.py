@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+import unicodedata
+from unittest import mock
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -133,6 +136,23 @@ def test_snippet_never_fails_and_respects_width(query: str, text: str, width: in
     assert len(_word_re().findall(out)) <= width
 
 
+_WORDS = ["NATO", "nato", "Troops", "troupes", "Élysée", "elysee", "İstanbul", "ıstanbul", "a", "b",
+          "x", "y", "Straße", "strasse", "НАТО", "войска", "-", ".", " "]  # fmt: skip
+
+
+@given(
+    st.sampled_from(["nato troop*", '"a b"', "elysee OR istanbul", "title:x y", "strasse", "нато"]),
+    *[st.lists(st.sampled_from(_WORDS), max_size=30).map(" ".join) for _ in range(3)],
+)
+def test_skipping_fields_without_a_possible_hit_changes_no_snippet(
+    query: str, title: str, text: str, author: str
+) -> None:
+    fields = {"title": title, "text": text, "author": author}
+    with mock.patch("monitor.snippet._may_hold", return_value=True):
+        every_field_read = snippet(parse_query(query), fields)
+    assert snippet(parse_query(query), fields) == every_field_read
+
+
 # --- transcript_offset ------------------------------------------------------------------------
 
 
@@ -180,3 +200,13 @@ def test_offset_of_a_prefix_and_a_near_group() -> None:
     segments = [(0.0, "talks"), (7.0, "deployment of"), (9.0, "air defence")]
     assert transcript_offset(parse_query("deploy*"), segments) == 7.0
     assert transcript_offset(parse_query("NEAR(deployment defence)"), segments) == 7.0
+
+
+def test_the_stored_table_of_combining_marks_is_this_pythons_unicode():
+    from monitor import _marks
+    from monitor.snippet import mark_ranges
+
+    if unicodedata.unidata_version != _marks.UNIDATA_VERSION:
+        pytest.skip(f"table is for Unicode {_marks.UNIDATA_VERSION}")
+    stored = [tuple(int(x, 16) for x in r.split("-")) for r in _marks.MARKS.split()]
+    assert stored == mark_ranges()
