@@ -357,43 +357,32 @@ class Store:
         (next_rev,) = db.execute("SELECT coalesce(max(rev), 0) + 1 FROM posts").fetchone()
         first_rev = next_rev
         db.execute("INSERT INTO pass_fts (pass_fts) VALUES ('delete-all')")
-        seen: set[str] = set()
+        unique: dict[str, Post] = {}
         for post in posts:
-            if post.external_id in seen:
-                continue  # the same item twice in one response: the first one wins
-            seen.add(post.external_id)
-            pid = post_id(source_id, post.external_id)
-            old = db.execute(
-                "SELECT rev, version, title, text, transcript, author, url, published_at, lang, "
-                "media, extra, kind FROM posts WHERE id = ?",
-                (pid,),
-            ).fetchone()
+            # The same item twice in one response: the first one wins.
+            unique.setdefault(post_id(source_id, post.external_id), post)
+        known = self._known(db, list(unique))
+        new_posts: list[tuple[Any, ...]] = []
+        new_versions: list[tuple[Any, ...]] = []
+        new_index: list[tuple[Any, ...]] = []
+        new_segments: list[tuple[str, Post]] = []
+        for pid, post in unique.items():
+            old = known.get(pid)
             media = json.dumps([m.to_dict() for m in post.media], ensure_ascii=False)
             extra = json.dumps(post.extra, ensure_ascii=False, default=str)
             if old is None:
-                db.execute(
-                    "INSERT INTO posts (id, source_id, external_id, url, author, title, text, kind,"
-                    " published_at, first_seen_at, updated_at, version, lang, media, extra,"
-                    " transcript, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                new_posts.append(
                     (pid, source_id, post.external_id, post.url, post.author, post.title,
                      post.text, post.kind, post.published_at, seen_at, seen_at, post.lang, media,
-                     extra, post.transcript, next_rev),
+                     extra, post.transcript, next_rev)
                 )  # fmt: skip
-                db.execute(
-                    "INSERT INTO post_versions (post_id, version, seen_at, title, text) "
-                    "VALUES (?, 1, ?, ?, ?)",
-                    (pid, seen_at, post.title, post.text),
-                )
-                self._index(
-                    db,
-                    next_rev,
-                    post.title,
-                    post.text,
-                    post.transcript,
-                    post.author,
-                    this_pass=True,
-                )
-                self._save_segments(db, pid, post)
+                new_versions.append((pid, seen_at, post.title, post.text))
+                new_index.append(
+                    (next_rev, fold(post.title), fold(post.text), fold(post.transcript),
+                     fold(post.author))
+                )  # fmt: skip
+                if post.segments:
+                    new_segments.append((pid, post))
                 next_rev += 1
                 result.new += 1
                 continue
@@ -437,9 +426,44 @@ class Store:
             if post.segments:
                 db.execute("DELETE FROM transcript_segments WHERE post_id = ?", (pid,))
                 self._save_segments(db, pid, post)
+        if new_posts:
+            db.executemany(
+                "INSERT INTO posts (id, source_id, external_id, url, author, title, text, kind,"
+                " published_at, first_seen_at, updated_at, version, lang, media, extra,"
+                " transcript, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                new_posts,
+            )
+            db.executemany(
+                "INSERT INTO post_versions (post_id, version, seen_at, title, text) "
+                "VALUES (?, 1, ?, ?, ?)",
+                new_versions,
+            )
+            for table in ("posts_fts", "pass_fts"):
+                db.executemany(
+                    f"INSERT INTO {table} (rowid, title, text, transcript, author) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    new_index,
+                )
+            for pid, post in new_segments:
+                self._save_segments(db, pid, post)
         if next_rev > first_rev:
             result.rev_lo, result.rev_hi = first_rev, next_rev - 1
         return result
+
+    @staticmethod
+    def _known(db: sqlite3.Connection, pids: list[str]) -> dict[str, sqlite3.Row]:
+        """The stored rows of these post ids, in one query per few hundred."""
+        found: dict[str, sqlite3.Row] = {}
+        for i in range(0, len(pids), 500):
+            chunk = pids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in db.execute(
+                "SELECT id, rev, version, title, text, transcript, author, url, published_at, "
+                f"lang, media, extra, kind FROM posts WHERE id IN ({marks})",
+                chunk,
+            ):
+                found[row["id"]] = row
+        return found
 
     @staticmethod
     def _save_segments(db: sqlite3.Connection, pid: str, post: Post) -> None:
