@@ -44,6 +44,7 @@ def html_to_text(html: str | None) -> str:
 
 _TAG = re.compile(r"""<(/?)([A-Za-z][A-Za-z0-9]*)(?:"[^"]*"|'[^']*'|[^'">])*>""")
 _BLOCK_NAMES = frozenset(_BLOCK_TAGS)
+_HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
 # Markup whose text is not simply the text between tags: the HTML parser handles these.
 _NEEDS_PARSER = re.compile(
     r"<(?:script|style|noscript|template|textarea|pre|title|xmp|plaintext|iframe|noembed|"
@@ -75,10 +76,13 @@ def _simple_html_to_text(html: str) -> str | None:
             return "\n"
         if name not in _BLOCK_NAMES:
             return ""
-        # An end tag with no start tag is one the parser drops (or repairs): leave it to it.
-        opened[name] = opened.get(name, 0) + (-1 if m.group(1) else 1)
-        if opened[name] < 0:
+        # An end tag with no start tag is one the parser drops (or repairs), and a heading or
+        # paragraph opened inside another closes that one first: leave both to the parser.
+        key = "h" if name in _HEADINGS else name
+        count = opened.get(key, 0) + (-1 if m.group(1) else 1)
+        if count < 0 or (count > 1 and key in ("h", "p")):
             raise _Unbalanced
+        opened[key] = count
         return "\n\n"
 
     try:

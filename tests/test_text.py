@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor import text
@@ -46,6 +46,8 @@ _PIECES = st.sampled_from(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_PIECES, max_size=30).map("".join))
+@example("<h3><h3></h3>&amp;</h3>&amp;")  # a heading inside a heading closes the first
+@example("<p>a<p></p>b</p>c")
 def test_fast_path_agrees_with_the_parser_whenever_it_answers(fragment):
     fast = text._simple_html_to_text(fragment)
     if fast is not None:
