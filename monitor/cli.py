@@ -155,12 +155,37 @@ def _print_json(doc: Any) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    # Started first, so that its imports overlap with reading the configuration.
+    worker = _parse_worker(args)
+    try:
+        return _fetch(args, worker)
+    finally:
+        if worker is not None and worker.proc.poll() is None:
+            worker.stop()  # only when the pass never ran (a usage error)
+
+
+def _parse_worker(args: argparse.Namespace) -> Any:
+    """A parse worker for a pass over several sources on a machine with more than one core."""
+    import os
+
+    if (os.cpu_count() or 1) < 2 or len(args.source_ids) == 1:
+        return None
+    from monitor.parsework import ParseWorker
+
+    return ParseWorker.start()
+
+
+def _fetch(args: argparse.Namespace, worker: Any) -> int:
     from monitor.runner import fetch_pass, make_http, open_store, select_sources
 
     config = _load(args)
     unknown = [i for i in args.source_ids if i not in config.sources]
     if unknown:
         raise UsageError(f"no source {', '.join(map(repr, unknown))} in the configuration")
+    sources = select_sources(config, args.source_ids)
+    if worker is not None and len(sources) < 2:
+        worker.stop()
+        worker = None
     transport = None
     if args.replay:
         from monitor import ytdlp
@@ -174,11 +199,16 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     store = open_store(config)
 
     async def go() -> Any:
-        async with make_http(config, transport) as http:
-            return await fetch_pass(
-                config, store, http, select_sources(config, args.source_ids),
-                deliver=not args.no_alerts,
-            )  # fmt: skip
+        if worker is not None:
+            await worker.attach()
+        try:
+            async with make_http(config, transport) as http:
+                return await fetch_pass(
+                    config, store, http, sources, deliver=not args.no_alerts, parser=worker
+                )  # fmt: skip
+        finally:
+            if worker is not None:
+                await worker.aclose()
 
     try:
         outcome = _run(go())

@@ -19,6 +19,7 @@ from monitor.store import Store, now_iso
 if TYPE_CHECKING:
     from monitor.config import Config
     from monitor.http import Http
+    from monitor.parsework import ParseWorker
     from monitor.sources.base import SourceConfig
 
 MAX_BACKOFF = 6 * 3600.0
@@ -59,7 +60,11 @@ def backoff_delay(failures: int, every: float, retry_after: float | None) -> flo
 
 
 async def run_source(
-    source: SourceConfig, config: Config, store: Store, http: Http
+    source: SourceConfig,
+    config: Config,
+    store: Store,
+    http: Http,
+    parser: ParseWorker | None = None,
 ) -> SourceResult:
     """Fetch, store and match one source. Never raises for the source's own failures."""
     started = time.monotonic()
@@ -67,7 +72,7 @@ async def run_source(
     started_at = now_iso()
     state = store.source_state(source.id)
     timeout = source.timeout or config.monitor.timeout
-    ctx = FetchContext(http=http, state=copy.deepcopy(state), timeout=timeout)
+    ctx = FetchContext(http=http, state=copy.deepcopy(state), timeout=timeout, parser=parser)
     # The deadline bounds the whole collection (several requests, parsing), not one request.
     deadline = timeout * 3
     try:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import httpx
 
     from monitor.config import Config
+    from monitor.parsework import ParseWorker
     from monitor.sources.base import SourceConfig
 
 
@@ -61,8 +62,9 @@ async def fetch_pass(
     sources: list[SourceConfig],
     *,
     deliver: bool = True,
+    parser: ParseWorker | None = None,
 ) -> PassResult:
-    results = await asyncio.gather(*(run_source(s, config, store, http) for s in sources))
+    results = await asyncio.gather(*(run_source(s, config, store, http, parser) for s in sources))
     outcome = PassResult(list(results))
     if deliver:
         outcome.outbox = await deliver_due(store, config, http)

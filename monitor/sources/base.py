@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from monitor.config_types import Duration
 from monitor.models import Post
 
 if TYPE_CHECKING:
     from monitor.http import Http
+    from monitor.parsework import ParseWorker
+
+T = TypeVar("T")
 
 
 class ParseError(Exception):
@@ -47,6 +50,13 @@ class FetchContext:
     state: dict[str, Any]  # persisted between fetches as JSON (validators, cursors, since_id)
     timeout: float
     log: list[str] = field(default_factory=list)  # notices shown in the summary
+    parser: ParseWorker | None = None
+
+    async def parse(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` for a pure parser: in the parse worker process when there is one."""
+        if self.parser is None:
+            return fn(*args)
+        return await self.parser.parse(fn, *args)  # type: ignore[no-any-return]
 
 
 @dataclass

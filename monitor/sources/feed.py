@@ -32,7 +32,7 @@ class FeedSource(SourceConfig):
         resp = await ctx.http.get(self.url, state=ctx.state, timeout=ctx.timeout)
         if resp.status == 304:
             return Collected([], http_status=304, not_modified=True)
-        posts = parse_feed(resp.body, resp.url, resp.headers.get("content-type"))
+        posts = await ctx.parse(parse_feed, resp.body, resp.url, resp.headers.get("content-type"))
         return Collected(posts, http_status=resp.status)
 
 

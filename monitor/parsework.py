@@ -1,0 +1,174 @@
+"""A second process for the pure parsers, so a pass parses on one core while it stores on another.
+
+A cold pass is CPU-bound: reading feeds into posts costs about as much as storing and
+indexing them, and one Python process uses one core. The worker is a fresh interpreter
+(`python -m monitor.parsework`), never a fork of the running event loop and its threads;
+it is started before the configuration is read, so its imports overlap the parent's. Until
+it says it is ready, and after it has gone, the parent parses inline: a pass never waits
+for the worker and never depends on it.
+
+Jobs and answers are length-prefixed pickles on the worker's stdin and stdout. Only the
+functions in ALLOWED can be asked for. A document that kills the worker (a crash in a C
+parser) fails its own source with a readable reason; the other queued jobs are parsed inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import pickle
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from monitor.sources.base import ParseError
+
+# The parsers the worker runs: pure functions, bytes and strings in, posts out.
+ALLOWED = frozenset({"monitor.sources.feed:parse_feed"})
+_HEADER = struct.Struct("!Q")
+_HELLO = -1  # the job id of the worker's first frame: imports done, ready for jobs
+_INLINE = object()  # a queued job the parent must run itself (the worker went away first)
+
+
+def _key(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+class ParseWorker:
+    """The parent's end: `await worker.parse(fn, *args)` runs `fn(*args)` there, or here."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self._ready = False
+        self._gone = False
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._next_id = 0
+        self._writer: asyncio.WriteTransport | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    def start(cls) -> ParseWorker:
+        """Launch the process (blocking, a few ms); `attach` it once the event loop runs."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor.parsework"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        return cls(proc)
+
+    async def attach(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        reader = asyncio.StreamReader(limit=1 << 30)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), self.proc.stdout)
+        self._writer, _ = await loop.connect_write_pipe(asyncio.Protocol, self.proc.stdin)
+        self._reader = asyncio.create_task(self._answers(reader))
+
+    async def parse(self, fn: Callable[..., Any], *args: Any) -> Any:
+        key = _key(fn)
+        if not self._ready or self._gone or self._writer is None or key not in ALLOWED:
+            return fn(*args)
+        job = self._next_id
+        self._next_id += 1
+        future = asyncio.get_running_loop().create_future()
+        self._pending[job] = future
+        data = pickle.dumps((job, key, args), protocol=pickle.HIGHEST_PROTOCOL)
+        self._writer.write(_HEADER.pack(len(data)) + data)
+        try:
+            result = await future
+        finally:
+            self._pending.pop(job, None)
+        return fn(*args) if result is _INLINE else result
+
+    async def _answers(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                size = _HEADER.unpack(await reader.readexactly(_HEADER.size))[0]
+                job, ok, value = pickle.loads(await reader.readexactly(size))
+                if job == _HELLO:
+                    self._ready = True
+                    continue
+                future = self._pending.get(job)
+                if future is None or future.done():
+                    continue  # its source gave up waiting (a deadline): nobody wants it
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        except Exception:  # noqa: BLE001 - EOF, or a frame that does not unpickle: it is gone
+            pass
+        finally:
+            self._went_away()
+
+    def _went_away(self) -> None:
+        self._gone = True
+        waiting = [f for f in self._pending.values() if not f.done()]
+        if waiting:
+            # The worker answers in order: the first job still waiting is the one it died on.
+            code = self.proc.poll()
+            why = f" (exit code {code})" if code is not None else ""
+            waiting[0].set_exception(ParseError(f"the parser process died on this document{why}"))
+            for future in waiting[1:]:
+                future.set_result(_INLINE)
+
+    async def aclose(self) -> None:
+        # Nothing to flush in the worker (its answers are all in or abandoned): stop it
+        # outright rather than wait for it to finish starting up or to drain its queue.
+        if self._writer is not None:
+            self._writer.close()
+        self.stop()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    def stop(self) -> None:
+        """Kill the process (outside the event loop too: a pass that never ran)."""
+        self.proc.kill()
+        self.proc.wait()  # at once: it was just killed
+        if self._writer is None:  # not attached: the pipes are still ours to close
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+
+def _resolve(key: str) -> Callable[..., Any]:
+    module, _, name = key.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def _serve() -> None:
+    """The worker: answer jobs until stdin closes."""
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not corrupt the answers
+    parsers = {key: _resolve(key) for key in ALLOWED}
+
+    def send(frame: tuple[int, bool, Any]) -> None:
+        try:
+            data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # noqa: BLE001 - an unpicklable result or error
+            data = pickle.dumps((frame[0], False, RuntimeError(f"{type(e).__name__}: {e}")))
+        out.write(_HEADER.pack(len(data)) + data)
+        out.flush()
+
+    send((_HELLO, True, None))
+    while True:
+        header = inp.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return
+        payload = inp.read(_HEADER.unpack(header)[0])
+        job, key, args = pickle.loads(payload)
+        try:
+            send((job, True, parsers[key](*args)))
+        except ParseError as e:
+            send((job, False, e))
+        except Exception as e:  # noqa: BLE001 - a parser's bug, named, for the source's error
+            send((job, False, RuntimeError(f"{type(e).__name__}: {e}")))
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        _serve()

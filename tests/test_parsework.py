@@ -1,0 +1,75 @@
+"""The parse worker: same posts as inline, errors carried back, a dead worker costs one source."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from monitor.parsework import ParseWorker
+from monitor.sources.base import ParseError
+from monitor.sources.feed import parse_feed
+from tests.conftest import FIXTURES
+
+FEED = next(p for p in sorted((FIXTURES / "feeds").glob("*")) if p.suffix in (".xml", ".rss"))
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[ParseWorker]:
+    w = ParseWorker.start()
+    await w.attach()
+    for _ in range(300):  # its imports take a moment; jobs before that are parsed here
+        if w._ready:
+            break
+        await asyncio.sleep(0.02)
+    assert w._ready, "the worker never said it was ready"
+    yield w
+    await w.aclose()
+
+
+async def test_the_worker_gives_the_posts_inline_parsing_gives(worker: ParseWorker) -> None:
+    body = FEED.read_bytes()
+    got = await worker.parse(parse_feed, body, "https://example.org/feed", None)
+    assert got and got == parse_feed(body, "https://example.org/feed", None)
+    assert worker._next_id == 1  # it did go through the worker
+
+
+async def test_a_parse_error_in_the_worker_is_the_sources_parse_error(worker: ParseWorker) -> None:
+    with pytest.raises(ParseError):
+        await worker.parse(parse_feed, b"<html><body>not a feed", "https://example.org/", None)
+    # and the worker carries on
+    assert await worker.parse(parse_feed, FEED.read_bytes(), "https://example.org/feed", None)
+
+
+async def test_a_worker_that_dies_fails_one_document_and_the_rest_are_parsed_here(
+    worker: ParseWorker,
+) -> None:
+    body = FEED.read_bytes()
+    worker.proc.kill()
+    worker.proc.wait()
+    first, second = await asyncio.gather(
+        worker.parse(parse_feed, body, "https://example.org/a", None),
+        worker.parse(parse_feed, body, "https://example.org/b", None),
+        return_exceptions=True,
+    )
+    assert isinstance(first, ParseError) and "parser process died" in str(first)
+    assert second == parse_feed(body, "https://example.org/b", None)
+    # Gone for good: later documents are parsed here at once.
+    assert await worker.parse(parse_feed, body, "https://example.org/c", None)
+
+
+async def test_documents_are_parsed_here_until_the_worker_is_ready() -> None:
+    w = ParseWorker.start()
+    try:
+        body = FEED.read_bytes()
+        # Not attached yet, so not ready: no waiting for its start-up.
+        assert await w.parse(parse_feed, body, "https://example.org/feed", None)
+        assert w._next_id == 0
+    finally:
+        await w.aclose()
+
+
+async def test_only_listed_parsers_are_sent_to_the_worker(worker: ParseWorker) -> None:
+    assert await worker.parse(len, b"abc") == 3
+    assert worker._next_id == 0
