@@ -188,6 +188,12 @@ def main() -> None:
                    "latency (default 0: bare loopback)")  # fmt: skip
     p.add_argument("--warmup", type=int, default=1, help="uncounted rounds first (default 1)")
     p.add_argument("--no-rss2email", action="store_true", help="measure the monitor only")
+    p.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter that runs the monitor (default: this one); it needs the monitor's "
+        "dependencies, e.g. a venv made from the interpreter rss2email runs on",
+    )
     p.add_argument("--timeout", type=float, default=900.0, help="kill a run after this (s)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args()
@@ -217,13 +223,15 @@ def main() -> None:
         print(
             f"{args.feeds} feeds × {args.items} items on {args.feeds} loopback addresses "
             f"({server.bytes_per_feed / 1024:.0f} KiB each, {server.gzip_bytes_per_feed / 1024:.0f} KiB gzipped); "
-            f"server delay {args.delay_ms:g} ms; {args.reps} repetitions; {os.cpu_count()} CPUs",
+            f"server delay {args.delay_ms:g} ms; {args.reps} repetitions; {os.cpu_count()} CPUs\n"
+            f"monitor on {_describe_python(args.python)}"
+            + (f"; rss2email on {_describe_python(_script_python(r2e))}" if r2e else ""),
             flush=True,
         )
         cfg = tmp / "monitor.toml"
         monitor_config(cfg, server.urls)
         mon_cmd = [
-            sys.executable,
+            os.path.abspath(args.python),  # not resolved: a venv's python is a link
             "-m",
             "monitor",
             "fetch",
@@ -285,6 +293,21 @@ def main() -> None:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     report(tools, n_items)
+
+
+def _script_python(script: str) -> str:
+    """The interpreter named on a console script's #! line."""
+    with open(script, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    return first[2:].strip().split()[0] if first.startswith("#!") else "python3"
+
+
+def _describe_python(python: str) -> str:
+    out = subprocess.run(
+        [python, "-c", "import sys; print(sys.version.split()[0], sys.base_prefix)"],
+        capture_output=True, text=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    return f"{python} (Python {out[0]} from {out[1]})" if len(out) == 2 else python
 
 
 def report(tools: list[Tool], n_items: int) -> None:
