@@ -275,13 +275,17 @@ class Transport(httpx.AsyncBaseTransport):
     def _take_idle(self, key: tuple[str, str, int]) -> _Connection | None:
         idle = self._idle.get(key)
         now = time.monotonic()
-        while idle:
+        found = None
+        while idle and found is None:
             conn = idle.pop()
             self._idle_count -= 1
             if conn.usable(now, self.idle_expiry):
-                return conn
-            conn.close()
-        return None
+                found = conn
+            else:
+                conn.close()
+        if idle is not None and not idle:
+            del self._idle[key]  # months of links from content bring many one-off hosts
+        return found
 
     def _release(self, conn: _Connection) -> None:
         """Back to the pool once its answer was read to the end, if both sides allow."""

@@ -239,6 +239,7 @@ async def test_idle_connections_are_capped_and_expire(serve) -> None:
         await client.get(origins[2].url)  # still kept: reused
         await asyncio.sleep(0.3)
         await client.get(origins[2].url)  # expired: a new connection
+        assert all(transport._idle.values())  # no host left behind with an empty list
     assert [o.connections for o in origins] == [1, 1, 2]
 
 
