@@ -9,16 +9,19 @@ Retry-After, garbage bytes, a connection reset, a redirect loop, a huge body. Al
 webhook on the same origin, which fails or is slow now and then.
 
 Every --sample seconds it prints the daemon's resident memory (/proc/<pid>/status VmRSS), open
-descriptors (/proc/<pid>/fd) and the number of stuck sources: those whose latest fetch started
-more than the fetch deadline (3 × timeout, see monitor/pipeline.py) plus --margin ago and has
-not finished. It exits 1 if the daemon dies, a source is ever stuck, the daemon does not stop
-cleanly on SIGTERM, or memory or descriptors grow past the limits after the warm-up.
+descriptors (/proc/<pid>/fd) and the number of stuck sources: those whose next fetch is overdue
+(due from the `sources` row as the daemon resumes: last start + every, or the backoff's next
+attempt) by more than one schedule tick, the jitter, the fetch deadline (3 × timeout, see
+monitor/pipeline.py) and --margin — a fetch is logged when it ends, so a hung one shows so.
+It exits 1 if the daemon dies, a source is ever stuck, the daemon does not stop cleanly on
+SIGTERM, or memory or descriptors grow past the limits after the warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import calendar
 import contextlib
 import hashlib
 import json
@@ -298,11 +301,14 @@ class Sample:
     fetches: int
     ok: int
     stuck: int
-    unfinished_old: int
+    overdue: int
     posts: int
     matches: int
     sent: int
     pending: int
+
+
+JITTER = 10.0  # [monitor] jitter of the soak's configuration, in seconds
 
 
 def write_config(path: Path, port: int, sources: int, every: str, timeout: str) -> None:
@@ -311,7 +317,7 @@ def write_config(path: Path, port: int, sources: int, every: str, timeout: str) 
         f'database = "{path.parent / "soak.db"}"',
         f'every = "{every}"',
         f'timeout = "{timeout}"',
-        'jitter = "10s"',
+        f'jitter = "{JITTER:g}s"',
         "",
     ]
     for i in range(sources):
@@ -346,29 +352,42 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def sample(pid: int, db_path: Path, t0: float, stuck_after: float, cpu: float) -> Sample:
+def sample(
+    pid: int, db_path: Path, t0: float, started: float, every: float, stuck_after: float, cpu: float
+) -> Sample:
     rss, fds = proc_rss_mb(pid), len(os.listdir(f"/proc/{pid}/fd"))
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
     try:
-        threshold = iso(time.time() - stuck_after)
         (fetches, ok) = db.execute("SELECT count(*), coalesce(sum(ok), 0) FROM fetches").fetchone()
-        # Stuck: a source whose latest fetch started too long ago and never finished.
-        (stuck,) = db.execute(
-            "SELECT count(*) FROM fetches f WHERE f.finished_at IS NULL AND f.started_at < ? "
-            "AND f.id = (SELECT max(id) FROM fetches g WHERE g.source_id = f.source_id)",
-            (threshold,),
-        ).fetchone()
-        (old,) = db.execute(
-            "SELECT count(*) FROM fetches WHERE finished_at IS NULL AND started_at < ?",
-            (threshold,),
-        ).fetchone()
+        # A fetch is logged when it ends, so a hung one shows as a source whose next fetch is
+        # overdue: due (last start + every, or the backoff's next attempt, as the daemon
+        # resumes), plus a tick of the schedule, its jitter, the fetch deadline and a margin.
+        now = time.time()
+        late = [
+            now - due
+            for last, failures, retry in db.execute(
+                "SELECT last_fetched_at, failures, next_attempt_at FROM sources"
+            )
+            for due in [_due(last, failures, retry, started, every)]
+        ]
+        stuck = sum(1 for d in late if d > every + JITTER + stuck_after)
+        overdue = sum(1 for d in late if d > every + JITTER)
         (posts,) = db.execute("SELECT count(*) FROM posts").fetchone()
         (matches,) = db.execute("SELECT count(*) FROM matches").fetchone()
         status = dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))
     finally:
         db.close()
-    return Sample(time.monotonic() - t0, cpu, rss, fds, fetches, ok, stuck, old, posts, matches,
+    return Sample(time.monotonic() - t0, cpu, rss, fds, fetches, ok, stuck, overdue, posts, matches,
                   status.get("sent", 0), status.get("pending", 0))  # fmt: skip
+
+
+def _due(last: str | None, failures: int, retry: str | None, started: float, every: float) -> float:
+    if not last:
+        return started
+    due = calendar.timegm(time.strptime(last, "%Y-%m-%dT%H:%M:%SZ")) + every
+    if failures and retry:
+        due = max(due, calendar.timegm(time.strptime(retry, "%Y-%m-%dT%H:%M:%SZ")))
+    return due
 
 
 def stats(port: int) -> dict:
@@ -409,6 +428,7 @@ def main() -> int:
     from monitor.config_types import parse_duration
 
     deadline = 3 * parse_duration(args.timeout)  # monitor/pipeline.py: the whole collection
+    every = parse_duration(args.every)
     stuck_after = deadline + args.margin
     # The first rounds fill the archive and the caches; flatness is judged after them.
     warmup = max(60.0, args.duration / 5) if args.warmup is None else args.warmup
@@ -431,6 +451,7 @@ def main() -> int:
         cfg = work / "soak.toml"
         write_config(cfg, port, args.sources, args.every, args.timeout)
         log = work / "daemon.log"
+        started = time.time()
         daemon = subprocess.Popen(
             [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
             stdout=subprocess.DEVNULL, stderr=log.open("w"), cwd=work,
@@ -440,7 +461,7 @@ def main() -> int:
               f"timeout {args.timeout} (deadline {deadline:g}s; stuck after {stuck_after:g}s), "
               f"{args.duration:g}s; work dir {work}")  # fmt: skip
         print(f"{'t(s)':>6} {'cpu%':>5} {'RSS MB':>7} {'fds':>4} {'fetches':>8} {'ok':>7} {'stuck':>5} "
-              f"{'unfin.':>6} {'posts':>6} {'matches':>7} {'sent':>5} {'pending':>7}")  # fmt: skip
+              f"{'overdue':>7} {'posts':>6} {'matches':>7} {'sent':>5} {'pending':>7}")  # fmt: skip
         t0 = time.monotonic()
         n = int(args.duration / args.sample)
         cpu_before, at = 0.0, t0
@@ -452,10 +473,10 @@ def main() -> int:
             cpu_now, now = proc_cpu_seconds(daemon.pid), time.monotonic()
             busy = 100 * (cpu_now - cpu_before) / (now - at)
             cpu_before, at = cpu_now, now
-            s = sample(daemon.pid, work / "soak.db", t0, stuck_after, busy)
+            s = sample(daemon.pid, work / "soak.db", t0, started, every, stuck_after, busy)
             samples.append(s)
             print(f"{s.t:6.0f} {s.cpu:5.0f} {s.rss_mb:7.1f} {s.fds:4d} {s.fetches:8d} {s.ok:7d} {s.stuck:5d} "
-                  f"{s.unfinished_old:6d} {s.posts:6d} {s.matches:7d} {s.sent:5d} {s.pending:7d}",
+                  f"{s.overdue:7d} {s.posts:6d} {s.matches:7d} {s.sent:5d} {s.pending:7d}",
                   flush=True)  # fmt: skip
         origin_stats = stats(port)
         if daemon.poll() is None:
