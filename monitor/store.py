@@ -166,6 +166,8 @@ class SaveResult:
 
 
 _FTS_COLUMNS = ("title", "text", "transcript", "author")
+# What the search index holds of a post: (rev, title, text, transcript, author), unfolded.
+_Doc = tuple[int, str | None, str | None, str | None, str | None]
 
 
 class Store:
@@ -364,7 +366,9 @@ class Store:
         known = self._known(db, list(unique))
         new_posts: list[tuple[Any, ...]] = []
         new_versions: list[tuple[Any, ...]] = []
-        new_index: list[tuple[Any, ...]] = []
+        to_index: list[
+            _Doc
+        ] = []  # new and changed posts, as (rev, title, text, transcript, author)
         new_segments: list[tuple[str, Post]] = []
         for pid, post in unique.items():
             old = known.get(pid)
@@ -377,10 +381,7 @@ class Store:
                      extra, post.transcript, next_rev)
                 )  # fmt: skip
                 new_versions.append((pid, seen_at, post.title, post.text))
-                new_index.append(
-                    (next_rev, fold(post.title), fold(post.text), fold(post.transcript),
-                     fold(post.author))
-                )  # fmt: skip
+                to_index.append((next_rev, post.title, post.text, post.transcript, post.author))
                 if post.segments:
                     new_segments.append((pid, post))
                 next_rev += 1
@@ -421,7 +422,7 @@ class Store:
                     (pid, version, seen_at, post.title, post.text),
                 )
             if index_changed:
-                self._index(db, rev, post.title, post.text, transcript, post.author, this_pass=True)
+                to_index.append((rev, post.title, post.text, transcript, post.author))
                 result.updated += 1
             if post.segments:
                 db.execute("DELETE FROM transcript_segments WHERE post_id = ?", (pid,))
@@ -438,14 +439,9 @@ class Store:
                 "VALUES (?, 1, ?, ?, ?)",
                 new_versions,
             )
-            for table in ("posts_fts", "pass_fts"):
-                db.executemany(
-                    f"INSERT INTO {table} (rowid, title, text, transcript, author) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    new_index,
-                )
             for pid, post in new_segments:
                 self._save_segments(db, pid, post)
+        self._index(db, to_index, this_pass=True)
         if next_rev > first_rev:
             result.rev_lo, result.rev_hi = first_rev, next_rev - 1
         return result
@@ -474,28 +470,16 @@ class Store:
             )
 
     @staticmethod
-    def _index(
-        db: sqlite3.Connection,
-        rev: int,
-        title: str | None,
-        text: str | None,
-        transcript: str | None,
-        author: str | None,
-        this_pass: bool = False,
-    ) -> None:
+    def _index(db: sqlite3.Connection, docs: list[_Doc], this_pass: bool = False) -> None:
         # The index holds folded text (posts keeps the original; the index is contentless and
         # its rowid is posts.rev), so that search is case- and accent-blind in every script,
         # beyond what unicode61 folds by itself.
-        row = (rev, fold(title), fold(text), fold(transcript), fold(author))
-        db.execute(
-            "INSERT INTO posts_fts (rowid, title, text, transcript, author) VALUES (?, ?, ?, ?, ?)",
-            row,
-        )
-        if this_pass:
-            db.execute(
-                "INSERT INTO pass_fts (rowid, title, text, transcript, author) "
+        rows = [(d[0], fold(d[1]), fold(d[2]), fold(d[3]), fold(d[4])) for d in docs]
+        for table in ("posts_fts", "pass_fts") if this_pass else ("posts_fts",):
+            db.executemany(
+                f"INSERT INTO {table} (rowid, title, text, transcript, author) "
                 "VALUES (?, ?, ?, ?, ?)",
-                row,
+                rows,
             )
 
     @staticmethod
@@ -532,8 +516,7 @@ class Store:
 
     def _reindex(self, db: sqlite3.Connection) -> None:
         rows = db.execute("SELECT rev, title, text, transcript, author FROM posts").fetchall()
-        for r in rows:
-            self._index(db, r["rev"], r["title"], r["text"], r["transcript"], r["author"])
+        self._index(db, [tuple(r) for r in rows])
 
     # -- matches and outbox --------------------------------------------------------------
 
