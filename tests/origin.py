@@ -29,6 +29,25 @@ class Received:
     body: bytes
 
 
+class AnswerHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, quiet, and `answer()`: what the test origins share."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        if status != 304:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if status != 304:
+            self.wfile.write(body)
+
+
 class Origin:
     """`with Origin() as o: o.routes["/feed"] = Route(...); httpx.get(o.url("/feed"))`.
 
@@ -43,12 +62,7 @@ class Origin:
         self._lock = threading.Lock()
         origin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(AnswerHandler):
             def _record(self) -> Received:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -65,12 +79,12 @@ class Origin:
                 if callable(route):
                     route = route(rec)
                 if route is None:
-                    self._send(404, {"Content-Type": "text/plain"}, b"not found")
+                    self.answer(404, {"Content-Type": "text/plain"}, b"not found")
                     return
                 if route.delay:
                     time.sleep(route.delay)
                 if route.etag and self.headers.get("If-None-Match") == route.etag:
-                    self._send(304, {"ETag": route.etag}, b"")
+                    self.answer(304, {"ETag": route.etag}, b"")
                     return
                 headers = dict(route.headers)
                 if route.etag:
@@ -79,7 +93,7 @@ class Origin:
                 if route.gzip:
                     body = gzip.compress(body)
                     headers["Content-Encoding"] = "gzip"
-                self._send(route.status, headers, body)
+                self.answer(route.status, headers, body)
 
             def do_POST(self) -> None:  # noqa: N802
                 self._record()
@@ -87,19 +101,9 @@ class Origin:
                     status = origin.post_statuses[0]
                     if len(origin.post_statuses) > 1:
                         origin.post_statuses.pop(0)
-                self._send(
+                self.answer(
                     status, {"Content-Type": "text/plain"}, b"ok" if status < 300 else b"error"
                 )
-
-            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                if status != 304:
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if status != 304:
-                    self.wfile.write(body)
 
         self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
@@ -127,3 +131,17 @@ class Origin:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def serve_briefing(origin: Origin) -> None:
+    """fixtures/video's briefing page, its English captions and a stub clip, on `origin`."""
+    from tests.conftest import FIXTURES
+
+    video = FIXTURES / "video"
+    origin.routes["/briefing.html"] = Route(
+        (video / "briefing.html").read_bytes(), headers={"Content-Type": "text/html"}
+    )
+    origin.routes["/briefing.en.vtt"] = Route(
+        (video / "briefing.en.vtt").read_bytes(), headers={"Content-Type": "text/vtt"}
+    )
+    origin.routes["/clip.mp4"] = Route(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)

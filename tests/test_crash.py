@@ -14,13 +14,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.origin import AnswerHandler
 from tests.test_daemon import start, stop
 
 pytestmark = pytest.mark.slow
@@ -153,17 +154,12 @@ class Stage:
     def __post_init__(self) -> None:
         stage = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(AnswerHandler):
             def do_GET(self) -> None:  # noqa: N802
                 path = urlsplit(self.path).path
                 feed = path.removeprefix("/feed/").removesuffix(".xml")
                 if not feed.isdigit() or int(feed) >= FEEDS:
-                    self._send(404, {}, b"not found")
+                    self.answer(404, {}, b"not found")
                     return
                 with stage.cond:
                     stage.gets_inflight += 1
@@ -173,9 +169,9 @@ class Stage:
                     body = stage.newsroom.body(int(feed))
                     etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
                     if self.headers.get("If-None-Match") == etag:
-                        self._send(304, {"ETag": etag}, b"")
+                        self.answer(304, {"ETag": etag}, b"")
                         return
-                    self._send(200, {"ETag": etag, "Content-Type": "application/rss+xml"}, body)
+                    self.answer(200, {"ETag": etag, "Content-Type": "application/rss+xml"}, body)
                     guids = {f"{feed}:{g}" for g in _guids(body)}
                     with stage.cond:
                         stage.served |= guids
@@ -208,7 +204,7 @@ class Stage:
                     stage.cond.notify_all()
                 try:
                     time.sleep(stage.hook_delay(hook.notifier))
-                    self._send(200, {"Content-Type": "text/plain"}, b"ok")
+                    self.answer(200, {"Content-Type": "text/plain"}, b"ok")
                     hook.answered = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass
@@ -216,16 +212,6 @@ class Stage:
                     with stage.cond:
                         stage.posts_inflight.remove(hook)
                         stage.cond.notify_all()
-
-            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                if status != 304:
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if status != 304:
-                    self.wfile.write(body)
 
         self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 
 from monitor.cli import main
 from tests.notifiers.conftest import free_port
-from tests.origin import Origin, Route
+from tests.origin import Origin, Route, serve_briefing
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -243,17 +243,9 @@ def test_sources_command_shows_what_the_last_fetch_had_to_say(tmp_path, capsys, 
 def test_words_said_in_a_video_alert_a_webhook_with_the_second_they_are_said(tmp_path, capsys):
     """Through yt-dlp itself, on 127.0.0.1: a page with an HTML5 <video> and a captions track."""
     from monitor import ytdlp
-    from tests.conftest import FIXTURES
 
-    video = FIXTURES / "video"
     with Origin() as origin, Origin() as hook:
-        origin.routes["/briefing.html"] = Route(
-            (video / "briefing.html").read_bytes(), headers={"Content-Type": "text/html"}
-        )
-        origin.routes["/briefing.en.vtt"] = Route(
-            (video / "briefing.en.vtt").read_bytes(), headers={"Content-Type": "text/vtt"}
-        )
-        origin.routes["/clip.mp4"] = Route(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+        serve_briefing(origin)
         cfg = tmp_path / "m.toml"
         cfg.write_text(
             f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n'

@@ -10,7 +10,7 @@ import respx
 from monitor.cli import main
 from monitor.http import Http
 from monitor.recording import ReplayTransport, install_in_respx, load_exchanges
-from tests.origin import Origin, Route
+from tests.origin import Origin, Route, serve_briefing
 from tests.test_end_to_end import LAVROV, OTHER, db_rows, rss, write_config
 
 
@@ -58,17 +58,9 @@ async def test_demo_recording_loads_into_respx():
 def test_a_video_source_records_yt_dlp_answers_and_replays_them_offline(tmp_path, capsys):
     """`monitor record` keeps yt-dlp's answers too, so `--replay` never reaches the network."""
     from monitor import ytdlp
-    from tests.conftest import FIXTURES
 
-    video = FIXTURES / "video"
     with Origin() as origin:
-        origin.routes["/briefing.html"] = Route(
-            (video / "briefing.html").read_bytes(), headers={"Content-Type": "text/html"}
-        )
-        origin.routes["/briefing.en.vtt"] = Route(
-            (video / "briefing.en.vtt").read_bytes(), headers={"Content-Type": "text/vtt"}
-        )
-        origin.routes["/clip.mp4"] = Route(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+        serve_briefing(origin)
         cfg = tmp_path / "m.toml"
         cfg.write_text(
             f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nallow_private = true\n'

@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from monitor.http import Http
+from tests.origin import Received
 
 SMTP_USER = "monitor"
 SMTP_PASSWORD = "s3cret-hunter2"
@@ -97,14 +98,6 @@ def smtp_server() -> Iterator[Callable[..., SmtpServer]]:
     yield start
     for controller in started:
         controller.stop()
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
 
 
 @dataclass
