@@ -222,6 +222,7 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
         _print_json(
             {
                 "ok": outcome.ok,
+                "match_error": outcome.match_error,
                 "sources": [
                     {
                         "id": r.source_id, "ok": r.ok, "new": r.new, "updated": r.updated,
@@ -287,6 +288,8 @@ def _print_fetch_summary(outcome: Any, store_path: str) -> None:
         o = outcome.outbox
         line += f"; deliveries: {o.sent} sent, {o.retrying} to retry, {o.failed} failed"
     print(line)
+    if outcome.match_error:
+        print(f"  {outcome.match_error}; the posts are kept, and matched by the next pass")
     if outcome.outbox is not None:
         for err in outcome.outbox.errors:
             print(f"  delivery error: {err}")

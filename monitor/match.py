@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from monitor.models import Match
-from monitor.store import SaveResult, Store, now_iso
+from monitor.store import Store, now_iso
 
 if TYPE_CHECKING:
     from monitor.config import Config
-    from monitor.sources.base import SourceConfig
 
 
 def link_at(url: str | None, offset: float | None) -> str | None:
@@ -63,60 +64,77 @@ def payload(
     }
 
 
-def match_saved(
-    db: sqlite3.Connection,
-    store: Store,
-    config: Config,
-    source: SourceConfig,
-    saved: SaveResult,
-    notices: list[str] | None = None,
-) -> list[Match]:
-    """Record matches (and their pending deliveries) for the posts this save touched.
+@dataclass
+class PassMatches:
+    """What one `match_pending` found, by source: new matches, and notices (already added to
+    the source's row: `monitor sources` shows them beside its last fetch)."""
 
-    The queries run on `pass_fts`, the connection's temporary index of just this save's posts:
-    a rowid range on the archive's index would still make a prefix query (`deploy*`) read every
-    matching term of the whole archive, so the cost would grow with it; this does not.
+    matches: dict[str, list[Match]] = field(default_factory=dict)
+    notices: dict[str, list[str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.matches)
+
+    def add(self, other: PassMatches) -> None:
+        for sid, matches in other.matches.items():
+            self.matches.setdefault(sid, []).extend(matches)
+        for sid, notices in other.notices.items():
+            self.notices.setdefault(sid, []).extend(notices)
+
+
+def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassMatches:
+    """Index the posts saved since the last call, and record their matches and deliveries.
+
+    Runs in the caller's transaction, so the search mark moves with the matches it implies:
+    each new or changed post is matched exactly once, by whichever process gets to it first,
+    even after a crash between its save and its turn. The queries run on `pass_fts`, the
+    connection's temporary index of just those posts: a rowid range on the archive's index
+    would still make a prefix query (`deploy*`) read every matching term of the whole
+    archive, so the cost would grow with it; this does not.
     """
-    if saved.rev_lo is None or saved.rev_hi is None:
-        return []
+    found = PassMatches()
+    if not store.index_pending(db) or not config.alerts:
+        return found
     from monitor.snippet import snippet, transcript_offset
 
-    found: list[Match] = []
+    types = dict(db.execute("SELECT id, type FROM sources").fetchall())
     for alert in config.alerts.values():
-        if not alert.applies_to(source.id):
-            continue
         query = config.queries[alert.id]
         revs = [
             r[0]
             for r in db.execute("SELECT rowid FROM pass_fts WHERE pass_fts MATCH ?", (query.fts(),))
         ]
-        if not revs:
+        rows = [r for r in store.posts_by_rev(db, revs) if alert.applies_to(r["source_id"])]
+        if not rows:
             continue
-        rows = [r for r in store.posts_by_rev(db, revs) if r["source_id"] == source.id]
         done = store.already_matched(db, alert.id, [r["id"] for r in rows])
         budget = _hourly_budget(db, alert.id, alert.max_per_hour)
-        held = 0
+        held: Counter[str] = Counter()
         for row in rows:
             if row["id"] in done:
                 continue
+            sid = row["source_id"]
             fields = {k: row[k] for k in ("title", "text", "transcript", "author")}
             snip = snippet(query, fields)
             offset = None
             if row["transcript"]:
                 offset = transcript_offset(query, store.segments(db, row["id"]))
-            body = payload(alert.id, alert.query, row, source.type, snip, offset)
+            body = payload(alert.id, alert.query, row, types.get(sid, ""), snip, offset)
             notify = list(alert.notify)
             if budget is not None:
                 if budget <= 0:
-                    notify, held = [], held + 1  # recorded and searchable, but not sent
+                    notify = []  # recorded and searchable, but not sent
+                    held[sid] += 1
                 budget -= 1
             if store.add_match(db, alert.id, row["id"], snip, offset, notify, body):
-                found.append(Match(alert.id, row["id"], snip, offset))
-        if held and notices is not None:
-            notices.append(
+                found.matches.setdefault(sid, []).append(Match(alert.id, row["id"], snip, offset))
+        for sid, n in held.items():
+            found.notices.setdefault(sid, []).append(
                 f"alert {alert.id}: max_per_hour ({alert.max_per_hour}) reached, "
-                f"{held} match{'es' if held > 1 else ''} recorded but not sent"
+                f"{n} match{'es' if n > 1 else ''} recorded but not sent"
             )
+    for sid, notices in found.notices.items():
+        store.add_notices(db, sid, notices)
     return found
 
 

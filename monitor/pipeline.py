@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from monitor.http import FetchError, collection_deadline
-from monitor.match import match_saved
+from monitor.match import PassMatches, match_pending
 from monitor.models import Match
 from monitor.sources.base import FetchContext, ParseError
 from monitor.store import Store, now_iso
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from monitor.sources.base import SourceConfig
 
 MAX_BACKOFF = 6 * 3600.0
+log = logging.getLogger("monitor")
 
 
 @dataclass
@@ -38,6 +40,11 @@ class SourceResult:
     seconds: float = 0.0
     notices: list[str] = field(default_factory=list)
     next_attempt_at: str | None = None
+
+    def take(self, found: PassMatches) -> None:
+        """Move this source's matches and alert notices out of `found` into the result."""
+        self.matches += found.matches.pop(self.source_id, [])
+        self.notices += found.notices.pop(self.source_id, [])
 
 
 def describe_error(exc: BaseException) -> str:
@@ -65,8 +72,15 @@ async def run_source(
     store: Store,
     http: Http,
     parser: ParseWorker | None = None,
+    *,
+    match: bool = True,
 ) -> SourceResult:
-    """Fetch, store and match one source. Never raises for the source's own failures."""
+    """Fetch, store and match one source. Never raises for the source's own failures.
+
+    With `match=False` the posts are saved for a later `match_pending` (a pass matches once,
+    after its sources, rather than once per source: the search index and the alert queries
+    cost far less for one batch of posts than for two hundred small ones).
+    """
     started = time.monotonic()
     # Logged once, when the fetch ends: a row per fetch, written with the posts it saved.
     started_at = now_iso()
@@ -85,23 +99,28 @@ async def run_source(
         error = f"timed out after {deadline:g}s" if isinstance(exc, TimeoutError) else None
         return _failed(source, config, store, started_at, exc, error, started, ctx.log)
     try:
-        # Posts, their matches and their deliveries commit together: a crash can't leave a
-        # stored post whose alert was never evaluated (it would not be evaluated again).
+        # A crash after this commit can't lose an alert: the posts stay above the search mark
+        # until a `match_pending` indexes and matches them, in its own commit.
         with store.transaction() as db:
             saved = store.save_posts(db, source.id, collected.posts)
-            matches = match_saved(db, store, config, source, saved, ctx.log)
             store.finish_fetch_ok(
                 db, source.id, started_at, collected.http_status, saved, ctx.state,
                 [config.redact(n) for n in ctx.log],
             )  # fmt: skip
+            found = match_pending(db, store, config) if match else PassMatches()
     except Exception as exc:  # noqa: BLE001
         error = f"could not store: {describe_error(exc)}"
         return _failed(source, config, store, started_at, exc, error, started, ctx.log)
-    return SourceResult(
+    result = SourceResult(
         source.id, True, new=saved.new, updated=saved.updated,
         http_status=collected.http_status, not_modified=collected.not_modified,
-        matches=matches, seconds=time.monotonic() - started, notices=ctx.log,
+        seconds=time.monotonic() - started, notices=ctx.log,
     )  # fmt: skip
+    result.take(found)
+    for sid, matches in found.matches.items():
+        # Posts another process saved, or an interrupted pass, matched with this one's.
+        log.info("%s: %d matches of posts saved earlier", sid, len(matches))
+    return result
 
 
 def _failed(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from monitor.http import Http
+from monitor.match import PassMatches, match_pending
 from monitor.outbox import OutboxResult, deliver_due
-from monitor.pipeline import SourceResult, run_source
+from monitor.pipeline import SourceResult, describe_error, run_source
 from monitor.store import Store
 
 if TYPE_CHECKING:
@@ -19,14 +22,21 @@ if TYPE_CHECKING:
     from monitor.sources.base import SourceConfig
 
 
+# A pass matches its posts in batches of about this many, as its sources finish: a batch
+# costs far less per post than matching each source alone, and matching while the other
+# sources are still being fetched and parsed keeps the work off the end of the pass.
+MATCH_BATCH = 1000
+
+
 @dataclass
 class PassResult:
     sources: list[SourceResult] = field(default_factory=list)
     outbox: OutboxResult | None = None
+    match_error: str | None = None  # the alerts could not run; the posts wait for the next pass
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.sources)
+        return self.match_error is None and all(r.ok for r in self.sources)
 
 
 def make_http(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> Http:
@@ -64,8 +74,31 @@ async def fetch_pass(
     deliver: bool = True,
     parser: ParseWorker | None = None,
 ) -> PassResult:
-    results = await asyncio.gather(*(run_source(s, config, store, http, parser) for s in sources))
-    outcome = PassResult(list(results))
+    found = PassMatches()
+    unmatched = 0
+
+    def match() -> None:
+        nonlocal unmatched
+        with store.transaction() as db:
+            found.add(match_pending(db, store, config))
+        unmatched = 0
+
+    async def one(source: SourceConfig) -> SourceResult:
+        nonlocal unmatched
+        result = await run_source(source, config, store, http, parser, match=False)
+        unmatched += result.new + result.updated
+        if unmatched >= MATCH_BATCH:
+            with contextlib.suppress(sqlite3.Error):  # the last batch will say what is wrong
+                match()
+        return result
+
+    outcome = PassResult(list(await asyncio.gather(*(one(s) for s in sources))))
+    try:
+        match()  # the rest, and whatever an interrupted earlier pass left unmatched
+    except sqlite3.Error as exc:
+        outcome.match_error = f"the alerts could not run: {describe_error(exc)}"
+    for r in outcome.sources:
+        r.take(found)
     if deliver:
         outcome.outbox = await deliver_due(store, config, http)
     return outcome

@@ -50,6 +50,7 @@ class Daemon:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
+        from monitor.match import match_pending
         from monitor.runner import make_http, open_store
 
         config = self.config
@@ -57,6 +58,11 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         self.store = open_store(config)
+        with self.store.transaction() as db:
+            # Posts an interrupted process saved but never matched get their alerts first.
+            found = match_pending(db, self.store, config)
+        for sid, matches in found.matches.items():
+            log.info("%s: %d matches of posts saved before the restart", sid, len(matches))
         self.http = make_http(config)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         rows = {r["id"]: r for r in self.store.source_rows()}

@@ -16,7 +16,7 @@ from typing import Any
 from monitor.models import Post
 from monitor.text import fold
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Columns added after version 1, for archives created before them: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
@@ -114,6 +114,12 @@ CREATE TABLE IF NOT EXISTS fetches (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS fetches_source ON fetches(source_id, started_at);
+CREATE TABLE IF NOT EXISTS search_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    -- Posts up to this rev are in posts_fts and the alerts have run on them; the ones above
+    -- were saved since and wait for the next `index_pending` (by any process).
+    indexed_rev INTEGER NOT NULL
+);
 """
 
 
@@ -130,6 +136,13 @@ def _statements(script: str) -> list[str]:
 
 def _notices(notices: list[str] | None) -> str | None:
     return json.dumps(notices, ensure_ascii=False) if notices else None
+
+
+def _where_in(db: sqlite3.Connection, sql: str, values: list[Any]) -> Iterator[sqlite3.Row]:
+    """`sql` with its `IN ({})` filled, a few hundred values at a time (SQLite caps parameters)."""
+    for i in range(0, len(values), 500):
+        chunk = values[i : i + 500]
+        yield from db.execute(sql.format(",".join("?" * len(chunk))), chunk)
 
 
 def now_iso(t: float | None = None) -> str:
@@ -162,7 +175,7 @@ class SaveResult:
     new: int = 0
     updated: int = 0
     rev_lo: int | None = None  # revisions this save gave to new or changed posts
-    rev_hi: int | None = None  # (also indexed, until the next save, in the temp `pass_fts`)
+    rev_hi: int | None = None
 
 
 _FTS_COLUMNS = ("title", "text", "transcript", "author")
@@ -213,6 +226,11 @@ class Store:
             if version < SCHEMA_VERSION:
                 for statement in _statements(SCHEMA):
                     self.db.execute(statement)
+                # Before version 6 a post was indexed and matched as it was saved: all of them are.
+                self.db.execute(
+                    "INSERT OR IGNORE INTO search_state (id, indexed_rev) "
+                    "SELECT 1, coalesce(max(rev), 0) FROM posts"
+                )
                 for table, column, decl in _ADDED_COLUMNS:
                     have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
                     if column not in have:
@@ -333,6 +351,16 @@ class Store:
              source_id),
         )  # fmt: skip
 
+    def add_notices(self, db: sqlite3.Connection, source_id: str, notices: list[str]) -> None:
+        """Add to what the source's last fetch has to say (the alerts ran after it was logged)."""
+        row = db.execute("SELECT notices FROM sources WHERE id = ?", (source_id,)).fetchone()
+        if row is None or not notices:
+            return
+        had = json.loads(row[0]) if row[0] else []
+        db.execute(
+            "UPDATE sources SET notices = ? WHERE id = ?", (_notices(had + notices), source_id)
+        )
+
     def log_interrupted(self, source_id: str, started_at: str) -> None:
         """A fetch abandoned at shutdown says so in the log (the source's state is unchanged)."""
         with self.transaction() as db:
@@ -349,16 +377,19 @@ class Store:
     ) -> SaveResult:
         """Insert new posts, version changed ones, leave unchanged ones untouched.
 
-        Runs inside the caller's transaction, so posts, matches and deliveries commit together.
+        Runs inside the caller's transaction. New and changed posts get a rev above the search
+        mark: `index_pending` indexes them, and the alerts run on them, in a later step (in the
+        same transaction for the daemon, once per pass for `monitor fetch`).
         """
         result = SaveResult()
         posts = list(posts)
         if not posts:
             return result  # a 304, or an empty feed: nothing to read or write
         seen_at = now_iso()
-        (next_rev,) = db.execute("SELECT coalesce(max(rev), 0) + 1 FROM posts").fetchone()
+        next_rev, indexed = db.execute(
+            "SELECT coalesce(max(rev), 0) + 1, (SELECT indexed_rev FROM search_state) FROM posts"
+        ).fetchone()
         first_rev = next_rev
-        db.execute("INSERT INTO pass_fts (pass_fts) VALUES ('delete-all')")
         unique: dict[str, Post] = {}
         for post in posts:
             # The same item twice in one response: the first one wins.
@@ -366,9 +397,6 @@ class Store:
         known = self._known(db, list(unique))
         new_posts: list[tuple[Any, ...]] = []
         new_versions: list[tuple[Any, ...]] = []
-        to_index: list[
-            _Doc
-        ] = []  # new and changed posts, as (rev, title, text, transcript, author)
         new_segments: list[tuple[str, Post]] = []
         for pid, post in unique.items():
             old = known.get(pid)
@@ -381,7 +409,6 @@ class Store:
                      extra, post.transcript, next_rev)
                 )  # fmt: skip
                 new_versions.append((pid, seen_at, post.title, post.text))
-                to_index.append((next_rev, post.title, post.text, post.transcript, post.author))
                 if post.segments:
                     new_segments.append((pid, post))
                 next_rev += 1
@@ -405,7 +432,9 @@ class Store:
             version = old["version"] + 1 if content_changed else old["version"]
             rev = old["rev"]
             if index_changed:
-                self._unindex(db, old)
+                if old["rev"] <= indexed:
+                    # Above the mark it was never indexed (changed again before its turn).
+                    self._unindex(db, old)
                 rev = next_rev
                 next_rev += 1
             db.execute(
@@ -422,7 +451,6 @@ class Store:
                     (pid, version, seen_at, post.title, post.text),
                 )
             if index_changed:
-                to_index.append((rev, post.title, post.text, transcript, post.author))
                 result.updated += 1
             if post.segments:
                 db.execute("DELETE FROM transcript_segments WHERE post_id = ?", (pid,))
@@ -441,7 +469,6 @@ class Store:
             )
             for pid, post in new_segments:
                 self._save_segments(db, pid, post)
-        self._index(db, to_index, this_pass=True)
         if next_rev > first_rev:
             result.rev_lo, result.rev_hi = first_rev, next_rev - 1
         return result
@@ -449,17 +476,11 @@ class Store:
     @staticmethod
     def _known(db: sqlite3.Connection, pids: list[str]) -> dict[str, sqlite3.Row]:
         """The stored rows of these post ids, in one query per few hundred."""
-        found: dict[str, sqlite3.Row] = {}
-        for i in range(0, len(pids), 500):
-            chunk = pids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in db.execute(
-                "SELECT id, rev, version, title, text, transcript, author, url, published_at, "
-                f"lang, media, extra, kind FROM posts WHERE id IN ({marks})",
-                chunk,
-            ):
-                found[row["id"]] = row
-        return found
+        sql = (
+            "SELECT id, rev, version, title, text, transcript, author, url, published_at, "
+            "lang, media, extra, kind FROM posts WHERE id IN ({})"
+        )
+        return {row["id"]: row for row in _where_in(db, sql, pids)}
 
     @staticmethod
     def _save_segments(db: sqlite3.Connection, pid: str, post: Post) -> None:
@@ -491,13 +512,27 @@ class Store:
             (old["rev"], *(fold(old[c]) for c in _FTS_COLUMNS)),
         )
 
+    def index_pending(self, db: sqlite3.Connection) -> bool:
+        """Index the posts saved above the search mark, by this process or another, and move it.
+
+        They go into `posts_fts` and into this connection's `pass_fts`, which holds only them,
+        for the alerts to run on in the same transaction. False when nothing was pending.
+        """
+        db.execute("INSERT INTO pass_fts (pass_fts) VALUES ('delete-all')")
+        indexed, top = db.execute(
+            "SELECT indexed_rev, (SELECT coalesce(max(rev), 0) FROM posts) FROM search_state"
+        ).fetchone()
+        if top <= indexed:
+            return False
+        docs = db.execute(
+            "SELECT rev, title, text, transcript, author FROM posts WHERE rev > ?", (indexed,)
+        ).fetchall()
+        self._index(db, [tuple(d) for d in docs], this_pass=True)
+        db.execute("UPDATE search_state SET indexed_rev = ?", (top,))
+        return True
+
     def posts_by_rev(self, db: sqlite3.Connection, revs: list[int]) -> list[sqlite3.Row]:
-        out = []
-        for rev in revs:
-            row = db.execute("SELECT * FROM posts WHERE rev = ?", (rev,)).fetchone()
-            if row is not None:
-                out.append(row)
-        return out
+        return list(_where_in(db, "SELECT * FROM posts WHERE rev IN ({}) ORDER BY rev", revs))
 
     def segments(self, db: sqlite3.Connection, pid: str) -> list[tuple[float, str]]:
         return [
@@ -515,7 +550,11 @@ class Store:
             self._reindex(db)
 
     def _reindex(self, db: sqlite3.Connection) -> None:
-        rows = db.execute("SELECT rev, title, text, transcript, author FROM posts").fetchall()
+        # Only up to the mark: the posts above it are indexed, and matched, in their turn.
+        rows = db.execute(
+            "SELECT rev, title, text, transcript, author FROM posts "
+            "WHERE rev <= (SELECT indexed_rev FROM search_state)"
+        ).fetchall()
         self._index(db, [tuple(r) for r in rows])
 
     # -- matches and outbox --------------------------------------------------------------

@@ -13,6 +13,7 @@ from monitor.config import parse_config
 from monitor.http import FetchError, Http
 from monitor.models import Post
 from monitor.pipeline import run_source
+from monitor.runner import fetch_pass
 from monitor.sources.base import Collected, FetchContext, SourceConfig
 from monitor.store import Store
 
@@ -146,7 +147,48 @@ async def test_success_resets_failures_and_saves_state(env):
     assert json.loads(src["state"]) == {"calls": 1}
 
 
-async def test_max_per_hour_records_matches_but_sends_no_more(tmp_path, monkeypatch):
+async def test_a_pass_matches_once_after_its_sources_and_reports_matches_by_source(env):
+    config, store = env
+    FakeSource.feeds["a"] = [LAVROV]
+    FakeSource.feeds["b"] = [Post("b1", None, title="Lavrov in Antalya")]
+    async with Http() as http:
+        outcome = await fetch_pass(config, store, http, list(config.sources.values()),
+                                   deliver=False)  # fmt: skip
+    by_source = {r.source_id: [m.alert_id for m in r.matches] for r in outcome.sources}
+    assert by_source == {"a": ["troops"], "b": ["only-b"]}
+    assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 2
+
+
+async def test_posts_a_dead_pass_saved_but_never_matched_are_matched_once_by_the_next(env):
+    config, store = env
+    FakeSource.feeds["a"] = [LAVROV]
+    FakeSource.feeds["b"] = []
+    async with Http() as http:
+        # A pass saves each source, then matches the lot; this one dies in between.
+        r = await run_source(config.sources["a"], config, store, http, match=False)
+    assert r.new == 1 and r.matches == []
+    store.close()
+    store = Store(config.database)
+    try:
+        for expected in (1, 0):
+            async with Http() as http:
+                outcome = await fetch_pass(config, store, http, [config.sources["b"]],
+                                           deliver=False)  # fmt: skip
+            assert outcome.sources[0].matches == []  # not b's: a's, recorded all the same
+            assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 1
+            assert store.db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 1
+            assert (
+                expected == 1
+                or store.db.execute(
+                    "SELECT indexed_rev = (SELECT max(rev) FROM posts) FROM search_state"
+                ).fetchone()[0]
+            )
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-source", "per-pass"])
+async def test_max_per_hour_records_matches_but_sends_no_more(tmp_path, monkeypatch, batched):
     monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
     config = parse_config(
         {
@@ -160,8 +202,44 @@ async def test_max_per_hour_records_matches_but_sends_no_more(tmp_path, monkeypa
     store = Store(config.database)
     store.sync_sources([("a", "fake", None)])
     FakeSource.feeds["a"] = [Post(f"n{i}", None, title=f"NATO item {i}") for i in range(5)]
-    r = await run(config, store, "a")
+    if batched:
+        async with Http() as http:
+            (r,) = (await fetch_pass(config, store, http, [config.sources["a"]])).sources
+    else:
+        r = await run(config, store, "a")
     assert len(r.matches) == 5
     assert store.db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 2
-    assert r.notices == ["alert storm: max_per_hour (2) reached, 3 matches recorded but not sent"]
+    held = "alert storm: max_per_hour (2) reached, 3 matches recorded but not sent"
+    assert r.notices == [held]
+    assert json.loads(store.source("a")["notices"]) == [held]  # `monitor sources` shows it
     store.close()
+
+
+async def test_a_pass_whose_alerts_cannot_run_says_so_and_the_next_pass_runs_them(env, monkeypatch):
+    import sqlite3
+
+    import monitor.runner
+
+    config, store = env
+    FakeSource.feeds["a"] = [LAVROV]
+    FakeSource.feeds["b"] = []
+
+    disk_full = True
+
+    def match_pending(*args):
+        if disk_full:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(*args)
+
+    real = monitor.runner.match_pending
+    monkeypatch.setattr(monitor.runner, "match_pending", match_pending)
+    async with Http() as http:
+        outcome = await fetch_pass(config, store, http, [config.sources["a"]], deliver=False)
+    assert not outcome.ok and all(r.ok for r in outcome.sources)
+    assert "database or disk is full" in (outcome.match_error or "")
+    assert store.db.execute("SELECT count(*) FROM posts").fetchone()[0] == 1
+    disk_full = False
+    async with Http() as http:
+        outcome = await fetch_pass(config, store, http, [config.sources["b"]], deliver=False)
+    assert outcome.ok and outcome.match_error is None
+    assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 1

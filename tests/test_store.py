@@ -18,9 +18,17 @@ def store(tmp_path):
     s.close()
 
 
-def save(store: Store, posts: list[Post], source: str = "src"):
+def save(store: Store, posts: list[Post], source: str = "src", *, index: bool = True):
     with store.transaction() as db:
-        return store.save_posts(db, source, posts)
+        result = store.save_posts(db, source, posts)
+        if index:
+            store.index_pending(db)
+        return result
+
+
+def integrity_ok(store: Store) -> bool:
+    store.db.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES ('integrity-check', 1)")
+    return store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def fts(store: Store, expr: str) -> list[str]:
@@ -99,6 +107,31 @@ def test_revision_range_covers_exactly_the_new_and_changed_posts(store):
         for rev in revs
     ]
     assert sorted(titles) == ["post 1 edited", "post 9"]
+
+
+def test_saved_posts_wait_above_the_search_mark_until_indexed(store):
+    save(store, [Post("g1", None, title="NATO troops")], index=False)
+    assert fts(store, "troops") == []
+    with store.transaction() as db:
+        assert store.index_pending(db) is True
+        assert store.index_pending(db) is False  # nothing new since
+    assert fts(store, "troops") == ["NATO troops"]
+    (mark,) = store.db.execute("SELECT indexed_rev FROM search_state").fetchone()
+    assert mark == store.db.execute("SELECT max(rev) FROM posts").fetchone()[0]
+
+
+def test_a_post_changed_before_its_turn_is_indexed_once_as_last_saved(store):
+    save(store, [Post("g1", None, title="first"), Post("g2", None, title="other")])
+    save(store, [Post("g1", None, title="second")], index=False)
+    save(store, [Post("g1", None, title="third")], index=False)
+    with store.transaction() as db:
+        store.index_pending(db)
+    assert integrity_ok(store)
+    assert fts(store, "first OR second") == []
+    assert fts(store, "third") == ["third"]
+    assert fts(store, "other") == ["other"]
+    versions = store.db.execute("SELECT count(*) FROM post_versions").fetchone()[0]
+    assert versions == 4  # g1's three titles and g2's
 
 
 @pytest.mark.parametrize(
@@ -187,8 +220,7 @@ def test_index_integrity_holds_for_folded_text_in_every_script(store):
     # FTS5 from 3.44) must still find it consistent.
     save(store, [Post("g", None, title="İstanbul ısparta Ὀδυσσεύς Łódź Straße НАТО")])
     save(store, [Post("g", None, title="İstanbul edited")])
-    store.db.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES ('integrity-check', 1)")
-    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert integrity_ok(store)
     assert fts(store, "istanbul") == ["İstanbul edited"]
 
 
@@ -227,3 +259,30 @@ def test_fetches_a_killed_process_left_open_are_closed_by_the_upgrade(tmp_path):
         (0, "interrupted", "2026-11-01T10:00:00Z"),
     ]
     s.close()
+
+
+def test_an_archive_from_version_5_counts_every_post_as_indexed_and_matched(tmp_path):
+    path = tmp_path / "v5.db"
+    s = Store(path)
+    s.sync_sources([("src", "feed", None)])
+    save(s, [Post("g1", None, title="Łódź"), Post("g2", None, title="Kyiv")])
+    s.db.executescript("DROP TABLE search_state; PRAGMA user_version = 5;")
+    s.close()
+    s = Store(path)
+    (mark,) = s.db.execute("SELECT indexed_rev FROM search_state").fetchone()
+    assert mark == s.db.execute("SELECT max(rev) FROM posts").fetchone()[0]
+    with s.transaction() as db:
+        assert s.index_pending(db) is False  # nothing indexed twice
+    assert integrity_ok(s) and fts(s, "lodz") == ["Łódź"]
+    s.close()
+
+
+def test_rebuilding_the_index_leaves_posts_above_the_mark_to_their_turn(store):
+    save(store, [Post("g1", None, title="indexed")])
+    save(store, [Post("g2", None, title="pending")], index=False)
+    store.rebuild_index()
+    assert fts(store, "indexed OR pending") == ["indexed"]
+    with store.transaction() as db:
+        store.index_pending(db)
+    assert integrity_ok(store)
+    assert fts(store, "indexed OR pending") == ["indexed", "pending"]
