@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from html import unescape as html_unescape
 from urllib.parse import urljoin
@@ -20,9 +20,20 @@ _BLOCK_SELECTOR = ", ".join(_BLOCK_TAGS)
 
 def clean_space(s: str) -> str:
     """Collapse runs of spaces inside lines and blank lines between paragraphs."""
-    s = _WS.sub(" ", s)
-    s = "\n".join(line.strip() for line in s.split("\n"))
-    return _BLANKS.sub("\n\n", s).strip()
+    s = _collapse_spaces(s)
+    if "\n" not in s:
+        return s.strip()
+    return _BLANKS.sub("\n\n", "\n".join([line.strip() for line in s.split("\n")])).strip()
+
+
+def _collapse_spaces(s: str) -> str:
+    """`_WS.sub(" ", s)`; in the usual text (plain spaces only) without scanning it in Python's
+    regex engine, which costs 20 ns a character here against memchr's fraction of one."""
+    if "\t" in s or "\r" in s or "\f" in s or "\v" in s or "\u00a0" in s:
+        return _WS.sub(" ", s)
+    while "  " in s:
+        s = s.replace("  ", " ")
+    return s
 
 
 def looks_like_html(s: str) -> bool:
@@ -138,6 +149,36 @@ _ISOISH = re.compile(
 )
 
 
+# The form nearly every RSS feed writes (RFC 822 with a four-digit year, a numeric zone or GMT):
+# read directly, as email.utils would read it, at a fraction of the cost. Anything else, or a
+# field out of range, goes the general way.
+_RFC822 = re.compile(
+    r"(?:[A-Za-z]{3},\s*)?(\d{1,2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2})(?::(\d{2}))?"
+    r" (?:([+-]\d{2})(\d{2})|GMT|UTC?|Z)"
+)
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+)}  # fmt: skip
+
+
+def _rfc822(s: str) -> str | None:
+    m = _RFC822.fullmatch(s)
+    if m is None:
+        return None
+    day, mon, year, hh, mm, ss, off_h, off_m = m.groups()
+    month = _MONTHS.get(mon.lower())
+    if month is None or int(year) < 1900:
+        return None
+    try:
+        dt = datetime(int(year), month, int(day), int(hh), int(mm), int(ss or 0))
+        if off_h is not None:
+            sign = -1 if off_h[0] == "-" else 1
+            dt -= sign * timedelta(hours=int(off_h[1:]), minutes=int(off_m))
+    except (ValueError, OverflowError):
+        return None
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 _AMPM = re.compile(r"\b(\d{1,2}):(\d{2})(:\d{2})?\s*([AaPp])\.?[Mm]\.?(?=\s|$)")
 
 
@@ -163,11 +204,11 @@ def parse_date(value: str | None) -> str | None:
         if tz and tz.upper() != "Z":
             sign = 1 if tz[0] == "+" else -1
             digits = tz[1:].replace(":", "")
-            from datetime import timedelta, timezone
-
             offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
             dt = dt.replace(tzinfo=timezone(sign * offset))
         return to_utc_iso(dt)
+    if (fast := _rfc822(s)) is not None:
+        return fast
     s = _AMPM.sub(_to_24h, s)
     parts = s.split()
     if parts and parts[-1].upper() in _TZ_ABBR:

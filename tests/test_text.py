@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -79,6 +81,55 @@ def test_twelve_hour_times_and_zone_names_are_read():
     assert parse_date("Mon, 06 Sep 2021 16:45:00 EST") == "2021-09-06T21:45:00Z"
     assert parse_date("2026-11-24T10:00:00+03:00") == "2026-11-24T07:00:00Z"
     assert parse_date("garbage") is None
+
+
+def _clean_space_by_lines(s: str) -> str:
+    """clean_space as it was first written, one line at a time."""
+    s = text._WS.sub(" ", s)
+    s = "\n".join(line.strip() for line in s.split("\n"))
+    return text._BLANKS.sub("\n\n", s).strip()
+
+
+@settings(max_examples=3000)
+@given(st.text(alphabet=st.sampled_from(list("ab \t\n\r\f\v\x1c\x85\u00a0\u2003\u3000\u2028é")),
+               max_size=40))  # fmt: skip
+def test_clean_space_strips_each_line_as_str_strip_does(s):
+    assert text.clean_space(s) == _clean_space_by_lines(s)
+
+
+def _general_rfc822(value: str) -> str | None:
+    """What parse_date gives without its RFC 822 shortcut."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return text.to_utc_iso(parsedate_to_datetime(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+@settings(max_examples=3000)
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.sampled_from(["Mon, ", "mon,", "", "Xyz, "]),
+    st.sampled_from(["%d", "%-d"]),
+    st.sampled_from(["%b", "%B"]),
+    st.sampled_from([":%S", ""]),
+    st.sampled_from(["+0000", "-0000", "+0300", "-0530", "+1400", "-1200", "GMT", "UT", "UTC",
+                     "Z", "EST", "+03:00", "+0060", "+2359"]),
+)  # fmt: skip
+@example(datetime(2026, 2, 28, 23, 0), "Sun, ", "%d", "%b", ":%S", "-0100")
+def test_the_rfc822_shortcut_reads_dates_as_email_utils_does(dt, day, dd, month, sec, zone):
+    value = f"{day}{dt.strftime(f'{dd} {month} %Y %H:%M{sec}')} {zone}"
+    if month == "%b" and zone not in ("EST", "+03:00"):
+        assert text._rfc822(value) is not None  # the shortcut itself was taken
+    assert parse_date(value) == (_general_rfc822(value) if zone != "EST" else
+                                 _general_rfc822(value.replace("EST", "-0500")))  # fmt: skip
+
+
+def test_out_of_range_rfc822_fields_are_not_dates():
+    assert parse_date("Mon, 31 Feb 2026 10:00:00 +0000") is None
+    assert parse_date("Mon, 30 Nov 2026 24:00:00 +0000") is None
+    assert parse_date("Mon, 30 Nov 2026 10:00:00 +0000") == "2026-11-30T10:00:00Z"
 
 
 def test_fold_removes_case_and_diacritics_but_keeps_indic_vowel_signs():
