@@ -8,6 +8,12 @@ from typing import Any, Literal
 Kind = Literal["post", "video", "article"]
 
 
+def _reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
+    # Pickled as the constructor's arguments: the parse worker sends thousands of posts a
+    # pass, and dataclasses' own __setstate__ for slots costs three times the constructor.
+    return type(self), tuple(getattr(self, name) for name in self.__slots__)
+
+
 @dataclass(frozen=True, slots=True)
 class Media:
     """An image, video or audio file attached to a post (enclosure, media:content, thumbnail)."""
@@ -19,6 +25,8 @@ class Media:
     height: int | None = None
     duration: float | None = None  # seconds
     role: str | None = None  # "thumbnail", "enclosure", "content", "variant", ...
+
+    __reduce__ = _reduce
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies, and this runs for every media of every post.
@@ -32,6 +40,8 @@ class Segment:
     start: float
     end: float
     text: str
+
+    __reduce__ = _reduce
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,8 @@ class Post:
     transcript: str | None = None
     segments: tuple[Segment, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # source-specific, not indexed
+
+    __reduce__ = _reduce
 
 
 @dataclass(frozen=True, slots=True)
