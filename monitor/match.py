@@ -90,10 +90,13 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
     even after a crash between its save and its turn. The queries run on `pass_fts`, the
     connection's temporary index of just those posts: a rowid range on the archive's index
     would still make a prefix query (`deploy*`) read every matching term of the whole
-    archive, so the cost would grow with it; this does not.
+    archive, so the cost would grow with it; this does not. (When the batch is most of the
+    archive, as in a first pass, they run on the archive's index, which costs the same.)
     """
     found = PassMatches()
-    if not store.index_pending(db) or not config.alerts:
+    (mark,) = db.execute("SELECT indexed_rev FROM search_state").fetchone()
+    table = store.index_pending(db)
+    if table is None or not config.alerts:
         return found
     from monitor.snippet import snippet, transcript_offset
 
@@ -102,7 +105,10 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
         query = config.queries[alert.id]
         revs = [
             r[0]
-            for r in db.execute("SELECT rowid FROM pass_fts WHERE pass_fts MATCH ?", (query.fts(),))
+            for r in db.execute(
+                f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid > ?",
+                (query.fts(), mark),
+            )
         ]
         rows = [r for r in store.posts_by_rev(db, revs) if alert.applies_to(r["source_id"])]
         if not rows:

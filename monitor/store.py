@@ -134,6 +134,11 @@ def _statements(script: str) -> list[str]:
     return [s for s in out if s]
 
 
+# json.dumps with options builds an encoder per call; these run twice for every post saved.
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+_extra_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def _notices(notices: list[str] | None) -> str | None:
     return json.dumps(notices, ensure_ascii=False) if notices else None
 
@@ -185,6 +190,10 @@ _Doc = tuple[int, str | None, str | None, str | None, str | None]
 
 class Store:
     """The archive. One connection per process; writes are short IMMEDIATE transactions."""
+
+    # The alerts get their own index of a batch once the archive holds this many times more:
+    # below that, a query on the archive's index costs about as much, so flat it stays.
+    PASS_INDEX_ABOVE = 1
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = str(path)
@@ -400,8 +409,8 @@ class Store:
         new_segments: list[tuple[str, Post]] = []
         for pid, post in unique.items():
             old = known.get(pid)
-            media = json.dumps([m.to_dict() for m in post.media], ensure_ascii=False)
-            extra = json.dumps(post.extra, ensure_ascii=False, default=str)
+            media = _to_json([m.to_dict() for m in post.media]) if post.media else "[]"
+            extra = _extra_json(post.extra) if post.extra else "{}"
             if old is None:
                 new_posts.append(
                     (pid, source_id, post.external_id, post.url, post.author, post.title,
@@ -512,24 +521,29 @@ class Store:
             (old["rev"], *(fold(old[c]) for c in _FTS_COLUMNS)),
         )
 
-    def index_pending(self, db: sqlite3.Connection) -> bool:
+    def index_pending(self, db: sqlite3.Connection) -> str | None:
         """Index the posts saved above the search mark, by this process or another, and move it.
 
-        They go into `posts_fts` and into this connection's `pass_fts`, which holds only them,
-        for the alerts to run on in the same transaction. False when nothing was pending.
+        Returns None when nothing was pending, else the FTS5 table that holds just those
+        posts among rowids above the old mark, for the alerts to run on in the same
+        transaction: `pass_fts`, this connection's temporary index of them, or the archive's
+        own `posts_fts` when they are most of it (a first pass), rather than index them twice.
         """
         db.execute("INSERT INTO pass_fts (pass_fts) VALUES ('delete-all')")
         indexed, top = db.execute(
             "SELECT indexed_rev, (SELECT coalesce(max(rev), 0) FROM posts) FROM search_state"
         ).fetchone()
         if top <= indexed:
-            return False
+            return None
         docs = db.execute(
             "SELECT rev, title, text, transcript, author FROM posts WHERE rev > ?", (indexed,)
         ).fetchall()
-        self._index(db, [tuple(d) for d in docs], this_pass=True)
+        # Revisions, not posts, so no count of the archive: the pending ones are at most
+        # top - indexed, and the archive's index holds at least `indexed` of them.
+        own = self.PASS_INDEX_ABOVE * (top - indexed) <= indexed
+        self._index(db, [tuple(d) for d in docs], this_pass=own)
         db.execute("UPDATE search_state SET indexed_rev = ?", (top,))
-        return True
+        return "pass_fts" if own else "posts_fts"
 
     def posts_by_rev(self, db: sqlite3.Connection, revs: list[int]) -> list[sqlite3.Row]:
         return list(_where_in(db, "SELECT * FROM posts WHERE rev IN ({}) ORDER BY rev", revs))

@@ -159,6 +159,28 @@ async def test_a_pass_matches_once_after_its_sources_and_reports_matches_by_sour
     assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 2
 
 
+@pytest.mark.parametrize("above", [0, 10**9], ids=["own-index", "archive-index"])
+async def test_a_batch_matches_the_same_on_its_own_index_and_the_archives(env, monkeypatch, above):
+    config, store = env
+    monkeypatch.setattr(Store, "PASS_INDEX_ABOVE", above)
+    FakeSource.feeds["a"] = [LAVROV, Post("t0", None, title="NATO troops leave Ukraine")]
+    FakeSource.feeds["b"] = [Post("b1", None, title="Lavrov in Antalya")]
+    sources = list(config.sources.values())
+    async with Http() as http:
+        await fetch_pass(config, store, http, sources, deliver=False)
+        FakeSource.feeds["a"] = [
+            *FakeSource.feeds["a"],
+            Post("t3", None, text="Ukraine: NATO troops"),
+        ]
+        FakeSource.feeds["b"] = [Post("b1", None, title="Lavrov in Antalya, updated"),
+                                 Post("b2", None, title="Weather")]  # fmt: skip
+        outcome = await fetch_pass(config, store, http, sources, deliver=False)
+    found = {r.source_id: [(m.alert_id, m.snippet) for m in r.matches] for r in outcome.sources}
+    # The edited b1 had matched already; t0 and LAVROV are unchanged: only t3 is new.
+    assert found == {"a": [("troops", "[Ukraine]: [NATO] [troops]")], "b": []}
+    assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 4
+
+
 async def test_posts_a_dead_pass_saved_but_never_matched_are_matched_once_by_the_next(env):
     config, store = env
     FakeSource.feeds["a"] = [LAVROV]

@@ -113,11 +113,20 @@ def test_saved_posts_wait_above_the_search_mark_until_indexed(store):
     save(store, [Post("g1", None, title="NATO troops")], index=False)
     assert fts(store, "troops") == []
     with store.transaction() as db:
-        assert store.index_pending(db) is True
-        assert store.index_pending(db) is False  # nothing new since
+        assert store.index_pending(db) == "posts_fts"  # a first batch: the archive's own index
+        assert store.index_pending(db) is None  # nothing new since
     assert fts(store, "troops") == ["NATO troops"]
     (mark,) = store.db.execute("SELECT indexed_rev FROM search_state").fetchone()
     assert mark == store.db.execute("SELECT max(rev) FROM posts").fetchone()[0]
+
+
+def test_a_small_batch_on_a_bigger_archive_gets_its_own_index(store):
+    save(store, [Post(f"old{i}", None, title=f"old {i}") for i in range(3)])
+    save(store, [Post("new", None, title="new")], index=False)
+    with store.transaction() as db:
+        assert store.index_pending(db) == "pass_fts"
+        rows = db.execute("SELECT rowid FROM pass_fts WHERE pass_fts MATCH 'new OR old'")
+        assert [r[0] for r in rows] == [4]
 
 
 def test_a_post_changed_before_its_turn_is_indexed_once_as_last_saved(store):
@@ -272,7 +281,7 @@ def test_an_archive_from_version_5_counts_every_post_as_indexed_and_matched(tmp_
     (mark,) = s.db.execute("SELECT indexed_rev FROM search_state").fetchone()
     assert mark == s.db.execute("SELECT max(rev) FROM posts").fetchone()[0]
     with s.transaction() as db:
-        assert s.index_pending(db) is False  # nothing indexed twice
+        assert s.index_pending(db) is None  # nothing indexed twice
     assert integrity_ok(s) and fts(s, "lodz") == ["Łódź"]
     s.close()
 
