@@ -16,7 +16,7 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import monitor.sources.feed as feed_module
+import monitor.feeds.document as feed_module
 from monitor.http import Http
 from monitor.models import Media, Post
 from monitor.sources.base import FetchContext, ParseError
