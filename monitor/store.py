@@ -191,9 +191,10 @@ _Doc = tuple[int, str | None, str | None, str | None, str | None]
 class Store:
     """The archive. One connection per process; writes are short IMMEDIATE transactions."""
 
-    # The alerts get their own index of a batch once the archive holds this many times more:
-    # below that, a query on the archive's index costs about as much, so flat it stays.
-    PASS_INDEX_ABOVE = 1
+    # The alerts get their own index of a batch once the archive holds this many times more.
+    # Below that they query the archive's index: at most that many times the batch, a few
+    # ms for ten alerts, against indexing every post of the batch twice. Flat it stays.
+    PASS_INDEX_ABOVE = 10
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = str(path)

@@ -121,12 +121,12 @@ def test_saved_posts_wait_above_the_search_mark_until_indexed(store):
 
 
 def test_a_small_batch_on_a_bigger_archive_gets_its_own_index(store):
-    save(store, [Post(f"old{i}", None, title=f"old {i}") for i in range(3)])
+    save(store, [Post(f"old{i}", None, title=f"old {i}") for i in range(Store.PASS_INDEX_ABOVE)])
     save(store, [Post("new", None, title="new")], index=False)
     with store.transaction() as db:
         assert store.index_pending(db) == "pass_fts"
         rows = db.execute("SELECT rowid FROM pass_fts WHERE pass_fts MATCH 'new OR old'")
-        assert [r[0] for r in rows] == [4]
+        assert [r[0] for r in rows] == [Store.PASS_INDEX_ABOVE + 1]
 
 
 def test_a_post_changed_before_its_turn_is_indexed_once_as_last_saved(store):
