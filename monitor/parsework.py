@@ -8,7 +8,8 @@ it says it is ready, and after it has gone, the parent parses inline: a pass nev
 for the worker and never depends on it.
 
 Jobs and answers are length-prefixed pickles on the worker's stdin and stdout. Only the
-functions in ALLOWED can be asked for. A document that kills the worker (a crash in a C
+functions in ALLOWED can be asked for; they return posts, and an answer carries the folded
+form of their text too, for the parent's search index. A document that kills the worker (a crash in a C
 parser) fails its own source with a readable reason; the other queued jobs are parsed inline.
 """
 
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from monitor.sources.base import ParseError
+from monitor.text import folds_of, remember_folds
 
 # The parsers the worker runs: pure functions, bytes and strings in, posts out.
 ALLOWED = frozenset({"monitor.sources.feed:parse_feed"})
@@ -88,7 +90,9 @@ class ParseWorker:
         try:
             while True:
                 size = _HEADER.unpack(await reader.readexactly(_HEADER.size))[0]
-                job, ok, value = pickle.loads(await reader.readexactly(size))
+                job, ok, value, folds = pickle.loads(await reader.readexactly(size))
+                if folds:
+                    remember_folds(folds)
                 if job == _HELLO:
                     self._ready = True
                     continue
@@ -165,15 +169,16 @@ def _serve() -> None:
     sys.stdout = sys.stderr  # a stray print must not corrupt the answers
     parsers = {key: _resolve(key) for key in ALLOWED}
 
-    def send(frame: tuple[int, bool, Any]) -> None:
+    def send(frame: tuple[int, bool, Any, dict[str, str] | None]) -> None:
         try:
             data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:  # noqa: BLE001 - an unpicklable result or error
-            data = pickle.dumps((frame[0], False, RuntimeError(f"{type(e).__name__}: {e}")))
+            error = RuntimeError(f"{type(e).__name__}: {e}")
+            data = pickle.dumps((frame[0], False, error, None))
         out.write(_HEADER.pack(len(data)) + data)
         out.flush()
 
-    send((_HELLO, True, None))
+    send((_HELLO, True, None, None))
     while True:
         header = inp.read(_HEADER.size)
         if len(header) < _HEADER.size:
@@ -181,11 +186,17 @@ def _serve() -> None:
         payload = inp.read(_HEADER.unpack(header)[0])
         job, key, args = pickle.loads(payload)
         try:
-            send((job, True, parsers[key](*args)))
+            posts = parsers[key](*args)
         except ParseError as e:
-            send((job, False, e))
+            send((job, False, e, None))
         except Exception as e:  # noqa: BLE001 - a parser's bug, named, for the source's error
-            send((job, False, RuntimeError(f"{type(e).__name__}: {e}")))
+            send((job, False, RuntimeError(f"{type(e).__name__}: {e}"), None))
+        else:
+            # The parent indexes these posts next: folding their text here, on the other
+            # core, takes that off the parent's (a cold pass is bound by the parent's CPU).
+            send(
+                (job, True, posts, folds_of(t for p in posts for t in (p.title, p.text, p.author)))
+            )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from html import unescape as html_unescape
@@ -241,12 +242,31 @@ _DIACRITICS = re.compile(
 )
 
 
+# Folds already computed for text this process is about to index (by the parse worker, on
+# the other core), each taken once. A cache of a pure function: a stale entry can't exist.
+_GIVEN: dict[str, str] = {}
+_GIVEN_MAX = 20_000
+
+
+def remember_folds(folds: dict[str, str]) -> None:
+    if len(_GIVEN) > _GIVEN_MAX:
+        _GIVEN.clear()  # posts that were never indexed (unchanged ones) left theirs behind
+    _GIVEN.update(folds)
+
+
+def folds_of(texts: Iterable[str | None]) -> dict[str, str]:
+    """fold() of each text that needs more than lower(), for `remember_folds` elsewhere."""
+    return {t: fold(t) for t in texts if t and not t.isascii()}
+
+
 def fold(s: str | None) -> str:
     """Case- and accent-folded text for the search index and for query terms alike."""
     if not s:
         return ""
     if s.isascii():
         return s.lower()
+    if _GIVEN and (given := _GIVEN.pop(s, None)) is not None:
+        return given
     d = _DIACRITICS.sub("", unicodedata.normalize("NFKD", s.casefold()))
     if _EXTRA_FOLD_CHARS.search(d):  # translate() with a dict is slow; most text needs none
         d = d.translate(_EXTRA_FOLD)

@@ -35,6 +35,32 @@ async def test_the_worker_gives_the_posts_inline_parsing_gives(worker: ParseWork
     assert worker._next_id == 1  # it did go through the worker
 
 
+async def test_the_worker_hands_over_the_folded_text_the_index_needs(
+    worker: ParseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor import text
+
+    monkeypatch.setattr(text, "_GIVEN", {})
+    body = ("<rss><channel><item><guid>1</guid><title>Élysée : НАТО</title>"
+            "<description>Łódź, İstanbul</description><author>a@b.c (Desk)</author></item>"
+            "</channel></rss>").encode()  # fmt: skip
+    (post,) = await worker.parse(parse_feed, body, "https://example.org/feed", None)
+    handed_over = dict(text._GIVEN)
+    assert handed_over == {post.title: "elysee : нато", post.text: "lodz, istanbul"}
+    assert text.fold(post.title) == "elysee : нато" and post.title not in text._GIVEN  # taken
+
+
+def test_handed_over_folds_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor import text
+
+    monkeypatch.setattr(text, "_GIVEN", {})
+    monkeypatch.setattr(text, "_GIVEN_MAX", 2)
+    text.remember_folds({"Aé": "ae", "Bé": "be", "Cé": "ce"})
+    text.remember_folds({"Dé": "de"})
+    left = dict(text._GIVEN)
+    assert left == {"Dé": "de"}
+
+
 async def test_a_parse_error_in_the_worker_is_the_sources_parse_error(worker: ParseWorker) -> None:
     with pytest.raises(ParseError):
         await worker.parse(parse_feed, b"<html><body>not a feed", "https://example.org/", None)
