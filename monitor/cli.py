@@ -88,6 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> None:
+    """The `monitor` command: main(), then exit without tearing the interpreter down.
+
+    By then every file and the database are closed and the workers stopped; freeing every
+    module and a big pass's objects one by one would only delay the exit code (about 20 ms
+    after a 6,000-post pass). With another thread still running, exit the usual way, which
+    waits for it.
+    """
+    code = main()
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        raise SystemExit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = code or EXIT_OK
+    logging.shutdown()
+    import os
+
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from monitor.cli import main
@@ -30,3 +33,16 @@ def test_offline_demo_finds_the_seed_story(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     main(["alerts", "--config", "config/demo.toml", "--json"])
     assert json.loads(capsys.readouterr().out) == []  # the demo's alerts notify nobody
+
+
+def test_the_demo_as_a_command_prints_its_whole_report_before_it_exits(tmp_path):
+    # `monitor` leaves without tearing the interpreter down: what it printed must be out.
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "fixtures" / "demo", tmp_path / "demo")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a real buffer
+    cmd = [sys.executable, "-m", "monitor", "fetch", "--replay", "demo", "--config",
+           "config/demo.toml", "--json"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert len(report["sources"]) == 9 and report["ok"] is True
