@@ -72,9 +72,6 @@ class PassMatches:
     matches: dict[str, list[Match]] = field(default_factory=dict)
     notices: dict[str, list[str]] = field(default_factory=dict)
 
-    def __bool__(self) -> bool:
-        return bool(self.matches)
-
     def add(self, other: PassMatches) -> None:
         for sid, matches in other.matches.items():
             self.matches.setdefault(sid, []).extend(matches)
@@ -94,10 +91,10 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
     archive, as in a first pass, they run on the archive's index, which costs the same.)
     """
     found = PassMatches()
-    (mark,) = db.execute("SELECT indexed_rev FROM search_state").fetchone()
-    table = store.index_pending(db)
-    if table is None or not config.alerts:
+    pending = store.index_pending(db)
+    if pending is None or not config.alerts:
         return found
+    table, mark = pending
     from monitor.snippet import snippet, transcript_offset
 
     types = dict(db.execute("SELECT id, type FROM sources").fetchall())

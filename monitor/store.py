@@ -522,13 +522,14 @@ class Store:
             (old["rev"], *(fold(old[c]) for c in _FTS_COLUMNS)),
         )
 
-    def index_pending(self, db: sqlite3.Connection) -> str | None:
+    def index_pending(self, db: sqlite3.Connection) -> tuple[str, int] | None:
         """Index the posts saved above the search mark, by this process or another, and move it.
 
-        Returns None when nothing was pending, else the FTS5 table that holds just those
-        posts among rowids above the old mark, for the alerts to run on in the same
-        transaction: `pass_fts`, this connection's temporary index of them, or the archive's
-        own `posts_fts` when they are most of it (a first pass), rather than index them twice.
+        Returns None when nothing was pending, else where the alerts find just those posts in
+        the same transaction: an FTS5 table and the old mark, above which its rowids are
+        theirs. The table is `pass_fts`, this connection's temporary index of them, or the
+        archive's own `posts_fts` when they are most of it (a first pass), rather than index
+        them twice.
         """
         db.execute("INSERT INTO pass_fts (pass_fts) VALUES ('delete-all')")
         indexed, top = db.execute(
@@ -544,7 +545,7 @@ class Store:
         own = self.PASS_INDEX_ABOVE * (top - indexed) <= indexed
         self._index(db, [tuple(d) for d in docs], this_pass=own)
         db.execute("UPDATE search_state SET indexed_rev = ?", (top,))
-        return "pass_fts" if own else "posts_fts"
+        return ("pass_fts" if own else "posts_fts"), indexed
 
     def posts_by_rev(self, db: sqlite3.Connection, revs: list[int]) -> list[sqlite3.Row]:
         return list(_where_in(db, "SELECT * FROM posts WHERE rev IN ({}) ORDER BY rev", revs))

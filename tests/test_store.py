@@ -113,7 +113,7 @@ def test_saved_posts_wait_above_the_search_mark_until_indexed(store):
     save(store, [Post("g1", None, title="NATO troops")], index=False)
     assert fts(store, "troops") == []
     with store.transaction() as db:
-        assert store.index_pending(db) == "posts_fts"  # a first batch: the archive's own index
+        assert store.index_pending(db) == ("posts_fts", 0)  # a first batch: the archive's index
         assert store.index_pending(db) is None  # nothing new since
     assert fts(store, "troops") == ["NATO troops"]
     (mark,) = store.db.execute("SELECT indexed_rev FROM search_state").fetchone()
@@ -124,7 +124,7 @@ def test_a_small_batch_on_a_bigger_archive_gets_its_own_index(store):
     save(store, [Post(f"old{i}", None, title=f"old {i}") for i in range(Store.PASS_INDEX_ABOVE)])
     save(store, [Post("new", None, title="new")], index=False)
     with store.transaction() as db:
-        assert store.index_pending(db) == "pass_fts"
+        assert store.index_pending(db) == ("pass_fts", Store.PASS_INDEX_ABOVE)
         rows = db.execute("SELECT rowid FROM pass_fts WHERE pass_fts MATCH 'new OR old'")
         assert [r[0] for r in rows] == [Store.PASS_INDEX_ABOVE + 1]
 
