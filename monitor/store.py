@@ -543,8 +543,10 @@ class Store:
         # Revisions, not posts, so no count of the archive: the pending ones are at most
         # top - indexed, and the archive's index holds at least `indexed` of them.
         own = self.PASS_INDEX_ABOVE * (top - indexed) <= indexed
-        self._index(db, [tuple(d) for d in docs], this_pass=own)
+        # The mark first: a statement after the inserts would make FTS5 write out its pending
+        # terms (and do merge work) there and then, rather than once, at the commit.
         db.execute("UPDATE search_state SET indexed_rev = ?", (top,))
+        self._index(db, [tuple(d) for d in docs], this_pass=own)
         return ("pass_fts" if own else "posts_fts"), indexed
 
     def posts_by_rev(self, db: sqlite3.Connection, revs: list[int]) -> list[sqlite3.Row]:
