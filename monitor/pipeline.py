@@ -7,6 +7,7 @@ import contextlib
 import copy
 import logging
 import random
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,9 +16,10 @@ from monitor.http import FetchError, collection_deadline
 from monitor.match import PassMatches, match_pending
 from monitor.models import Match
 from monitor.sources.base import FetchContext, ParseError
-from monitor.store import Store, now_iso
+from monitor.store import SaveResult, Store, now_iso
 
 if TYPE_CHECKING:
+    from monitor.commits import GroupCommit
     from monitor.config import Config
     from monitor.http import Http
     from monitor.parsework import ParseWorker
@@ -74,12 +76,14 @@ async def run_source(
     parser: ParseWorker | None = None,
     *,
     match: bool = True,
+    commits: GroupCommit | None = None,
 ) -> SourceResult:
     """Fetch, store and match one source. Never raises for the source's own failures.
 
     With `match=False` the posts are saved for a later `match_pending` (a pass matches once,
     after its sources, rather than once per source: the search index and the alert queries
-    cost far less for one batch of posts than for two hundred small ones).
+    cost far less for one batch of posts than for two hundred small ones). With `commits`,
+    the save shares a transaction with the other sources' that are ready at the same time.
     """
     started = time.monotonic()
     # Logged once, when the fetch ends: a row per fetch, written with the posts it saved.
@@ -101,13 +105,19 @@ async def run_source(
     try:
         # A crash after this commit can't lose an alert: the posts stay above the search mark
         # until a `match_pending` indexes and matches them, in its own commit.
-        with store.transaction() as db:
+        def write(db: sqlite3.Connection) -> tuple[SaveResult, PassMatches]:
             saved = store.save_posts(db, source.id, collected.posts)
             store.finish_fetch_ok(
                 db, source.id, started_at, collected.http_status, saved, ctx.state,
                 [config.redact(n) for n in ctx.log],
             )  # fmt: skip
-            found = match_pending(db, store, config) if match else PassMatches()
+            return saved, match_pending(db, store, config) if match else PassMatches()
+
+        if commits is not None:
+            saved, found = await commits.run(write)
+        else:
+            with store.transaction() as db:
+                saved, found = write(db)
     except Exception as exc:  # noqa: BLE001
         error = f"could not store: {describe_error(exc)}"
         return _failed(source, config, store, started_at, exc, error, started, ctx.log)

@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from monitor.commits import GroupCommit
 from monitor.http import Http
 from monitor.match import PassMatches, match_pending
 from monitor.outbox import OutboxResult, deliver_due
@@ -83,9 +84,11 @@ async def fetch_pass(
             found.add(match_pending(db, store, config))
         unmatched = 0
 
+    commits = GroupCommit(store)
+
     async def one(source: SourceConfig) -> SourceResult:
         nonlocal unmatched
-        result = await run_source(source, config, store, http, parser, match=False)
+        result = await run_source(source, config, store, http, parser, match=False, commits=commits)
         unmatched += result.new + result.updated
         if unmatched >= MATCH_BATCH:
             with contextlib.suppress(sqlite3.Error):  # the last batch will say what is wrong

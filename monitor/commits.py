@@ -1,0 +1,67 @@
+"""Group commit: the writes of sources that finish together, in one transaction.
+
+A source's save is small (its posts, their first versions, the fetch log, the validators),
+but each commit rewrites every page it touched, and post ids are hashes: thirty posts land
+on thirty leaf pages of each index. Two hundred commits of a cold pass wrote 63 MB of WAL
+for a 25 MB archive, and committing was a fifth of the fetching process's time. Saves that
+are ready in the same turn of the event loop share one transaction instead.
+
+Nothing is claimed before it is committed: `run` returns once the transaction holding the
+write is committed. If one write of a group fails, the group is rolled back and each write
+is run again in a transaction of its own, so only the failing one fails, as it would alone.
+No transaction spans an `await`: a group is written in one go, in one callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from monitor.store import Store
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], Any]
+
+
+class GroupCommit:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
+        self.groups = 0  # transactions committed, for tests and benchmarks
+        self.writes = 0
+
+    async def run(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        """`write(db)` inside a transaction shared with the writes queued in this turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._queue:
+            # After the callbacks already scheduled: the sources resumed in this turn (a
+            # burst of parse answers, say) queue their writes before the group is written.
+            loop.call_soon(self._commit)
+        self._queue.append((write, future))
+        return await future
+
+    def _commit(self) -> None:
+        group, self._queue = self._queue, []
+        group = [(w, f) for w, f in group if not f.cancelled()]
+        if not group:
+            return
+        try:
+            with self.store.transaction() as db:
+                results = [write(db) for write, _ in group]
+        except Exception:  # noqa: BLE001 - one write failed: each alone, so only it fails
+            for write, future in group:
+                try:
+                    with self.store.transaction() as db:
+                        future.set_result(write(db))
+                except Exception as exc:  # noqa: BLE001 - the source's own failure
+                    future.set_exception(exc)
+                self.groups += 1
+            self.writes += len(group)
+            return
+        self.groups += 1
+        self.writes += len(group)
+        for (_, future), result in zip(group, results, strict=True):
+            future.set_result(result)

@@ -1,0 +1,79 @@
+"""Group commit: writes ready together share a transaction; one failing write fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from monitor.commits import GroupCommit
+from monitor.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "archive.db")
+    s.sync_sources([(f"s{i}", "feed", None) for i in range(5)])
+    yield s
+    s.close()
+
+
+def log_fetch(source_id: str):
+    def write(db: sqlite3.Connection) -> str:
+        db.execute(
+            "INSERT INTO fetches (source_id, started_at, finished_at, ok) VALUES (?, 'a', 'b', 1)",
+            (source_id,),
+        )
+        return source_id
+
+    return write
+
+
+def logged(store: Store) -> list[str]:
+    return [r[0] for r in store.db.execute("SELECT source_id FROM fetches ORDER BY source_id")]
+
+
+async def test_writes_ready_together_share_one_transaction(store):
+    commits = GroupCommit(store)
+    results = await asyncio.gather(*(commits.run(log_fetch(f"s{i}")) for i in range(5)))
+    assert results == [f"s{i}" for i in range(5)]
+    assert (commits.groups, commits.writes) == (1, 5)
+    assert logged(store) == [f"s{i}" for i in range(5)]
+    assert not store.db.in_transaction  # committed, not left open
+
+
+async def test_writes_of_different_turns_commit_separately(store):
+    commits = GroupCommit(store)
+    await commits.run(log_fetch("s0"))
+    assert logged(store) == ["s0"]  # committed before run() returned
+    await commits.run(log_fetch("s1"))
+    assert commits.groups == 2
+
+
+async def test_a_failing_write_fails_alone_and_the_others_are_committed(store):
+    commits = GroupCommit(store)
+
+    def broken(db: sqlite3.Connection) -> None:
+        log_fetch("s9")(db)  # written, then undone with the failure
+        raise sqlite3.IntegrityError("this source's own failure")
+
+    results = await asyncio.gather(
+        commits.run(log_fetch("s0")), commits.run(broken), commits.run(log_fetch("s2")),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert results[0] == "s0" and results[2] == "s2"
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert logged(store) == ["s0", "s2"]
+
+
+async def test_a_write_whose_caller_was_cancelled_is_not_committed(store):
+    commits = GroupCommit(store)
+    first = asyncio.ensure_future(commits.run(log_fetch("s0")))
+    second = asyncio.ensure_future(commits.run(log_fetch("s1")))
+    await asyncio.sleep(0)  # both queued, the group not yet written
+    second.cancel()
+    assert await first == "s0"
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert logged(store) == ["s0"]
