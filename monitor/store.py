@@ -198,6 +198,10 @@ class Store:
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = str(path)
+        # What this connection saved above the search mark, by rev, as the index wants it:
+        # index_pending takes it from here rather than read it back. Emptied by any
+        # rollback, which may have undone the saves (and their revs go to other posts).
+        self._fresh: dict[int, _Doc] = {}
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are opened explicitly by `transaction()` so that
@@ -276,6 +280,7 @@ class Store:
         try:
             yield self.db
         except BaseException:
+            self._fresh.clear()
             self.db.execute("ROLLBACK")
             raise
         else:
@@ -405,6 +410,7 @@ class Store:
             # The same item twice in one response: the first one wins.
             unique.setdefault(post_id(source_id, post.external_id), post)
         known = self._known(db, list(unique))
+        fresh = self._fresh
         new_posts: list[tuple[Any, ...]] = []
         new_versions: list[tuple[Any, ...]] = []
         new_segments: list[tuple[str, Post]] = []
@@ -419,6 +425,7 @@ class Store:
                      extra, post.transcript, next_rev)
                 )  # fmt: skip
                 new_versions.append((pid, seen_at, post.title, post.text))
+                fresh[next_rev] = (next_rev, post.title, post.text, post.transcript, post.author)
                 if post.segments:
                     new_segments.append((pid, post))
                 next_rev += 1
@@ -461,6 +468,7 @@ class Store:
                     (pid, version, seen_at, post.title, post.text),
                 )
             if index_changed:
+                fresh[rev] = (rev, post.title, post.text, transcript, post.author)
                 result.updated += 1
             if post.segments:
                 db.execute("DELETE FROM transcript_segments WHERE post_id = ?", (pid,))
@@ -537,16 +545,21 @@ class Store:
         ).fetchone()
         if top <= indexed:
             return None
-        docs = db.execute(
-            "SELECT rev, title, text, transcript, author FROM posts WHERE rev > ?", (indexed,)
-        ).fetchall()
+        revs = [r[0] for r in db.execute("SELECT rev FROM posts WHERE rev > ?", (indexed,))]
+        fresh = self._fresh
+        docs = [fresh[rev] for rev in revs if rev in fresh]
+        fresh.clear()  # the rest were changed again since (their revs are gone) or indexed
+        if len(docs) < len(revs):  # saved by another process, or before a restart
+            have = {d[0] for d in docs}
+            sql = "SELECT rev, title, text, transcript, author FROM posts WHERE rev IN ({})"
+            docs += [tuple(r) for r in _where_in(db, sql, [r for r in revs if r not in have])]
         # Revisions, not posts, so no count of the archive: the pending ones are at most
         # top - indexed, and the archive's index holds at least `indexed` of them.
         own = self.PASS_INDEX_ABOVE * (top - indexed) <= indexed
         # The mark first: a statement after the inserts would make FTS5 write out its pending
         # terms (and do merge work) there and then, rather than once, at the commit.
         db.execute("UPDATE search_state SET indexed_rev = ?", (top,))
-        self._index(db, [tuple(d) for d in docs], this_pass=own)
+        self._index(db, docs, this_pass=own)
         return ("pass_fts" if own else "posts_fts"), indexed
 
     def posts_by_rev(self, db: sqlite3.Connection, revs: list[int]) -> list[sqlite3.Row]:

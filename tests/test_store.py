@@ -129,6 +129,34 @@ def test_a_small_batch_on_a_bigger_archive_gets_its_own_index(store):
         assert [r[0] for r in rows] == [Store.PASS_INDEX_ABOVE + 1]
 
 
+def test_posts_another_connection_saved_are_indexed_with_this_ones(store):
+    other = Store(store.path)
+    try:
+        save(other, [Post("theirs", None, title="saved over there")], index=False)
+        save(store, [Post("ours", None, title="saved here")], index=False)
+        with store.transaction() as db:
+            store.index_pending(db)
+    finally:
+        other.close()
+    assert integrity_ok(store)
+    assert fts(store, "saved") == ["saved here", "saved over there"]
+
+
+def test_a_rolled_back_save_is_not_indexed_under_a_rev_another_post_took(store):
+    with pytest.raises(RuntimeError), store.transaction() as db:
+        store.save_posts(db, "src", [Post("ghost", None, title="never stored")])
+        raise RuntimeError("the save is undone")
+    other = Store(store.path)
+    try:
+        save(other, [Post("real", None, title="stored")], index=False)  # the same rev
+    finally:
+        other.close()
+    with store.transaction() as db:
+        store.index_pending(db)
+    assert fts(store, "never") == [] and fts(store, "stored") == ["stored"]
+    assert integrity_ok(store)
+
+
 def test_a_post_changed_before_its_turn_is_indexed_once_as_last_saved(store):
     save(store, [Post("g1", None, title="first"), Post("g2", None, title="other")])
     save(store, [Post("g1", None, title="second")], index=False)
