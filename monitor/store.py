@@ -280,11 +280,20 @@ class Store:
         try:
             yield self.db
         except BaseException:
-            self._fresh.clear()
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
-        else:
+        try:
             self.db.execute("COMMIT")
+        except BaseException:
+            # A COMMIT that fails (a full disk, a deferred constraint) can leave the
+            # transaction open: every later BEGIN on this connection would fail too.
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        self._fresh.clear()
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
     # -- sources -------------------------------------------------------------------------
 

@@ -229,6 +229,16 @@ def test_failed_transaction_leaves_nothing_behind(store):
     assert fts(store, "a") == []
 
 
+def test_a_commit_that_fails_leaves_no_transaction_open(store):
+    with pytest.raises(sqlite3.IntegrityError), store.transaction() as db:
+        store.save_posts(db, "src", [Post("g0", None, title="lost with the commit")])
+        db.execute("PRAGMA defer_foreign_keys = ON")  # checked at COMMIT, which then fails
+        db.execute("INSERT INTO post_versions (post_id, version, seen_at) VALUES ('x', 1, '')")
+    assert not store.db.in_transaction
+    save(store, [Post("g1", None, title="stored after")])  # the connection still works
+    assert fts(store, "stored OR lost") == ["stored after"]
+
+
 def test_an_archive_from_schema_version_1_gets_the_new_columns(tmp_path):
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
