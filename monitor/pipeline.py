@@ -77,13 +77,16 @@ async def run_source(
     *,
     match: bool = True,
     commits: GroupCommit | None = None,
+    matched: PassMatches | None = None,
 ) -> SourceResult:
     """Fetch, store and match one source. Never raises for the source's own failures.
 
     With `match=False` the posts are saved for a later `match_pending` (a pass matches once,
     after its sources, rather than once per source: the search index and the alert queries
-    cost far less for one batch of posts than for two hundred small ones). With `commits`,
-    the save shares a transaction with the other sources' that are ready at the same time.
+    cost far less for one batch of posts than for two hundred small ones); a save that edits
+    indexed posts still matches at once. With `commits`, the save shares a transaction with
+    the other sources' that are ready at the same time. With `matched`, what the matching
+    found goes there, for the pass to hand out, rather than into the result.
     """
     started = time.monotonic()
     # Logged once, when the fetch ends: a row per fetch, written with the posts it saved.
@@ -111,7 +114,10 @@ async def run_source(
                 db, source.id, started_at, collected.http_status, saved, ctx.state,
                 [config.redact(n) for n in ctx.log],
             )  # fmt: skip
-            return saved, match_pending(db, store, config) if match else PassMatches()
+            # An edit took the post's old version out of the index: its new one goes in
+            # before this commits, so that no search in between misses the post.
+            reindex = match or saved.unindexed
+            return saved, match_pending(db, store, config) if reindex else PassMatches()
 
         if commits is not None:
             saved, found = await commits.run(write)
@@ -126,6 +132,9 @@ async def run_source(
         http_status=collected.http_status, not_modified=collected.not_modified,
         seconds=time.monotonic() - started, notices=ctx.log,
     )  # fmt: skip
+    if matched is not None:
+        matched.add(found)  # the pass hands them out with the rest of its matches
+        return result
     result.take(found)
     for sid, matches in found.matches.items():
         # Posts another process saved, or an interrupted pass, matched with this one's.

@@ -88,7 +88,9 @@ async def fetch_pass(
 
     async def one(source: SourceConfig) -> SourceResult:
         nonlocal unmatched
-        result = await run_source(source, config, store, http, parser, match=False, commits=commits)
+        result = await run_source(
+            source, config, store, http, parser, match=False, commits=commits, matched=found
+        )
         unmatched += result.new + result.updated
         if unmatched >= MATCH_BATCH:
             with contextlib.suppress(sqlite3.Error):  # the last batch will say what is wrong

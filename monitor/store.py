@@ -181,6 +181,9 @@ class SaveResult:
     updated: int = 0
     rev_lo: int | None = None  # revisions this save gave to new or changed posts
     rev_hi: int | None = None
+    # Changed posts this save took out of the search index: the transaction must index them
+    # again (match_pending) before it commits, or a search would miss them in between.
+    unindexed: int = 0
 
 
 _FTS_COLUMNS = ("title", "text", "transcript", "author")
@@ -461,6 +464,7 @@ class Store:
                 if old["rev"] <= indexed:
                     # Above the mark it was never indexed (changed again before its turn).
                     self._unindex(db, old)
+                    result.unindexed += 1
                 rev = next_rev
                 next_rev += 1
             db.execute(

@@ -265,3 +265,18 @@ async def test_a_pass_whose_alerts_cannot_run_says_so_and_the_next_pass_runs_the
         outcome = await fetch_pass(config, store, http, [config.sources["b"]], deliver=False)
     assert outcome.ok and outcome.match_error is None
     assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 1
+
+
+async def test_an_edited_post_stays_searchable_while_its_pass_is_still_running(env):
+    config, store = env
+    FakeSource.feeds["a"] = [Post("t1", None, title="Talks in Antalya")]
+    async with Http() as http:
+        await fetch_pass(config, store, http, [config.sources["a"]], deliver=False)
+        FakeSource.feeds["a"] = [Post("t1", None, title="Lavrov laughs in Antalya")]
+        # Saved as a pass saves each source, before the pass's batch:
+        await run_source(config.sources["a"], config, store, http, match=False)
+    rows = store.db.execute(
+        "SELECT p.title FROM posts_fts JOIN posts p ON p.rev = posts_fts.rowid "
+        "WHERE posts_fts MATCH 'antalya'"
+    ).fetchall()
+    assert [r[0] for r in rows] == ["Lavrov laughs in Antalya"]
