@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import calendar
 import contextlib
 import hashlib
 import json
@@ -363,12 +362,10 @@ def sample(
         # overdue: due (last start + every, or the backoff's next attempt, as the daemon
         # resumes), plus a tick of the schedule, its jitter, the fetch deadline and a margin.
         now = time.time()
+        db.row_factory = sqlite3.Row
         late = [
-            now - due
-            for last, failures, retry in db.execute(
-                "SELECT last_fetched_at, failures, next_attempt_at FROM sources"
-            )
-            for due in [_due(last, failures, retry, started, every)]
+            now - _due(row, started, every)
+            for row in db.execute("SELECT last_fetched_at, failures, next_attempt_at FROM sources")
         ]
         stuck = sum(1 for d in late if d > every + JITTER + stuck_after)
         overdue = sum(1 for d in late if d > every + JITTER)
@@ -381,13 +378,14 @@ def sample(
                   status.get("sent", 0), status.get("pending", 0))  # fmt: skip
 
 
-def _due(last: str | None, failures: int, retry: str | None, started: float, every: float) -> float:
-    if not last:
-        return started
-    due = calendar.timegm(time.strptime(last, "%Y-%m-%dT%H:%M:%SZ")) + every
-    if failures and retry:
-        due = max(due, calendar.timegm(time.strptime(retry, "%Y-%m-%dT%H:%M:%SZ")))
-    return due
+def _due(row: sqlite3.Row, started: float, every: float) -> float:
+    """When the daemon has this source due, as it resumes (monitor.schedule.next_due_at)."""
+    from monitor.schedule import next_due_at
+    from monitor.store import iso_to_epoch
+
+    if not row["last_fetched_at"]:
+        return started  # never fetched: due since the daemon started
+    return iso_to_epoch(next_due_at(row, every)) or started
 
 
 def stats(port: int) -> dict:

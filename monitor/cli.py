@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -100,11 +101,9 @@ def run() -> None:
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() > 1:
         raise SystemExit(code)
-    try:
+    with contextlib.suppress(BrokenPipeError):  # the reader left: nothing more to say
         sys.stdout.flush()
         sys.stderr.flush()
-    except BrokenPipeError:
-        code = code or EXIT_OK
     logging.shutdown()
     import os
 

@@ -48,20 +48,19 @@ class GroupCommit:
         group = [(w, f) for w, f in group if not f.cancelled()]
         if not group:
             return
+        self.writes += len(group)
         try:
             with self.store.transaction() as db:
                 results = [write(db) for write, _ in group]
         except Exception:  # noqa: BLE001 - one write failed: each alone, so only it fails
             for write, future in group:
+                self.groups += 1
                 try:
                     with self.store.transaction() as db:
                         future.set_result(write(db))
                 except Exception as exc:  # noqa: BLE001 - the source's own failure
                     future.set_exception(exc)
-                self.groups += 1
-            self.writes += len(group)
             return
         self.groups += 1
-        self.writes += len(group)
         for (_, future), result in zip(group, results, strict=True):
             future.set_result(result)

@@ -27,7 +27,6 @@ MAX_RETRY_AFTER = 86_400.0
 REDIRECTS = (301, 302, 303, 307, 308)
 # Sent to the same origin only: a redirect elsewhere must not carry the source's token.
 _CREDENTIALS = ("authorization", "cookie", "proxy-authorization")
-_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 
 
 class FetchError(Exception):
@@ -144,7 +143,7 @@ class Http:
         self.client = httpx.AsyncClient(transport=transport, **options)
         self._options = options
         self._guarded_client: httpx.AsyncClient | None = None
-        if transport is not None and not isinstance(transport, Transport) or allow_private:
+        if (transport is not None and not isinstance(transport, Transport)) or allow_private:
             # A test or replay transport decides itself where requests go; the literal-address
             # check before each request still applies to it.
             self._guarded_client = self.client
@@ -319,9 +318,9 @@ class Http:
 
 def _proxied() -> bool:
     """Whether the environment names a proxy (httpx's own transport is the one that uses it)."""
-    import os
+    from urllib.request import getproxies  # what httpx reads the environment with
 
-    return any(k.lower() in _PROXY_VARS and v for k, v in os.environ.items())
+    return any(getproxies().get(scheme) for scheme in ("http", "https", "all"))
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -9,8 +9,9 @@ for the worker and never depends on it.
 
 Jobs and answers are length-prefixed pickles on the worker's stdin and stdout. Only the
 functions in ALLOWED can be asked for; they return posts, and an answer carries the folded
-form of their text too, for the parent's search index. A document that kills the worker (a crash in a C
-parser) fails its own source with a readable reason; the other queued jobs are parsed inline.
+form of their text too, for the parent's search index. A document that kills the worker (a
+crash in a C parser) fails its own source with a readable reason; the other queued jobs are
+parsed inline.
 """
 
 from __future__ import annotations

@@ -553,12 +553,13 @@ class Store:
         them twice.
         """
         db.execute("INSERT INTO pass_fts (pass_fts) VALUES ('delete-all')")
-        indexed, top = db.execute(
-            "SELECT indexed_rev, (SELECT coalesce(max(rev), 0) FROM posts) FROM search_state"
-        ).fetchone()
-        if top <= indexed:
+        (indexed,) = db.execute("SELECT indexed_rev FROM search_state").fetchone()
+        revs = [
+            r[0] for r in db.execute("SELECT rev FROM posts WHERE rev > ? ORDER BY rev", (indexed,))
+        ]
+        if not revs:
             return None
-        revs = [r[0] for r in db.execute("SELECT rev FROM posts WHERE rev > ?", (indexed,))]
+        top = revs[-1]
         fresh = self._fresh
         docs = [fresh[rev] for rev in revs if rev in fresh]
         fresh.clear()  # the rest were changed again since (their revs are gone) or indexed

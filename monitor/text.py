@@ -177,7 +177,7 @@ def _rfc822(s: str) -> str | None:
             dt -= sign * timedelta(hours=int(off_h[1:]), minutes=int(off_m))
     except (ValueError, OverflowError):
         return None
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_utc_iso(dt)
 
 
 _AMPM = re.compile(r"\b(\d{1,2}):(\d{2})(:\d{2})?\s*([AaPp])\.?[Mm]\.?(?=\s|$)")

@@ -59,14 +59,20 @@ def ok(body: bytes, extra: str = "") -> bytes:
     return f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
 
 
-async def test_keep_alive_reuses_one_connection_for_requests_in_a_row(serve) -> None:
-    async def handler(origin, reader, writer, n):
+def answering(answer: bytes) -> Handler:
+    """A keep-alive handler: every request on the connection gets `answer`."""
+
+    async def handler(origin: Origin, reader, writer, n) -> None:
         while True:
             await origin.head(reader)
-            writer.write(ok(b"hello"))
+            writer.write(answer)
             await writer.drain()
 
-    origin = await serve(handler)
+    return handler
+
+
+async def test_keep_alive_reuses_one_connection_for_requests_in_a_row(serve) -> None:
+    origin = await serve(answering(ok(b"hello")))
     async with httpx.AsyncClient(transport=Transport()) as client:
         for _ in range(3):
             assert (await client.get(origin.url + "/feed")).content == b"hello"
@@ -147,13 +153,7 @@ async def test_a_body_larger_than_the_read_buffer_arrives_whole(serve) -> None:
 
 
 async def test_a_body_closed_before_its_end_does_not_go_back_to_the_pool(serve) -> None:
-    async def handler(origin, reader, writer, n):
-        while True:
-            await origin.head(reader)
-            writer.write(ok(b"x" * 200_000))
-            await writer.drain()
-
-    origin = await serve(handler)
+    origin = await serve(answering(ok(b"x" * 200_000)))
     async with httpx.AsyncClient(transport=Transport()) as client:
         async with client.stream("GET", origin.url) as resp:
             async for _ in resp.aiter_raw():
@@ -163,14 +163,8 @@ async def test_a_body_closed_before_its_end_does_not_go_back_to_the_pool(serve) 
 
 
 async def test_304_and_interim_answers_have_no_body(serve) -> None:
-    async def handler(origin, reader, writer, n):
-        while True:
-            await origin.head(reader)
-            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            writer.write(b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n')
-            await writer.drain()
-
-    origin = await serve(handler)
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+    origin = await serve(answering(interim + b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n'))
     async with httpx.AsyncClient(transport=Transport()) as client:
         for _ in range(2):
             resp = await client.get(origin.url, headers={"If-None-Match": '"v1"'})
@@ -224,13 +218,7 @@ async def test_the_guard_refuses_a_private_address_before_connecting(serve) -> N
 
 
 async def test_idle_connections_are_capped_and_expire(serve) -> None:
-    async def handler(origin, reader, writer, n):
-        while True:
-            await origin.head(reader)
-            writer.write(ok(b"."))
-            await writer.drain()
-
-    origins = [await serve(handler) for _ in range(3)]
+    origins = [await serve(answering(ok(b"."))) for _ in range(3)]
     transport = Transport(max_idle=2, idle_expiry=0.2)
     async with httpx.AsyncClient(transport=transport) as client:
         for origin in origins:
