@@ -504,7 +504,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from monitor.pipeline import describe_error
-    from monitor.recording import RecordingTransport
+    from monitor.recording import Recorder
     from monitor.runner import make_http
     from monitor.sources.base import FetchContext
 
@@ -512,13 +512,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     source = config.sources.get(args.source_id)
     if source is None:
         raise UsageError(f"no source {args.source_id!r} in the configuration")
-    transport = RecordingTransport(args.directory)
+    recorder = Recorder(args.directory)
     from monitor import ytdlp
 
     extractions = ytdlp.record_to(args.directory)
 
     async def go() -> Any:
-        async with make_http(config, transport) as http:
+        async with make_http(config, observe=recorder) as http:
             # A fresh state: a recording must hold full answers, not 304s to our validators.
             ctx = FetchContext(
                 http=http, state={}, timeout=source.timeout or config.monitor.timeout
@@ -528,16 +528,16 @@ def cmd_record(args: argparse.Namespace) -> int:
     try:
         collected = _run(go())
     except Exception as e:  # noqa: BLE001
-        for path in [*transport.saved, *extractions]:
+        for path in [*recorder.saved, *extractions]:
             print(f"saved {path}")
         print(f"monitor: {args.source_id}: {config.redact(describe_error(e))}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         ytdlp.record_to(None)
-    for path in [*transport.saved, *extractions]:
+    for path in [*recorder.saved, *extractions]:
         print(f"saved {path}")
     print(
-        f"{args.source_id}: {len(collected.posts)} posts in {len(transport.saved)} exchanges"
+        f"{args.source_id}: {len(collected.posts)} posts in {len(recorder.saved)} exchanges"
         + (f" and {len(extractions)} yt-dlp extractions" if extractions else "")
     )
     return EXIT_OK

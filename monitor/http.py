@@ -8,7 +8,7 @@ import contextvars
 import functools
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -122,11 +122,15 @@ class Http:
         max_connections: int = 32,
         allow_private: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[Response], None] | None = None,
     ) -> None:
+        """`observe` sees each answer as it is accepted: redirect hops one by one, bodies
+        decoded and within the cap (`monitor record` saves them)."""
         self.timeout = timeout
         self.max_body = max_body
         self.per_host = per_host
         self.allow_private = allow_private
+        self.observe = observe
         self._global = asyncio.Semaphore(max_connections)
         # host → (its semaphore, requests holding or awaiting it); dropped when idle, since
         # links from content bring a stream of new hosts over months of running.
@@ -250,6 +254,8 @@ class Http:
                     raise FetchError(f"timed out after {deadline:g}s") from None
                 except BlockedURL as e:
                     raise FetchError(_refused(url, current, hop, e)) from None
+            if self.observe is not None:
+                self.observe(resp)
             target = resp.headers.get("location") if resp.status in REDIRECTS else None
             if target is None:
                 return resp

@@ -3,7 +3,7 @@
 A recording is a directory. Each exchange is `NNN-<slug>.json` holding the request (method, URL)
 and the response (status, headers), with the body beside it in `NNN-<slug>.body.<ext>` — bodies stay
 readable and diffable. Tests load the same files into respx; `monitor fetch --replay DIR` serves
-them through `ReplayTransport`; `monitor record` writes them with `RecordingTransport`.
+them through `ReplayTransport`; `monitor record` writes them with `Recorder`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from monitor.http import Response
 
 # Hop-by-hop and encoding headers describe the wire, not the content: a recorded body is stored
 # decoded, so replaying these would make httpx decode it a second time.
@@ -144,28 +147,22 @@ def _norm(url: str) -> str:
     return str(httpx.URL(url))
 
 
-class RecordingTransport(httpx.AsyncBaseTransport):
-    """Passes requests to a real transport and saves each exchange in `directory`."""
+class Recorder:
+    """Saves in `directory` each answer the monitor's client accepts (`Http(observe=...)`).
 
-    def __init__(self, directory: str | Path, inner: httpx.AsyncBaseTransport | None = None):
+    Recording there, not in a transport, means a recording is what a fetch sees: the same
+    transport, guard and proxies, bodies decoded and refused past the size cap before anything
+    is written, and redirects kept hop by hop so a replay follows them.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self.inner = inner or httpx.AsyncHTTPTransport()
         self.saved: list[Path] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        wire = httpx.Response(
-            response.status_code, headers=response.headers, stream=response.stream, request=request
-        )
-        body = await wire.aread()  # decoded per Content-Encoding
-        await wire.aclose()
-        headers = [(k, v) for k, v in wire.headers.multi_items() if k.lower() not in _DROP_HEADERS]
-        exchange = Exchange(request.method, str(request.url), wire.status_code, headers, body)
+    def __call__(self, response: Response) -> None:
+        headers = [(k, v) for k, v in response.headers.multi_items()]
+        exchange = Exchange("GET", response.url, response.status, headers, response.body)
         self.saved.append(save_exchange(self.directory, exchange))
-        return exchange.response(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def install_in_respx(router: Any, exchanges: list[Exchange]) -> None:

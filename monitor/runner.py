@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from monitor.commits import GroupCommit
-from monitor.http import Http
+from monitor.http import Http, Response
 from monitor.match import PassMatches, match_pending
 from monitor.outbox import OutboxResult, deliver_due
 from monitor.pipeline import SourceResult, describe_error, run_source
 from monitor.store import Store
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
     from monitor.config import Config
@@ -40,7 +42,11 @@ class PassResult:
         return self.match_error is None and all(r.ok for r in self.sources)
 
 
-def make_http(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> Http:
+def make_http(
+    config: Config,
+    transport: httpx.AsyncBaseTransport | None = None,
+    observe: Callable[[Response], None] | None = None,
+) -> Http:
     m = config.monitor
     return Http(
         user_agent=m.user_agent,
@@ -50,6 +56,7 @@ def make_http(config: Config, transport: httpx.AsyncBaseTransport | None = None)
         max_connections=m.concurrency,
         allow_private=m.allow_private,
         transport=transport,
+        observe=observe,
     )
 
 

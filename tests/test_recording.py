@@ -35,6 +35,34 @@ def test_record_then_replay_gives_the_same_posts_without_the_network(tmp_path, c
     assert out["sources"][0]["new"] == 2
 
 
+def test_record_fetches_as_fetch_does_capped_and_hop_by_hop(tmp_path, capsys):
+    """`monitor record` goes through the monitor's own client: its size cap refuses a body
+    before anything is saved, and a redirect is kept as the hop it was, so a replay follows it."""
+    with Origin() as origin:
+        origin.routes["/old.xml"] = Route(status=301, headers={"Location": "/tass.xml"})
+        origin.routes["/tass.xml"] = Route(
+            rss(LAVROV, OTHER), headers={"Content-Type": "application/rss+xml"}
+        )
+        origin.routes["/huge.xml"] = Route(b"<rss>" + b" " * 4000 + b"</rss>", gzip=True)
+        cfg = tmp_path / "m.toml"
+        cfg.write_text(
+            f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nmax_body = "2KB"\n'
+            f'[sources.moved]\ntype = "feed"\nurl = "{origin.url("/old.xml")}"\n'
+            f'[sources.huge]\ntype = "feed"\nurl = "{origin.url("/huge.xml")}"\n'
+        )
+        rec = tmp_path / "rec"
+        assert main(["record", "huge", str(rec), "--config", str(cfg)]) == 1
+        assert "response too large" in capsys.readouterr().err
+        assert not rec.exists() or load_exchanges(rec) == []
+        assert main(["record", "moved", str(rec), "--config", str(cfg)]) == 0
+        assert origin.gets("/tass.xml")[0].headers["user-agent"].startswith("outlet-monitor/")
+    hops = [(e.url.rsplit("/", 1)[1], e.status) for e in load_exchanges(rec)]
+    assert hops == [("old.xml", 301), ("tass.xml", 200)]
+    capsys.readouterr()
+    assert main(["fetch", "moved", "--replay", str(rec), "--config", str(cfg), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sources"][0]["new"] == 2
+
+
 async def test_unrecorded_url_fails_like_an_unreachable_host(tmp_path):
     async with Http(transport=ReplayTransport([])) as http:
         try:
