@@ -250,6 +250,11 @@ class Transport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout(
                 f"connecting took over {timeout:g}s", request=request
             ) from None
+        if isinstance(error, socket.gaierror):
+            # Its errno is a resolver code (-2), which os.strerror calls "Unknown error".
+            raise httpx.ConnectError(
+                f"cannot resolve {host}: {error.strerror or error}", request=request
+            ) from None
         if error is not None and error.errno and not isinstance(error, ssl.SSLError):
             # asyncio words it "Connect call failed (addr)"; the reason is in the errno.
             error = OSError(error.errno, os.strerror(error.errno))

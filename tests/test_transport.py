@@ -203,6 +203,17 @@ async def test_a_refused_connection_says_so() -> None:
             await client.get("http://127.0.0.1:9/")
 
 
+async def test_a_host_that_does_not_resolve_is_named(monkeypatch) -> None:
+    async def unresolvable(self, *args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", unresolvable)
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        with pytest.raises(httpx.ConnectError) as caught:
+            await client.get("http://www.nato.example/feed")
+    assert str(caught.value) == "cannot resolve www.nato.example: Name or service not known"
+
+
 async def test_the_guard_refuses_a_private_address_before_connecting(serve) -> None:
     async def handler(origin, reader, writer, n):
         await origin.head(reader)
