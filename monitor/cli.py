@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monitor.errors import ArchiveError
+
 if TYPE_CHECKING:
     from monitor.config import Config
 
@@ -34,6 +36,16 @@ def _add_globals(p: argparse.ArgumentParser, top: bool) -> None:
                    help="more logging on stderr")  # fmt: skip
     p.add_argument("-q", "--quiet", action="count", default=0 if top else argparse.SUPPRESS,
                    help="less output")  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", metavar="QUERY")
     p.add_argument("--source", metavar="ID")
     p.add_argument("--since", metavar="DATE", help="published on or after (YYYY-MM-DD or ISO time)")
-    p.add_argument("--limit", type=int, default=20, metavar="N")
+    p.add_argument("--limit", type=_positive, default=20, metavar="N")
     p.add_argument("--json", action="store_true")
 
     p = command(
@@ -77,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--retry", action="store_true", help="deliver pending (and failed) deliveries now"
     )
-    p.add_argument("--limit", type=int, default=50, metavar="N")
+    p.add_argument("--limit", type=_positive, default=50, metavar="N")
     p.add_argument("--json", action="store_true")
 
     p = command("check", "validate the configuration; print every problem with its key")
@@ -130,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except UsageError as e:
+    except (UsageError, ArchiveError) as e:
         print(f"monitor: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -194,7 +206,11 @@ def _parse_worker(args: argparse.Namespace) -> Any:
         return None
     from monitor.parsework import ParseWorker
 
-    return ParseWorker.start()
+    try:
+        return ParseWorker.start()
+    except OSError as e:  # no process can be started here: parse in this one
+        log.warning("parsing in this process: cannot start the parse worker (%s)", e)
+        return None
 
 
 def _fetch(args: argparse.Namespace, worker: Any) -> int:
@@ -340,7 +356,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         since = parse_date(since)
         if since is None:
             raise UsageError(f"--since: cannot read {args.since!r} as a date (use YYYY-MM-DD)")
-    store = Store(config.database)
+    store = Store(config.database, create=False)
+    known = args.source is None or args.source in config.sources
+    if not known and not store.has_source(args.source):
+        store.close()
+        raise UsageError(f"--source: no source {args.source!r} in the configuration or the archive")
     try:
         hits = search(store, args.query, source=args.source, since=since, limit=args.limit)
     except QueryError as e:
@@ -377,9 +397,11 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from monitor.store import Store, now_iso
 
     config = _load(args)
-    store = Store(config.database)
-    rows = {r["id"]: r for r in store.source_rows()}
-    store.close()
+    rows = {}
+    if Path(config.database).exists():  # else nothing was fetched yet: no need to make it
+        store = Store(config.database)
+        rows = {r["id"]: r for r in store.source_rows()}
+        store.close()
     out = []
     for sid, s in config.sources.items():
         r = rows.get(sid)
@@ -423,7 +445,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from monitor.store import Store
 
     config = _load(args)
-    store = Store(config.database)
+    store = Store(config.database, create=False)
     try:
         if args.retry:
             from monitor.outbox import deliver_due

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from monitor.commits import GroupCommit
+from monitor.errors import ArchiveError
 from monitor.http import Http, Response
 from monitor.match import PassMatches, match_pending
 from monitor.outbox import OutboxResult, deliver_due
@@ -62,7 +63,13 @@ def make_http(
 
 def open_store(config: Config) -> Store:
     store = Store(config.database)
-    store.sync_sources((s.id, s.type, config.redact(s.describe())) for s in config.sources.values())
+    try:
+        store.sync_sources(
+            (s.id, s.type, config.redact(s.describe())) for s in config.sources.values()
+        )
+    except sqlite3.Error as e:  # a read-only file or directory, a full disk
+        store.close()
+        raise ArchiveError(f"cannot write to the archive {config.database}: {e}") from None
     return store
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,5 +50,8 @@ def search(
         if row["transcript"]:
             offset = transcript_offset(query, store.segments(store.db, row["id"]))
         post = {k: row[k] for k in row.keys() if k not in ("rev", "transcript")}
+        # Stored as JSON text; a hit carries them as the lists and objects they are.
+        post["media"] = json.loads(post["media"] or "[]")
+        post["extra"] = json.loads(post["extra"] or "{}")
         hits.append(Hit(post, snippet(query, fields), offset, link_at(row["url"], offset)))
     return hits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitor.errors import ArchiveError
 from monitor.models import Post
 from monitor.text import fold
 
@@ -199,8 +201,23 @@ class Store:
     # ms for ten alerts, against indexing every post of the batch twice. Flat it stays.
     PASS_INDEX_ABOVE = 10
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 30.0, create: bool = True
+    ) -> None:
+        """Open (with `create`, make) the archive; ArchiveError when that fails."""
         self.path = str(path)
+        if not create and self.path != ":memory:" and not Path(self.path).exists():
+            raise ArchiveError(
+                f"no archive at {self.path} (`monitor fetch` or `monitor run` makes it)"
+            )
+        try:
+            self._open(busy_timeout)
+        except (sqlite3.Error, OSError) as e:
+            with contextlib.suppress(AttributeError, sqlite3.Error):
+                self.db.close()
+            raise ArchiveError(f"cannot open the archive {self.path}: {e}") from None
+
+    def _open(self, busy_timeout: float) -> None:
         # What this connection saved above the search mark, by rev, as the index wants it:
         # index_pending takes it from here rather than read it back. Emptied by any
         # rollback, which may have undone the saves (and their revs go to other posts).
@@ -322,6 +339,12 @@ class Store:
         except ValueError:
             return {}
         return state if isinstance(state, dict) else {}
+
+    def has_source(self, source_id: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM sources WHERE id = ?", (source_id,)).fetchone()
+            is not None
+        )
 
     def source_rows(self) -> list[sqlite3.Row]:
         return self.db.execute(

@@ -70,6 +70,10 @@ def test_fetch_and_search_processes_share_the_archive_with_a_running_daemon(tmp_
         # daemon's); feed2 is read by both (the same source, from two processes).
         cfg = write_config(tmp_path / "monitor.toml", stage, run=0, disabled=(1,))
         daemon = start(cfg, tmp_path / "run.log")
+        # `monitor search` reads an archive; making one is for the daemon (or a fetch).
+        archive_by = time.monotonic() + 30
+        while not (tmp_path / "monitor.db").exists() and time.monotonic() < archive_by:
+            time.sleep(0.05)
         fetches: list[Run] = []
         more_fetches: list[Run] = []
         searches: list[Run] = []

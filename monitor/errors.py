@@ -1,0 +1,5 @@
+"""Errors a user reads, shared by the library and the command line (which imports this early)."""
+
+
+class ArchiveError(Exception):
+    """The archive cannot be opened or written at all; `str()` names the file and the reason."""

@@ -1,0 +1,126 @@
+"""An archive that is missing, not a database or out of reach is a one-line error, exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> tuple[Path, Path]:
+    """(config, archive) after the offline demo's pass."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg, db = tmp_path / "config/demo.toml", tmp_path / "monitor.db"
+    code = main(["fetch", "--replay", str(ROOT / "fixtures/demo"), "--config", str(cfg),
+                 "--db", str(db), "--no-alerts", "-q"])  # fmt: skip
+    assert code == 0
+    return cfg, db
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("command", [["search", "NATO"], ["alerts"]])
+def test_reading_commands_do_not_make_an_archive_where_there_is_none(tmp_path, command, capsys):
+    missing = tmp_path / "typo" / "monitor.db"
+    cfg = ROOT / "config/demo.toml"
+    assert main([*command, "--config", str(cfg), "--db", str(missing)]) == 2
+    assert one_line_error(capsys) == (
+        f"monitor: no archive at {missing} (`monitor fetch` or `monitor run` makes it)\n"
+    )
+    assert not missing.parent.exists()
+
+
+def test_sources_lists_the_configuration_before_any_archive_exists(tmp_path, capsys):
+    missing = tmp_path / "monitor.db"
+    cfg = ROOT / "config/demo.toml"
+    assert main(["sources", "--config", str(cfg), "--db", str(missing), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 9 and not missing.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_text("# not a database\n" * 100), "file is not a database"),
+        (lambda p: p.mkdir(), "unable to open database file"),
+    ],
+    ids=["a text file", "a directory"],
+)
+@pytest.mark.parametrize("command", [["fetch", "nato-news"], ["search", "NATO"], ["sources"]])
+def test_a_path_that_is_no_archive_is_named_with_the_reason(tmp_path, make, reason, command,
+                                                            capsys):  # fmt: skip
+    bad = tmp_path / "monitor.db"
+    make(bad)
+    cfg = ROOT / "config/demo.toml"
+    argv = [*command, "--config", str(cfg), "--db", str(bad)]
+    assert (
+        main([*argv, "--replay", str(ROOT / "fixtures/demo")] if "fetch" in command else argv) == 2
+    )
+    assert one_line_error(capsys) == f"monitor: cannot open the archive {bad}: {reason}\n"
+
+
+def test_an_archive_under_a_file_is_named(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("")
+    bad = tmp_path / "notes.txt" / "monitor.db"
+    cfg = ROOT / "config/demo.toml"
+    assert main(["fetch", "nato-news", "--replay", str(ROOT / "fixtures/demo"),
+                 "--config", str(cfg), "--db", str(bad)]) == 2  # fmt: skip
+    assert one_line_error(capsys).startswith(f"monitor: cannot open the archive {bad}: ")
+
+
+def test_search_names_a_source_it_does_not_know(demo, capsys):
+    cfg, db = demo
+    argv = ["search", "NATO", "--config", str(cfg), "--db", str(db)]
+    assert main([*argv, "--source", "tass"]) == 2
+    assert one_line_error(capsys) == (
+        "monitor: --source: no source 'tass' in the configuration or the archive\n"
+    )
+    assert main([*argv, "--source", "tass-en", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and {h["source_id"] for h in hits} == {"tass-en"}
+
+
+def test_search_json_gives_media_and_extra_as_json_not_strings(demo, capsys):
+    cfg, db = demo
+    assert main(["search", "Lavrov", "--json", "--config", str(cfg), "--db", str(db)]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and all(isinstance(h["media"], list) and isinstance(h["extra"], dict) for h in hits)
+    assert any(h["media"] for h in hits) and any(h["extra"] for h in hits)
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "ten"])
+def test_limit_must_be_at_least_one(demo, limit, capsys):
+    cfg, db = demo
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "NATO", "--limit", limit, "--config", str(cfg), "--db", str(db)])
+    assert exited.value.code == 2
+    assert (
+        f"--limit: must be a whole number of at least 1, got {limit!r}" in capsys.readouterr().err
+    )
+
+
+def test_a_parse_worker_that_cannot_start_leaves_the_parsing_to_the_fetching_process(
+    tmp_path, monkeypatch, capsys, caplog
+):
+    from monitor.parsework import ParseWorker
+
+    def refused() -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(ParseWorker, "start", staticmethod(refused))
+    cfg = ROOT / "config/demo.toml"
+    assert main(["fetch", "--replay", str(ROOT / "fixtures/demo"), "--config", str(cfg),
+                 "--db", str(tmp_path / "m.db"), "--no-alerts", "--json"]) == 0  # fmt: skip
+    assert "cannot start the parse worker ([Errno 13] Permission denied)" in caplog.text
+    assert sum(s["new"] for s in json.loads(capsys.readouterr().out)["sources"]) == 15
