@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from monitor.http import FetchError, Response
+from monitor.http import MAX_RETRY_AFTER, FetchError, Response
 from monitor.models import Media, Post
 from monitor.sources.base import Collected, FetchContext, ParseError
 from monitor.text import parse_date
@@ -322,8 +322,12 @@ def _problems(doc: dict[str, Any]) -> str:
 # --- pure: status codes and headers → errors and waits ----------------------------------------
 
 
-def rate_limit(headers: Any) -> tuple[int | None, float | None]:
-    """(x-rate-limit-remaining, x-rate-limit-reset as epoch seconds) when X sends them."""
+def rate_limit(headers: Any, now: float) -> tuple[int | None, float | None]:
+    """(x-rate-limit-remaining, x-rate-limit-reset as epoch seconds) when X sends them.
+
+    The reset is held to a day from `now`, as Retry-After is: a broken or hostile answer must
+    not silence the account for years.
+    """
 
     def number(name: str) -> float | None:
         try:
@@ -332,7 +336,10 @@ def rate_limit(headers: Any) -> tuple[int | None, float | None]:
             return None
 
     remaining = number("x-rate-limit-remaining")
-    return (int(remaining) if remaining is not None else None), number("x-rate-limit-reset")
+    reset = number("x-rate-limit-reset")
+    if reset is not None:
+        reset = min(reset, now + MAX_RETRY_AFTER)
+    return (int(remaining) if remaining is not None else None), reset
 
 
 def utc(epoch: float) -> str:
@@ -346,7 +353,7 @@ def api_error(resp: Response, endpoint: str, handle: str, now: float) -> FetchEr
     except ParseError:
         detail = ""
     if resp.status == 429:
-        _, reset = rate_limit(resp.headers)
+        _, reset = rate_limit(resp.headers, now)
         if reset is not None:
             return FetchError(
                 f"rate limited by the X API until {utc(reset)} (x-rate-limit-reset)",
@@ -476,7 +483,7 @@ class _Client:
             err = api_error(resp, endpoint, self.cfg.username, time.time())
             raise FetchError(self._redact(str(err)), err.status, err.retry_after)
         self.status = resp.status
-        remaining, reset = rate_limit(resp.headers)
+        remaining, reset = rate_limit(resp.headers, time.time())
         # Each endpoint has its own window; only the timeline's decides when to poll again
         # (the user lookup happens once and is cached).
         if watch_limit and remaining == 0 and reset is not None:

@@ -355,6 +355,29 @@ async def test_429_backs_off_until_the_reset_time_and_says_so():
     assert err.status == 429 and 590 <= err.retry_after <= 601
 
 
+@pytest.mark.parametrize("header", ["x-rate-limit-reset", "remaining 0 and reset"])
+async def test_a_rate_limit_reset_years_away_waits_a_day_at_most(header):
+    reset = int(time.time()) + 10 * 365 * 86400
+    headers = {"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)}
+    state: dict[str, object] = {
+        "user": {"handle": "trtworldnow", "id": USER_ID, "username": "TRTWorldNow"}
+    }
+    with respx.mock:
+        if header == "x-rate-limit-reset":
+            timeline(respx).mock(
+                return_value=httpx.Response(
+                    429, content=fixture("api-error-429-too-many-requests.json"), headers=headers
+                )
+            )
+            with pytest.raises(FetchError) as info:
+                await collect(api_source(), state)
+            assert 86_390 <= info.value.retry_after <= 86_400
+        else:
+            timeline(respx).mock(return_value=ok("api-user-tweets-page1.json", **headers))
+            await collect(api_source(max_results=50), state)
+            assert 0 < state["rate_limited_until"] - time.time() <= 86_400
+
+
 async def test_revoked_token_gives_an_error_naming_bearer_token_and_never_the_token():
     with respx.mock:
         respx.get(f"{API}/users/by/username/TRTWorldNow").mock(
