@@ -276,6 +276,10 @@ def build(
             kwargs[f.name] = _convert(table[key], hints[f.name])
         except ValueError as e:
             problems.append(f"{prefix}.{key}: {e}")
+            continue
+        least = _AT_LEAST.get(key)
+        if least is not None and kwargs[f.name] < least:
+            problems.append(f"{prefix}.{key}: must be at least {least:g}s, got {table[key]!r}")
     if len(problems) > before:
         return None
     obj = cls(**kwargs)
@@ -286,6 +290,11 @@ def build(
         if len(problems) > before:
             return None
     return obj
+
+
+# Durations that make no sense below a second: a fetch every 0s polls an outlet in a loop,
+# and a 0s timeout fails every fetch.
+_AT_LEAST = {"every": 1.0, "timeout": 1.0}
 
 
 @functools.cache

@@ -12,25 +12,33 @@ Duration = Annotated[float, DURATION]  # seconds; written "30s", "5m", "2h", "1d
 Size = Annotated[int, SIZE]  # bytes; written "10MB", "512KB" or a number
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.I)
 _SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
                "kib": 1024, "mib": 1024**2, "gib": 1024**3}  # fmt: skip
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from "30s", "5m", "2h", "1d" or a number of seconds; ValueError otherwise."""
+    """Seconds from "30s", "5m", "2h", "1d" (or "500ms"); ValueError otherwise.
+
+    A number without its unit is refused, 0 aside: `every = 15` means minutes to some and
+    seconds to others, and guessing wrong polls an outlet 60 times too often.
+    """
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m, 2h or 1d")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("must not be negative")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
-    raise ValueError(f"expected a duration such as 30s, 5m, 2h or 1d, got {value!r}")
+    if isinstance(value, int | float) and value < 0:
+        raise ValueError("must not be negative")
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    number = float(m.group(1)) if m else value if isinstance(value, int | float) else None
+    if number is None:
+        raise ValueError(f"expected a duration such as 30s, 5m, 2h or 1d, got {value!r}")
+    unit = m.group(2) if m else None
+    if unit is None and number:
+        shown = m.group(1) if m else value
+        raise ValueError(
+            f"a duration needs its unit: write {shown}s, {shown}m, {shown}h or {shown}d"
+        )
+    return float(number) * _UNITS[unit or "s"]
 
 
 def parse_size(value: object) -> int:

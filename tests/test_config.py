@@ -40,6 +40,28 @@ def test_durations_and_sizes_are_read():
     assert c.sources["nato"].every == 86400
 
 
+def test_a_duration_without_its_unit_is_refused_rather_than_guessed():
+    p = problems({"monitor": {"every": 15}, "sources": {"nato": {**FEED, "timeout": "30"}}})
+    assert p == [
+        "monitor.every: a duration needs its unit: write 15s, 15m, 15h or 15d",
+        "sources.nato.timeout: a duration needs its unit: write 30s, 30m, 30h or 30d",
+    ]
+    c = parse_config({"monitor": {"jitter": 0}, "sources": {"nato": FEED}}, env={})
+    assert c.monitor.jitter == 0.0  # nothing is nothing in any unit
+
+
+def test_a_schedule_or_timeout_under_a_second_is_refused():
+    p = problems(
+        {"monitor": {"every": "0s", "timeout": "500ms"},
+         "sources": {"nato": {**FEED, "every": "1ms"}}}
+    )  # fmt: skip
+    assert p == [
+        "monitor.every: must be at least 1s, got '0s'",
+        "monitor.timeout: must be at least 1s, got '500ms'",
+        "sources.nato.every: must be at least 1s, got '1ms'",
+    ]
+
+
 def test_environment_variables_are_substituted_and_remembered_as_secrets():
     c = parse_config(
         {"sources": {"nato": FEED},
