@@ -168,11 +168,29 @@ def _load(args: argparse.Namespace) -> Config:
     from monitor.config import load_config
 
     config = load_config(_config_path(args))
+    if config.secrets:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_RedactLogs(config))
     if args.db:
         config = dataclasses.replace(
             config, monitor=dataclasses.replace(config.monitor, database=args.db)
         )
     return config
+
+
+class _RedactLogs(logging.Filter):
+    """Values from ${VAR} are `***` in every log line, httpx's request lines included."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        hidden = self.config.redact(message)
+        if hidden != message:
+            record.msg, record.args = hidden, None
+        return True
 
 
 def _run(coro: Any) -> Any:

@@ -76,9 +76,7 @@ class Config:
 
     def redact(self, text: str) -> str:
         """`text` with every value that came from the environment replaced by `***`."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return _redact(text, self.secrets)
 
 
 def default_config_path() -> Path:
@@ -181,8 +179,10 @@ def parse_config(
             problems.append(f"{key}.max_per_hour: must be at least 1")
         alerts[aid] = alert
 
+    hidden = frozenset(s for s in secrets if len(s) >= 4)  # shorter ones are in every text
     if problems:
-        raise ConfigError(problems)
+        # A problem quotes the value it found, which may have come from ${VAR}.
+        raise ConfigError([_redact(p, hidden) for p in problems])
     return Config(
         monitor=monitor,
         sources=sources,
@@ -190,7 +190,7 @@ def parse_config(
         notifiers=notifiers,
         queries=queries,
         path=path,
-        secrets=frozenset(s for s in secrets if len(s) >= 4),
+        secrets=hidden,
     )
 
 
@@ -295,6 +295,12 @@ def build(
 # Durations that make no sense below a second: a fetch every 0s polls an outlet in a loop,
 # and a 0s timeout fails every fetch.
 _AT_LEAST = {"every": 1.0, "timeout": 1.0}
+
+
+def _redact(text: str, secrets: frozenset[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 @functools.cache
