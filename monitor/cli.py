@@ -259,15 +259,21 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
             await worker.attach()
         try:
             async with make_http(config, transport) as http:
+                # A replay stands in for the outlets, not for the desk's mail server or
+                # webhook: what it matches waits in the outbox rather than going out.
                 return await fetch_pass(
-                    config, store, http, sources, deliver=not args.no_alerts, parser=worker
+                    config, store, http, sources,
+                    deliver=not args.no_alerts and not args.replay, parser=worker,
                 )  # fmt: skip
         finally:
             if worker is not None:
                 await worker.aclose()
 
+    held = 0
     try:
         outcome = _run(go())
+        if args.replay and not args.no_alerts:
+            held = store.pending_deliveries()
     finally:
         store.close()
         if args.replay:
@@ -301,6 +307,13 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
         )  # fmt: skip
     elif not args.quiet:
         _print_fetch_summary(outcome, store_path=config.database)
+    if held:
+        print(
+            f"monitor: a replayed pass sends no alerts; {held} "
+            f"{'delivery waits' if held == 1 else 'deliveries wait'} in the outbox "
+            "(`monitor alerts --retry` sends them)",
+            file=sys.stderr,
+        )
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 

@@ -340,6 +340,11 @@ class Store:
             return {}
         return state if isinstance(state, dict) else {}
 
+    def pending_deliveries(self) -> int:
+        return self.db.execute(
+            "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+        ).fetchone()[0]
+
     def has_source(self, source_id: str) -> bool:
         return (
             self.db.execute("SELECT 1 FROM sources WHERE id = ?", (source_id,)).fetchone()

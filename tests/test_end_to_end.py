@@ -266,3 +266,30 @@ def test_words_said_in_a_video_alert_a_webhook_with_the_second_they_are_said(tmp
     assert alert["link"] == origin.url("/briefing.html") + "#t=12"
     assert alert["post"]["kind"] == "video"
     assert "[NATO] [troops]" in alert["snippet"]
+
+
+def test_a_replayed_pass_keeps_its_alerts_in_the_outbox_until_asked_to_send(tmp_path, capsys):
+    """A replay stands in for the outlets only: nothing reaches the desk's mail server or
+    webhook, not even a failed attempt, until `monitor alerts --retry`."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with Origin() as origin:
+            origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER))
+            cfg = write_config(tmp_path / "m.toml", origin, smtp_port=port,
+                               hook=origin.url("/hook"))  # fmt: skip
+            rec = tmp_path / "rec"
+            assert main(["record", "tass", str(rec), "--config", str(cfg)]) == 0
+            capsys.readouterr()
+            assert main(["fetch", "tass", "--replay", str(rec), "--config", str(cfg)]) == 0
+            err = capsys.readouterr().err
+            assert "a replayed pass sends no alerts; 2 deliveries wait in the outbox" in err
+            assert inbox.messages == [] and origin.posts() == []
+            rows = db_rows(tmp_path / "monitor.db", "SELECT status, attempts FROM deliveries")
+            assert [tuple(r) for r in rows] == [("pending", 0), ("pending", 0)]
+            assert main(["alerts", "--retry", "--config", str(cfg)]) == 0
+            assert len(inbox.messages) == 1 and len(origin.posts()) == 1
+    finally:
+        controller.stop()
