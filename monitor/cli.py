@@ -193,6 +193,10 @@ class _RedactLogs(logging.Filter):
         return True
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _run(coro: Any) -> Any:
     import asyncio  # here, not at the top: `monitor --help` should not pay for it
 
@@ -590,7 +594,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     for path in [*recorder.saved, *extractions]:
         print(f"saved {path}")
     print(
-        f"{args.source_id}: {len(collected.posts)} posts in {len(recorder.saved)} exchanges"
+        f"{args.source_id}: {_count(len(collected.posts), 'post')} in "
+        f"{_count(len(recorder.saved), 'exchange')}"
         + (f" and {len(extractions)} yt-dlp extractions" if extractions else "")
     )
     return EXIT_OK

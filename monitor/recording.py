@@ -52,23 +52,31 @@ def load_exchanges(directory: str | Path) -> list[Exchange]:
     for meta_path in sorted(directory.glob("*.json")):
         if ".body." in meta_path.name:
             continue
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict) or "request" not in meta or "response" not in meta:
-            continue  # other JSON files (expected outputs) may live beside a recording
-        req, resp = meta["request"], meta["response"]
-        body_file = resp.get("body_file")
-        body = (meta_path.parent / body_file).read_bytes() if body_file else b""
-        out.append(
-            Exchange(
-                method=req.get("method", "GET").upper(),
-                url=req["url"],
-                status=int(resp.get("status", 200)),
-                headers=[(k, v) for k, v in _pairs(resp.get("headers", {}))],
-                body=body,
-                request_headers=dict(req.get("headers", {})),
-            )
-        )
+        try:
+            exchange = _read_exchange(meta_path)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            reason = f"missing {e}" if isinstance(e, KeyError) else str(e)
+            raise ValueError(f"{meta_path}: not a recorded exchange: {reason}") from None
+        if exchange is not None:
+            out.append(exchange)
     return out
+
+
+def _read_exchange(meta_path: Path) -> Exchange | None:
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if not isinstance(meta, dict) or "request" not in meta or "response" not in meta:
+        return None  # other JSON files (expected outputs) may live beside a recording
+    req, resp = meta["request"], meta["response"]
+    body_file = resp.get("body_file")
+    body = (meta_path.parent / body_file).read_bytes() if body_file else b""
+    return Exchange(
+        method=req.get("method", "GET").upper(),
+        url=req["url"],
+        status=int(resp.get("status", 200)),
+        headers=[(k, v) for k, v in _pairs(resp.get("headers", {}))],
+        body=body,
+        request_headers=dict(req.get("headers", {})),
+    )
 
 
 def _pairs(headers: Any) -> list[tuple[str, str]]:

@@ -76,7 +76,7 @@ def open_store(config: Config) -> Store:
 def select_sources(config: Config, ids: list[str] | None) -> list[SourceConfig]:
     """The named sources (even disabled ones: naming one is asking for it), else every enabled one."""
     if ids:
-        return [config.sources[i] for i in ids]
+        return [config.sources[i] for i in dict.fromkeys(ids)]  # `fetch a a` fetches a once
     return [s for s in config.sources.values() if s.enabled]
 
 

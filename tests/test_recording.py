@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import httpx
 import respx
@@ -110,3 +111,22 @@ def test_a_video_source_records_yt_dlp_answers_and_replays_them_offline(tmp_path
     assert out["sources"][0]["new"] == 1
     rows = db_rows(tmp_path / "m.db", "SELECT transcript FROM posts")
     assert rows[0][0]  # the transcript came from the recording
+
+
+def test_a_broken_recording_file_is_named(tmp_path, capsys):
+    rec = tmp_path / "rec"
+    shutil.copytree("fixtures/demo", rec)
+    broken = sorted(p for p in rec.glob("*.json") if ".body." not in p.name)[0]
+    broken.write_text("{request: ")
+    code = main(["fetch", "--replay", str(rec), "--config", "config/demo.toml",
+                 "--db", str(tmp_path / "m.db")])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"monitor: --replay: {broken}: not a recorded exchange: Expecting")
+
+
+def test_a_source_named_twice_is_fetched_once(tmp_path, capsys):
+    code = main(["fetch", "tass-en", "tass-en", "--replay", "fixtures/demo", "--config",
+                 "config/demo.toml", "--db", str(tmp_path / "m.db"), "--json"])  # fmt: skip
+    assert code == 0
+    assert [s["id"] for s in json.loads(capsys.readouterr().out)["sources"]] == ["tass-en"]

@@ -129,11 +129,16 @@ async def test_post_carries_json_and_a_verifiable_signature(
     assert json.loads(request.body.decode("utf-8")) == payload(title="НАТО")
 
 
-async def test_retry_reuses_the_delivery_id(webhook_server: WebhookServer, http: Http) -> None:
+async def test_webhook_id_is_the_delivery_id_given_on_every_send(
+    webhook_server: WebhookServer, http: Http
+) -> None:
+    # That the outbox gives a retry its delivery's first id is pinned end to end, in
+    # test_end_to_end.py::test_webhook_that_fails_then_recovers_gets_each_delivery_once_...
     config = notifier(webhook_server.url, secret=SECRET)
     await config.send([payload()], "d-1", http)
+    await config.send([payload()], "d-2", http)
     await config.send([payload()], "d-1", http)
-    assert [r.headers["webhook-id"] for r in webhook_server.requests] == ["d-1", "d-1"]
+    assert [r.headers["webhook-id"] for r in webhook_server.requests] == ["d-1", "d-2", "d-1"]
 
 
 async def test_without_a_secret_there_is_no_signature(
