@@ -280,15 +280,19 @@ def build(
         least = _AT_LEAST.get(key)
         if least is not None and kwargs[f.name] < least:
             problems.append(f"{prefix}.{key}: must be at least {least:g}s, got {table[key]!r}")
-    if len(problems) > before:
+    # With problems already, the table is still built (its faulty keys at their defaults) and
+    # checked, so that `monitor check` reports every mistake at once, and the tables that
+    # refer to it are checked against it; the configuration is refused all the same.
+    failed = {p[len(prefix) + 1 :].split(":")[0] for p in problems[before:]}
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError):  # a required key is missing or wrong
         return None
-    obj = cls(**kwargs)
     validate = getattr(obj, "validate", None)
     if validate is not None:
         for problem in validate():
-            problems.append(f"{prefix}.{problem}")
-        if len(problems) > before:
-            return None
+            if re.split(r"[.:\[ ]", problem, maxsplit=1)[0] not in failed:
+                problems.append(f"{prefix}.{problem}")
     return obj
 
 

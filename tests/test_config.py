@@ -138,6 +138,30 @@ def test_all_problems_are_reported_at_once():
     assert len(p) == 3
 
 
+def test_a_wrong_type_does_not_hide_the_other_problems_of_its_table_or_of_those_using_it():
+    mail = {"type": "email", "host": "smtp.example.org", "port": "25", "security": "ssl",
+            "from": "monitor@example.org", "to": ["desk@example.org"]}  # fmt: skip
+    p = problems(
+        {
+            "sources": {"nato": {**FEED, "every": "often"}},
+            "notifiers": {"mail": mail},
+            "alerts": {
+                "a1": {"query": "NATO", "notify": ["mail", "nosuch"], "max_per_hour": 0,
+                       "sources": ["nato", "tass*"], "quarry": "x"},
+            },
+        }
+    )  # fmt: skip
+    assert sorted(p) == sorted([
+        "sources.nato.every: expected a duration such as 30s, 5m, 2h or 1d, got 'often'",
+        "notifiers.mail.port: expected a whole number, got the string '25'",
+        "notifiers.mail.security: must be one of starttls, tls, none, got 'ssl'",
+        "alerts.a1.quarry: unknown key (did you mean 'query'?)",
+        "alerts.a1.sources: 'tass*' matches no source",
+        "alerts.a1.notify: no notifier 'nosuch' (add a [notifiers.nosuch] table)",
+        "alerts.a1.max_per_hour: must be at least 1",
+    ])  # fmt: skip
+
+
 def test_invalid_toml_is_reported_with_the_file(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[sources.x\ntype = 'feed'\n")
