@@ -79,6 +79,14 @@ def parse_page(
         if post is not None and post.external_id not in seen:
             seen.add(post.external_id)
             posts.append(post)
+    if not posts:
+        # Items but no story in them is a changed site as surely as no items at all: said,
+        # rather than an "ok, 0 new" on every fetch from now on.
+        raise ParseError(
+            f"item selector {cfg.item!r} matched {len(items)} "
+            f"{'element' if len(items) == 1 else 'elements'} but none has a link and a title "
+            "or summary — has the site changed?"
+        )
     return posts
 
 
@@ -91,7 +99,10 @@ def _post(item: LexborNode, cfg: PageSource, base: str, lang: str | None) -> Pos
     if not link or urlsplit(link).scheme not in ("http", "https"):
         return None
     link = urldefrag(link).url
-    title = _text(_first(item, cfg.title)) if cfg.title else _text(link_node)
+    title = (_text(_first(item, cfg.title)) if cfg.title else "") or _link_words(link_node)
+    summary = _text(_first(item, cfg.summary), one_line=False)
+    if not title and not summary:
+        return None  # an icon or image link: navigation, not a story
     media: tuple[Media, ...] = ()
     if cfg.image:
         src = _img_src(_first(item, cfg.image))
@@ -102,13 +113,26 @@ def _post(item: LexborNode, cfg: PageSource, base: str, lang: str | None) -> Pos
         external_id=link,
         url=link,
         title=title or None,
-        text=_text(_first(item, cfg.summary), one_line=False) or None,
+        text=summary or None,
         author=_text(_first(item, cfg.author)) or None,
         kind="article",
         published_at=_date(_first(item, cfg.date)),
         lang=lang,
         media=media,
     )
+
+
+def _link_words(link: LexborNode | None) -> str:
+    """What a link says: its text, else what it says to a screen reader or under an image."""
+    if link is None:
+        return ""
+    if words := _text(link):
+        return words
+    for attr in ("aria-label", "title"):
+        if words := " ".join((link.attributes.get(attr) or "").split()):
+            return words
+    img = link.css_first("img[alt]")
+    return " ".join((img.attributes.get("alt") or "").split()) if img is not None else ""
 
 
 def _first(item: LexborNode, selector: str | None) -> LexborNode | None:

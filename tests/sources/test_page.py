@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_cnn_video_nodes_take_title_from_a_sibling_link_and_keep_the_thumbnail()
 
 
 @pytest.mark.parametrize("item", ["article", "a"])
-def test_every_real_html_page_gives_posts_or_the_clean_nothing_matched_error(item):
+def test_every_real_html_page_gives_posts_or_a_clean_error_saying_the_site_changed(item):
     if not HTML.exists():
         pytest.skip(f"realdata not present: {HTML}")
     cfg = page(item=item, date="time", image="img", summary="p")
@@ -98,13 +99,18 @@ def test_every_real_html_page_gives_posts_or_the_clean_nothing_matched_error(ite
         try:
             posts = parse_page(path.read_bytes(), "https://example.org/news/", cfg)
         except ParseError as e:
-            assert str(e) == (
-                f"item selector '{item}' matched nothing on the page — has the site changed?"
-            )
+            assert re.fullmatch(
+                f"item selector '{item}' (matched nothing on the page|matched \\d+ elements? but "
+                "none has a link and a title or summary) — has the site changed\\?",
+                str(e),
+            ), (path.name, str(e))
             continue
+        assert posts, path.name
         for post in posts:
             assert post.url.startswith(("http://", "https://")), path.name
             assert "#" not in post.external_id, path.name
+            assert post.title or post.text, (path.name, post.url)
+            assert "\ufffd" not in (post.title or "") + (post.text or ""), path.name
     if item == "a":
         # Every captured page has links, so none may fall back to the error.
         assert all(parse_page(p.read_bytes(), "https://example.org/", cfg) for p in files)
@@ -372,3 +378,28 @@ async def test_collect_resolves_links_against_the_url_after_redirects():
         async with Http() as http:
             got = await page(start, **ELYSEE).collect(FetchContext(http, {}, 5.0))
     assert [p.url for p in got.posts] == ["https://www.elysee.fr/toutes-les-actualites/page-2"]
+
+
+def test_a_link_without_text_is_titled_by_its_label_or_image_and_a_wordless_one_is_skipped():
+    body = (
+        b'<ul><li><a href="/a1" aria-label="Press point on Ukraine"><svg></svg></a></li>'
+        b'<li><a href="/a2"><img src="t.jpg" alt="NATO ministers meet"></a></li>'
+        b'<li><a href="/a3" title="Statement by the Secretary General"></a></li>'
+        b'<li><a href="/share"><img src="icon.svg"></a></li></ul>'
+    )
+    posts = parse_page(body, "https://www.nato.int/news/", page(item="li"))
+    assert [(p.url.rsplit("/", 1)[1], p.title) for p in posts] == [
+        ("a1", "Press point on Ukraine"),
+        ("a2", "NATO ministers meet"),
+        ("a3", "Statement by the Secretary General"),
+    ]
+
+
+def test_items_without_any_story_in_them_say_the_site_changed():
+    body = b'<div class="card"><span>Coming soon</span></div><div class="card"></div>'
+    with pytest.raises(ParseError) as e:
+        parse_page(body, "https://www.elysee.fr/", page(item="div.card"))
+    assert str(e.value) == (
+        "item selector 'div.card' matched 2 elements but none has a link and a title or "
+        "summary — has the site changed?"
+    )
