@@ -613,6 +613,24 @@ def test_realdata_dates_are_read_wherever_the_source_has_one(path: Path):
         assert missing == []
 
 
+# Known defects: what we archive is wrong here, and so is feedparser without chardet; the
+# test below fails once a fix makes it right, so that the entry is then removed.
+MISREAD_TEXT = {
+    # KOI8-R with no encoding declaration: read as Windows-1252. charset-normalizer guesses
+    # it right but guesses the undeclared Latin-1 feed of edge-uol-noticias as cp1250, which
+    # would break a feed read right today; a guess needs more than one file to trust it.
+    "rss/edge-koi8r-russian-no-encoding-decl.xml": "Как пережить новогоднюю ночь",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISREAD_TEXT))
+def test_known_misread_encodings_are_still_misread(name: str):
+    if not REALDATA.is_dir():
+        pytest.skip("realdata not present")
+    titles = [p.title for p in parse_feed((REALDATA / name).read_bytes(), URL)]
+    assert titles and MISREAD_TEXT[name] not in titles, "read right now: drop the entry"
+
+
 def test_the_documented_disagreements_still_exist():
     """An exception that no longer applies is removed from DISAGREEMENTS, not kept 'just in case'."""
     if not REALDATA.is_dir():
