@@ -164,10 +164,17 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 def _load(args: argparse.Namespace) -> Config:
     import dataclasses
+    import os
 
     from monitor.config import load_config
 
-    config = load_config(_config_path(args))
+    path = _config_path(args)
+    if not args.config and "MONITOR_CONFIG" not in os.environ and not path.exists():
+        raise UsageError(
+            "no configuration: none at ./monitor.toml or ./config/monitor.toml "
+            "(give --config PATH or set MONITOR_CONFIG)"
+        )
+    config = load_config(path)
     if config.secrets:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_RedactLogs(config))

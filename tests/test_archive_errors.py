@@ -124,3 +124,14 @@ def test_a_parse_worker_that_cannot_start_leaves_the_parsing_to_the_fetching_pro
                  "--db", str(tmp_path / "m.db"), "--no-alerts", "--json"]) == 0  # fmt: skip
     assert "cannot start the parse worker ([Errno 13] Permission denied)" in caplog.text
     assert sum(s["new"] for s in json.loads(capsys.readouterr().out)["sources"]) == 15
+
+
+def test_without_a_configuration_anywhere_the_places_looked_are_named(tmp_path, monkeypatch,
+                                                                      capsys):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MONITOR_CONFIG", raising=False)
+    assert main(["sources"]) == 2
+    assert one_line_error(capsys) == (
+        "monitor: no configuration: none at ./monitor.toml or ./config/monitor.toml "
+        "(give --config PATH or set MONITOR_CONFIG)\n"
+    )
