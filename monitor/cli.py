@@ -141,9 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"monitor: configuration error in {_config_path(args)}:", file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
+        if getattr(args, "json", False):
+            _print_json({"ok": False, "config": str(_config_path(args)), "problems": e.problems})
         return EXIT_USAGE
     except (UsageError, ArchiveError) as e:
         print(f"monitor: {e}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reading stdout gets a document, not nothing
+            _print_json({"ok": False, "error": str(e)})
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -408,6 +412,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     except QueryError as e:
         print(f"monitor: bad query: {e}", file=sys.stderr)
         print(f"  {args.query}\n  {' ' * e.position}^", file=sys.stderr)
+        if args.json:
+            _print_json({"ok": False, "error": f"bad query: {e}", "position": e.position})
         return EXIT_USAGE
     finally:
         store.close()

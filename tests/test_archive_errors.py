@@ -135,3 +135,31 @@ def test_without_a_configuration_anywhere_the_places_looked_are_named(tmp_path, 
         "monitor: no configuration: none at ./monitor.toml or ./config/monitor.toml "
         "(give --config PATH or set MONITOR_CONFIG)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        (["search", '"open', "--json"], {"ok": False, "position": 0}),
+        (
+            ["fetch", "nosuch", "--json"],
+            {"ok": False, "error": "no source 'nosuch' in the configuration"},
+        ),
+        (["search", "NATO", "--json", "--source", "nosuch"], {"ok": False}),
+    ],
+    ids=["bad query", "unknown source", "unknown search source"],
+)
+def test_json_commands_answer_a_usage_error_with_a_json_document(demo, argv, want, capsys):
+    cfg, db = demo
+    assert main([*argv, "--config", str(cfg), "--db", str(db)]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc.items() >= want.items() and doc["error"]
+
+
+def test_json_commands_answer_a_configuration_error_with_its_problems(tmp_path, capsys):
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('[sources.a]\ntype = "feed"\nurl = "https://example.org/rss"\nevery = 15\n')
+    assert main(["fetch", "--json", "--config", str(cfg)]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {"ok": False, "config": str(cfg), "problems": [
+        "sources.a.every: a duration needs its unit: write 15s, 15m, 15h or 15d"]}  # fmt: skip
