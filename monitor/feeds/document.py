@@ -25,7 +25,10 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[P
     # and so usually the newer, is kept so the archive does not see a spurious edit.
     unique: dict[str, Post] = {}
     for post in _parse(body, url, content_type):
-        unique.setdefault(post.external_id, post)
+        # An item with no title, link or text (a truncated or empty one) has nothing to
+        # archive or match, and no id of its own: all such items would share one.
+        if post.title or post.url or post.text:
+            unique.setdefault(post.external_id, post)
     return list(unique.values())
 
 

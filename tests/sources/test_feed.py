@@ -537,6 +537,8 @@ def reference(path: Path) -> list[dict[str, str | None]]:
         if key[0] and key in seen:
             continue
         seen.add(key)
+        if not (e.get("title") or e.get("link") or e.get("summary") or e.get("content")):
+            continue  # an item with nothing in it: parse_feed drops it too
         # dict.get: feedparser's get() maps a missing `updated` to `published`, with a warning.
         parsed = dict.get(e, "published_parsed") or dict.get(e, "updated_parsed")
         html = e.get("title_detail", {}).get("type") != "text/plain"
@@ -713,3 +715,14 @@ def test_only_broken_realdata_feeds_need_feedparser(realdata, monkeypatch):
         with contextlib.suppress(ParseError):
             parse_feed(path.read_bytes(), URL)
     assert set(used) == NEED_FALLBACK
+
+
+def test_items_with_nothing_in_them_are_dropped_not_merged_into_one_post():
+    body = (
+        b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>"
+        b"<item><title>Lavrov on NATO troops</title><link>https://tass.com/1</link></item>"
+        b"<item><title></title></item><item><description></description></item>"
+        b"</channel></rss>"
+    )
+    posts = parse_feed(body, URL)
+    assert [p.url for p in posts] == ["https://tass.com/1"]
