@@ -44,6 +44,7 @@ class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stop = asyncio.Event()
+        self.hurry = asyncio.Event()  # a second signal: stop without waiting for fetches
         self.inflight: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
@@ -56,7 +57,7 @@ class Daemon:
         config = self.config
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop.set)
+            loop.add_signal_handler(sig, self._on_signal)
         self.store = open_store(config)
         with self.store.transaction() as db:
             # Posts an interrupted process saved but never matched get their alerts first.
@@ -102,10 +103,28 @@ class Daemon:
             self.store.close()
             log.info("stopped")
 
+    def _on_signal(self) -> None:
+        if self.stop.is_set():
+            self.hurry.set()
+        self.stop.set()
+
     async def _drain(self) -> None:
         if not self.inflight:
             return
-        _, pending = await asyncio.wait(self.inflight, timeout=STOP_GRACE)
+        log.warning(
+            "stopping: waiting up to %gs for %d %s in flight (signal again to stop now)",
+            STOP_GRACE, len(self.inflight), "fetch" if len(self.inflight) == 1 else "fetches",
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_GRACE
+        hurry = asyncio.ensure_future(self.hurry.wait())
+        pending = set(self.inflight)
+        while pending and not hurry.done() and (left := deadline - loop.time()) > 0:
+            done, _ = await asyncio.wait(
+                pending | {hurry}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+            pending -= done
+        hurry.cancel()
         for task in pending:
             task.cancel()  # a cancelled fetch rolls its transaction back: nothing half-written
         if pending:

@@ -73,3 +73,28 @@ def test_daemon_alerts_stops_on_sigterm_and_does_not_refetch_at_once_after_resta
                 proc.kill()
         assert len(origin.gets("/tass.xml")) == 1, log2.read_text()
         assert len(hook.posts()) == 1
+
+
+def test_a_second_signal_stops_the_daemon_without_waiting_for_fetches_in_flight(tmp_path):
+    with Origin() as origin:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV), delay=30)  # answers long after the grace
+        origin.routes["/broken.xml"] = Route(b"", status=500)
+        cfg = write_config(tmp_path / "m.toml", origin)
+        cfg.write_text(cfg.read_text().replace('timeout = "5s"', 'timeout = "60s"'))
+        log = tmp_path / "run.log"
+        proc = start(cfg, log)
+        try:
+            assert wait_for(lambda: origin.gets("/tass.xml"), 20), log.read_text()
+            proc.send_signal(signal.SIGTERM)
+            assert wait_for(lambda: "signal again to stop now" in log.read_text(), 10)
+            assert proc.poll() is None  # waiting for the fetch in flight
+            proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            assert proc.wait(timeout=8) == 0
+            assert time.monotonic() - started < 6
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "stopping: waiting up to 10s for 1 fetch in flight" in log.read_text()
+    rows = db_rows(tmp_path / "monitor.db", "SELECT count(*) FROM posts")
+    assert rows[0][0] == 0  # the abandoned fetch left nothing half-written
