@@ -252,7 +252,12 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
     config = _load(args)
     unknown = [i for i in args.source_ids if i not in config.sources]
     if unknown:
-        raise UsageError(f"no source {', '.join(map(repr, unknown))} in the configuration")
+        from monitor.config import did_you_mean
+
+        raise UsageError(
+            f"no source {', '.join(map(repr, unknown))} in the configuration"
+            + (did_you_mean(unknown[0], list(config.sources)) if len(unknown) == 1 else "")
+        )
     sources = select_sources(config, args.source_ids)
     if worker is not None and len(sources) < 2:
         worker.stop()
@@ -406,7 +411,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     known = args.source is None or args.source in config.sources
     if not known and not store.has_source(args.source):
         store.close()
-        raise UsageError(f"--source: no source {args.source!r} in the configuration or the archive")
+        from monitor.config import did_you_mean
+
+        raise UsageError(
+            f"--source: no source {args.source!r} in the configuration or the archive"
+            + did_you_mean(args.source, list(config.sources))
+        )
     try:
         hits = search(store, args.query, source=args.source, since=since, limit=args.limit)
     except QueryError as e:

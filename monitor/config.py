@@ -240,9 +240,13 @@ def _substitute(
     return value
 
 
-def _hint(word: str, choices: list[str]) -> str:
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """` (did you mean 'x'?)` for the closest of `choices`, or nothing."""
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_hint = did_you_mean
 
 
 def build(

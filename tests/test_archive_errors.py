@@ -84,7 +84,8 @@ def test_search_names_a_source_it_does_not_know(demo, capsys):
     argv = ["search", "NATO", "--config", str(cfg), "--db", str(db)]
     assert main([*argv, "--source", "tass"]) == 2
     assert one_line_error(capsys) == (
-        "monitor: --source: no source 'tass' in the configuration or the archive\n"
+        "monitor: --source: no source 'tass' in the configuration or the archive "
+        "(did you mean 'tass-ru'?)\n"
     )
     assert main([*argv, "--source", "tass-en", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
