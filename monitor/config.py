@@ -116,7 +116,7 @@ def parse_config(
     for key in raw:
         if key not in ("monitor", "sources", "alerts", "notifiers"):
             problems.append(
-                f"{key}: unknown table{_hint(key, ['monitor', 'sources', 'alerts', 'notifiers'])}"
+                f"{key}: unknown table{did_you_mean(key, ['monitor', 'sources', 'alerts', 'notifiers'])}"
             )
 
     monitor = build(MonitorSettings, _table(raw, "monitor", problems), "monitor", problems)
@@ -133,7 +133,7 @@ def parse_config(
         if type_name not in SOURCE_TYPES:
             problems.append(
                 f"{key}.type: unknown source type {type_name!r}"
-                f"{_hint(str(type_name), list(SOURCE_TYPES))} (one of {', '.join(sorted(SOURCE_TYPES))})"
+                f"{did_you_mean(str(type_name), list(SOURCE_TYPES))} (one of {', '.join(sorted(SOURCE_TYPES))})"
             )
             continue
         obj = build(source_class(type_name), table, key, problems, extra={"id": sid})
@@ -172,7 +172,7 @@ def parse_config(
         for nid in alert.notify:
             if nid not in notifiers:
                 problems.append(
-                    f"{key}.notify: no notifier {nid!r}{_hint(nid, list(notifiers))}"
+                    f"{key}.notify: no notifier {nid!r}{did_you_mean(nid, list(notifiers))}"
                     + (f" (add a [notifiers.{nid}] table)" if _ID.match(nid) else "")
                 )
         if alert.max_per_hour is not None and alert.max_per_hour < 1:
@@ -246,9 +246,6 @@ def did_you_mean(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-_hint = did_you_mean
-
-
 def build(
     cls: type,
     table: dict[str, Any],
@@ -267,7 +264,7 @@ def build(
     for key in table:
         if key not in fields or key in extra:
             allowed = [k for k in fields if k not in extra]
-            problems.append(f"{prefix}.{key}: unknown key{_hint(key, allowed)}")
+            problems.append(f"{prefix}.{key}: unknown key{did_you_mean(key, allowed)}")
     for key, f in fields.items():
         if key in extra:
             kwargs[f.name] = extra[key]

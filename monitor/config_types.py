@@ -26,19 +26,19 @@ def parse_duration(value: object) -> float:
     """
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m, 2h or 1d")
-    if isinstance(value, int | float) and value < 0:
-        raise ValueError("must not be negative")
-    m = _DURATION.match(value) if isinstance(value, str) else None
-    number = float(m.group(1)) if m else value if isinstance(value, int | float) else None
-    if number is None:
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("must not be negative")
+        number, unit, shown = float(value), None, str(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        number, unit, shown = float(m.group(1)), m.group(2), m.group(1)
+    else:
         raise ValueError(f"expected a duration such as 30s, 5m, 2h or 1d, got {value!r}")
-    unit = m.group(2) if m else None
     if unit is None and number:
-        shown = m.group(1) if m else value
         raise ValueError(
             f"a duration needs its unit: write {shown}s, {shown}m, {shown}h or {shown}d"
         )
-    return float(number) * _UNITS[unit or "s"]
+    return number * _UNITS[unit or "s"]
 
 
 def parse_size(value: object) -> int:

@@ -168,7 +168,7 @@ class Recorder:
         self.saved: list[Path] = []
 
     def __call__(self, response: Response) -> None:
-        headers = [(k, v) for k, v in response.headers.multi_items()]
+        headers = response.headers.multi_items()
         exchange = Exchange("GET", response.url, response.status, headers, response.body)
         self.saved.append(save_exchange(self.directory, exchange))
 

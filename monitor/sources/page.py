@@ -129,10 +129,10 @@ def _link_words(link: LexborNode | None) -> str:
     if words := _text(link):
         return words
     for attr in ("aria-label", "title"):
-        if words := " ".join((link.attributes.get(attr) or "").split()):
+        if words := _one_line(link.attributes.get(attr)):
             return words
     img = link.css_first("img[alt]")
-    return " ".join((img.attributes.get("alt") or "").split()) if img is not None else ""
+    return _one_line(img.attributes.get("alt")) if img is not None else ""
 
 
 def _first(item: LexborNode, selector: str | None) -> LexborNode | None:
@@ -156,7 +156,11 @@ def _text(node: LexborNode | None, one_line: bool = True) -> str:
     if node is None:
         return ""
     text = html_to_text(node.html)
-    return " ".join(text.split()) if one_line else text
+    return _one_line(text) if one_line else text
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
 
 
 def _img_src(node: LexborNode | None) -> str | None:
