@@ -185,6 +185,10 @@ def _medium(medium: str | None, mime: str | None) -> str | None:
 
 
 def _abs(href: str | None, base: str) -> str | None:
+    if href and "&amp;" in href:
+        # Escaped twice by the publisher (often inside CDATA, where nothing unescapes it):
+        # `&amp;utm_medium=` would reach the site as a parameter named `amp;utm_medium`.
+        href = href.replace("&amp;", "&")
     # Most links in feeds are already absolute; urljoin costs ~10 us each, a quarter of the
     # fast path on media-heavy feeds.
     if href and href.startswith(("https://", "http://")) and not href[-1].isspace():

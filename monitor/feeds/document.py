@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from monitor.charset import in_utf8, undeclared_legacy
 from monitor.feeds.atom import _atom_posts
 from monitor.feeds.common import _local
 from monitor.feeds.jsonfeed import _json_posts
@@ -35,9 +36,15 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[P
 def _parse(body: bytes, url: str, content_type: str | None) -> list[Post]:
     if body[:64].removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{":
         return _json_posts(body, url)
+    xml = _with_http_charset(body, content_type)
     try:
-        root = parse_xml(_with_http_charset(body, content_type), base_url=url)
+        root = parse_xml(xml, base_url=url)
     except MalformedXML:
+        # feedparser would read an undeclared legacy encoding as Windows-1252: give it the
+        # text as guessed, as `parse_xml` read it before finding it malformed all the same.
+        legacy = undeclared_legacy(body) if xml is body else None
+        if legacy is not None:
+            body = in_utf8(body, legacy)
         return _feedparser_posts(body, url, content_type, None)
     local = _local(root.tag)
     if local in ("rss", "RDF"):
@@ -54,13 +61,14 @@ def _with_http_charset(body: bytes, content_type: str | None) -> bytes:
     declaration is invalid UTF-8 to lxml and costs a trip through feedparser.
     """
     m = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type or "", re.I)
-    if not m or m.group(1).lower() in ("utf-8", "utf8", "us-ascii", "ascii"):
+    charset = m.group(1) if m else None
+    if charset is None or charset.lower() in ("utf-8", "utf8", "us-ascii", "ascii"):
         return body
     if body[:2] in (b"\xff\xfe", b"\xfe\xff") or body[:3] == b"\xef\xbb\xbf":
         return body
     if re.match(rb"\s*<\?xml[^>]*encoding", body[:200]):
         return body
     try:
-        return body.decode(m.group(1)).encode("utf-8")
+        return body.decode(charset).encode("utf-8")
     except (LookupError, UnicodeError):
         return body

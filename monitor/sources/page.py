@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urldefrag, urlsplit
 
+from monitor.charset import guess_legacy
 from monitor.models import Media, Post
 from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
 from monitor.text import absolute_url, fold, html_to_text, parse_date, to_utc_iso
@@ -218,7 +219,7 @@ _LABELS = {"iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "l
 
 
 def decode_html(body: bytes, content_type: str | None = None) -> str:
-    """HTML bytes as text: BOM, then the HTTP charset, then <meta charset>, then UTF-8 or 1252."""
+    """HTML bytes as text: BOM, HTTP charset, <meta charset>, UTF-8, else a guessed code page."""
     for bom, encoding in _BOMS:
         if body.startswith(bom):
             return body[len(bom) :].decode(encoding, errors="replace")
@@ -236,7 +237,7 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        return body.decode("cp1252", errors="replace")
+        return body.decode(guess_legacy(body), errors="replace")
 
 
 def _codec(label: str) -> str | None:

@@ -158,6 +158,12 @@ def test_undeclared_bytes_are_utf8_when_valid_else_windows_1252():
     assert decode_html("Élysée “x”".encode("cp1252")) == "Élysée “x”"
 
 
+def test_an_undeclared_cyrillic_page_is_read_in_the_code_page_its_words_fit():
+    html = "<ul><li><a href='/n/1'>Песков: Кремль не видит оснований для переговоров</a></ul>"
+    assert decode_html(html.encode("cp1251")) == html
+    assert decode_html(html.encode("koi8-r")) == html
+
+
 # --- written fixtures -----------------------------------------------------------------------
 
 
