@@ -216,10 +216,21 @@ def _tables(raw: dict[str, Any], name: str, problems: list[str]) -> dict[str, di
     return out
 
 
+class _FromEnv(str):
+    """A setting that is one whole ${VAR}: the environment only holds strings, so a number
+    or true/false is read from the text (`port = "${SMTP_PORT}"`)."""
+
+    __slots__ = ()
+
+
 def _substitute(
     value: Any, key: str, env: Mapping[str, str], problems: list[str], secrets: set[str]
 ) -> Any:
     if isinstance(value, str):
+        whole = _ENV.fullmatch(value)
+        if whole and whole.group(1) in env:
+            secrets.add(env[whole.group(1)])
+            return _FromEnv(env[whole.group(1)])
 
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
@@ -337,7 +348,7 @@ def _convert(value: Any, hint: Any) -> Any:
     if origin is list:
         (item,) = get_args(hint) or (Any,)
         if isinstance(value, str) and item is str:
-            return [value]  # a lone string where a list is expected is the one-element list
+            return [str(value)]  # a lone string where a list is expected is the one-element list
         if not isinstance(value, list):
             raise ValueError(f"expected a list, got {_kind(value)}")
         return [_convert(v, item) for v in value]
@@ -348,6 +359,8 @@ def _convert(value: Any, hint: Any) -> Any:
         return {str(k): _convert(v, item) for k, v in value.items()}
     if hint is Any:
         return value
+    if isinstance(value, _FromEnv) and hint in (bool, int, float):
+        value = _from_env(value, hint)
     if hint is bool:
         if not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {_kind(value)}")
@@ -363,8 +376,19 @@ def _convert(value: Any, hint: Any) -> Any:
     if hint is str:
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {_kind(value)}")
-        return value
+        return str(value)
     raise ValueError(f"unsupported setting type {hint!r}")
+
+
+def _from_env(text: str, hint: type) -> Any:
+    """`text` as the TOML value it spells, or `text` itself when it spells none."""
+    text = text.strip()
+    if hint is bool:
+        return {"true": True, "false": False}.get(text.lower(), text)
+    try:
+        return int(text) if hint is int else float(text)
+    except ValueError:
+        return text
 
 
 def _kind(value: Any) -> str:

@@ -177,3 +177,33 @@ def test_shipped_example_configs_are_valid(name):
            "X_BEARER_TOKEN": "t"}  # fmt: skip
     config = parse_config(raw, env=env)
     assert config.sources and config.alerts
+
+
+def test_a_whole_setting_from_the_environment_can_be_a_number_or_true_false():
+    c = parse_config(
+        {"monitor": {"per_host": "${PER_HOST}"},
+         "sources": {"nato": FEED},
+         "notifiers": {"desk": {"type": "email", "host": "smtp.example.org",
+                                "port": "${SMTP_PORT}", "from": "m@example.org",
+                                "to": ["desk@example.org"]}}},
+        env={"SMTP_PORT": "2525", "PER_HOST": " 3 "},
+    )  # fmt: skip
+    assert c.notifiers["desk"].port == 2525
+    assert c.monitor.per_host == 3
+    d = parse_config(
+        {"monitor": {"allow_private": "${PRIVATE}"}, "sources": {"nato": {**FEED, "enabled": "${ON}"}}},
+        env={"PRIVATE": "true", "ON": "False"},
+    )  # fmt: skip
+    assert d.monitor.allow_private is True and d.sources["nato"].enabled is False
+
+
+def test_a_number_from_the_environment_that_is_not_one_names_the_key_not_the_value():
+    p = problems(
+        {"monitor": {"per_host": "${PER_HOST}", "concurrency": "1${N}"},
+         "sources": {"nato": FEED}},
+        env={"PER_HOST": "lots-of-them", "N": "0"},
+    )  # fmt: skip
+    assert p == [
+        "monitor.per_host: expected a whole number, got the string '***'",
+        "monitor.concurrency: expected a whole number, got the string '10'",
+    ]
