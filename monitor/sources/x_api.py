@@ -153,28 +153,52 @@ def tweet_post(tweet: dict[str, Any], idx: _Includes, username: str | None = Non
         parent = idx.tweets.get(refs["replied_to"])
         if parent and idx.username(parent):
             extra["reply_to"] = idx.username(parent)
+    text = _text(shown, set(history) | {tweet_id})
+    quote_block = None
     if "quoted" in refs:
         extra["quoted_id"] = refs["quoted"]
         quoted = idx.tweets.get(refs["quoted"])
         quoted_author = idx.username(quoted) if quoted else None
         extra["quoted_url"] = _status_url(quoted_author, refs["quoted"])
+        if quoted is not None:
+            said = _text(quoted, {refs["quoted"]})
+            who = f"@{quoted_author}" if quoted_author else "quoted post"
+            extra["quote"] = {"url": extra["quoted_url"], "author": who, "text": said}
+            # As for Bluesky and Mastodon: the quoted words go out under this account's
+            # name, so an alert searches them too, set off as a quoted block.
+            lines = said.splitlines() or [""]
+            quote_block = "\n".join([f"> {who}:", *(f"> {line}" for line in lines)])
+    if quote_block:
+        text = f"{text}\n\n{quote_block}" if text else quote_block
+    card = _card(shown)
+    if card is not None:
+        extra["card"] = card
 
     objects = _media_objects(shown, tweet, idx)
     media, has_video = _media(objects)
+    if card is not None and card.get("image"):
+        media += (Media(card.pop("image"), "image", role="card"),)
     metrics = dict(shown.get("public_metrics") or {})
     views = [(m.get("public_metrics") or {}).get("view_count") for m in objects]
     if any(v is not None for v in views):
         metrics["view_count"] = max(v for v in views if v is not None)
     if metrics:
         extra["metrics"] = metrics
+    published = parse_date(shown.get("created_at"))
+    if history and history[0] != tweet_id:
+        # An edit is a new tweet with a new time; the post was published with its first
+        # version, whose id carries that time when the first version is not in includes.
+        first = idx.tweets.get(history[0])
+        extra["edited_at"] = published
+        published = parse_date((first or {}).get("created_at")) or _snowflake_time(history[0])
     return Post(
         external_id=history[0] if history else tweet_id,  # edits share the first version's id
         url=_status_url(author, tweet_id),
         title=None,
-        text=_text(shown, set(history) | {tweet_id}) or None,
+        text=text or None,
         author=f"@{author}" if author else None,
         kind="video" if has_video else "post",
-        published_at=parse_date(shown.get("created_at")),
+        published_at=published,
         lang=_lang(shown.get("lang")),
         media=media,
         extra=extra,
@@ -215,6 +239,22 @@ def _by(items: Any, key: str) -> dict[str, dict[str, Any]]:
 def _status_url(username: str | None, tweet_id: str) -> str:
     # x.com/i/status/<id> redirects to the right account when the author is not known.
     return f"https://x.com/{username or 'i'}/status/{tweet_id}"
+
+
+def _card(tweet: dict[str, Any]) -> dict[str, str] | None:
+    """The link preview X made for the first link it could read (title, description, image)."""
+    entities = tweet.get("entities") or {}
+    for u in entities.get("urls") or ():
+        if not isinstance(u, dict) or not u.get("title"):
+            continue
+        card = {"url": str(u.get("unwound_url") or u.get("expanded_url") or u.get("url"))}
+        card.update({k: str(u[k]) for k in ("title", "description") if u.get(k)})
+        # The largest of the sizes X offers.
+        images = [i for i in u.get("images") or () if isinstance(i, dict) and i.get("url")]
+        if images:
+            card["image"] = str(max(images, key=lambda i: _int(i.get("width")) or 0)["url"])
+        return card
+    return None
 
 
 def _text(tweet: dict[str, Any], own_ids: set[str]) -> str:

@@ -128,7 +128,10 @@ def test_reply_and_quote_are_recognised():
     assert quote.extra["quoted_id"] == "2029481541104595067"
     assert quote.extra["quoted_url"] == "https://x.com/trtworld/status/2029481541104595067"
     # The quoted post's link stays in the text; the link to the post's own photo does not.
-    assert quote.text.endswith("https://twitter.com/trtworld/status/2029481541104595067")
+    assert quote.text.endswith(
+        "https://twitter.com/trtworld/status/2029481541104595067\n\n> @trtworld:\n"
+        "> French President Macron says sending Western troops to Ukraine “cannot be ruled out”."
+    )
     assert [(m.medium, m.role, m.url) for m in quote.media] == [
         ("image", "content", "https://pbs.twimg.com/media/Gk3TqXwWQAA9fZ1.jpg")
     ]
@@ -222,7 +225,31 @@ def test_real_stream_with_a_cut_off_last_line_gives_the_complete_lines():
     assert reply.extra["in_reply_to_id"] == "1377266697850257410"
     quote = next(p for p in posts if p.external_id == "1377650090978992134")
     assert quote.extra["quoted_id"] == "1377640162566496258"
-    assert quote.text == "Fury https://twitter.com/Manie_DS/status/1377640162566496258"
+    # The quoted post's words are searched with the quoting post, as a quoted block.
+    assert quote.text == (
+        "Fury https://twitter.com/Manie_DS/status/1377640162566496258\n\n"
+        "> @Manie_DS:\n> My car, Money, Warzone, My dogs, Food, Captain Morgan"
+    )
+    assert quote.extra["quote"]["author"] == "@Manie_DS"
+
+
+def test_real_link_previews_are_kept_as_a_card_with_its_picture():
+    posts = parse_jsonl(real("api-v2-filtered-stream-truncated-last-line-twarc.jsonl"))
+    post = next(p for p in posts if p.external_id == "1377650277642338305")
+    assert (
+        post.extra["card"]["url"] == "https://www.instagram.com/p/CNIQbqSrZRL/?igshid=je3jmv61ndpu"
+    )
+    assert post.extra["card"]["title"].startswith("Klara Andrea Barnes on Instagram")
+    assert post.extra["card"]["description"].startswith("0 Likes, 0 Comments")
+    [picture] = [m for m in post.media if m.role == "card"]
+    assert picture.url.endswith("8hToyQjC?format=jpg&name=orig")  # the largest size
+
+
+def test_an_edited_post_keeps_the_time_it_was_first_published():
+    [post] = parse_jsonl(real("api-v2-edited-tweet-edit-controls-twarc.jsonl"))[:1]
+    assert post.external_id == "1576994746135764992"
+    assert post.published_at == "2022-10-03T17:57:01Z"  # the first version's created_at
+    assert post.extra["edited_at"] == "2022-10-03T17:57:11Z"
 
 
 def test_a_broken_line_before_the_end_is_an_error_naming_the_line():
