@@ -129,10 +129,15 @@ def _may_hold(value: str, terms: Sequence[Term]) -> bool:
     return any(t.tokens and t.tokens[0] in folded for t in terms)
 
 
+# The text's own brackets ("[UPDATE 2]", a caption's "[Music]") would read as marks, to a
+# reader and to highlight_html alike: outside the marks they become parentheses.
+_OWN_BRACKETS = str.maketrans("[]", "()")
+
+
 def _render(doc: _Doc, hits: list[_Hit], width: int) -> str:
     n = len(doc.spans)
     if n == 0:
-        return " ".join(doc.text.split())
+        return " ".join(doc.text.translate(_OWN_BRACKETS).split())
     start = _window_start(n, hits, width)
     end = min(n, start + width)
     marked = {w for _, a, b in hits for w in range(a, b + 1) if start <= w < end}
@@ -141,11 +146,12 @@ def _render(doc: _Doc, hits: list[_Hit], width: int) -> str:
     pos = doc.spans[start][0] if start > 0 else 0
     for w in range(start, end):
         a, b = doc.spans[w]
-        out.append(text[pos:a])
-        out.append(f"[{text[a:b]}]" if w in marked else text[a:b])
+        out.append(text[pos:a].translate(_OWN_BRACKETS))
+        word = text[a:b].translate(_OWN_BRACKETS)
+        out.append(f"[{word}]" if w in marked else word)
         pos = b
     if end == n:
-        out.append(text[pos:])
+        out.append(text[pos:].translate(_OWN_BRACKETS))
     else:
         out.append(" ...")
     return " ".join("".join(out).split())

@@ -35,6 +35,14 @@ def test_marks_matched_words_in_a_window_with_ellipses_where_cut() -> None:
     )
 
 
+def test_the_texts_own_brackets_are_never_taken_for_marks() -> None:
+    text = "[UPDATE 2] Kremlin: NATO troops in Ukraine [would be] targets [Music]"
+    assert snip("nato troops", text=text) == (
+        "(UPDATE 2) Kremlin: [NATO] [troops] in Ukraine (would be) targets (Music)"
+    )
+    assert snip("kyiv", text="[Music] no match here") == "(Music) no match here"
+
+
 def test_short_field_is_shown_whole_without_ellipses() -> None:
     assert snip("macron", title="Macron meets Zelensky.") == "[Macron] meets Zelensky."
 
