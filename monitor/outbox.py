@@ -53,10 +53,16 @@ async def deliver_due(
         "ORDER BY created_at, rowid",
         statuses,
     ).fetchall()
+
+    def is_due(row: Any) -> bool:
+        due = iso_to_epoch(row["next_attempt_at"])
+        return force or due is None or due <= now
+
+    # A digest that was tried goes out whole again once any of it is due.
+    due_digests = {row["batch"] for row in rows if row["batch"] and is_due(row)}
     by_notifier: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
-        due = iso_to_epoch(row["next_attempt_at"])
-        if force or due is None or due <= now:
+        if is_due(row) or row["batch"] in due_digests:
             by_notifier[row["notifier"]].append(row)
     result = OutboxResult()
     await asyncio.gather(
@@ -71,13 +77,27 @@ async def deliver_due(
 def _batches(
     notifier: NotifierConfig | None, rows: list[Any], now: float, force: bool
 ) -> list[list[Any]]:
-    """One delivery per message, or for a digest notifier one message per elapsed window."""
+    """One delivery per message, or for a digest notifier one message per elapsed window.
+
+    A digest that was tried is sent again as it was, under the same id: a receiver that
+    drops a webhook-id it has seen (as Standard Webhooks asks) must never be handed other
+    matches under it. Only matches that were never tried make new digests.
+    """
     if notifier is None or not notifier.digest:
         return [[row] for row in rows]
-    oldest = iso_to_epoch(rows[0]["created_at"]) or now
-    if not force and now - oldest < notifier.digest:
-        return []  # the window is still open: more matches may join this digest
-    return [rows[i : i + MAX_DIGEST] for i in range(0, len(rows), MAX_DIGEST)]
+    tried: dict[str, list[Any]] = defaultdict(list)
+    fresh = []
+    for row in rows:
+        if row["batch"]:
+            tried[row["batch"]].append(row)
+        else:
+            fresh.append(row)
+    batches = list(tried.values())
+    if fresh:
+        oldest = iso_to_epoch(fresh[0]["created_at"]) or now
+        if force or now - oldest >= notifier.digest:  # else the window is still open
+            batches += [fresh[i : i + MAX_DIGEST] for i in range(0, len(fresh), MAX_DIGEST)]
+    return batches
 
 
 async def _deliver_to(
@@ -97,14 +117,16 @@ async def _deliver_to(
                 store, config, batch, f"notifier {notifier_id!r} is not configured", None, result
             )
             continue
-        batch = _claim(store, batch, lease=notifier.timeout + CLAIM_MARGIN)
+        digest = bool(notifier.digest)
+        batch = _claim(store, batch, lease=notifier.timeout + CLAIM_MARGIN, digest=digest)
         if not batch:
             continue
         ids = [row["id"] for row in batch]
+        # A digest is identified by its first delivery: the same id on every retry.
+        message_id = (batch[0]["batch"] or ids[0]) if digest else ids[0]
         try:
-            # A digest is identified by its first delivery: the same id on every retry.
             await asyncio.wait_for(
-                notifier.send([json.loads(row["payload"]) for row in batch], ids[0], http),
+                notifier.send([json.loads(row["payload"]) for row in batch], message_id, http),
                 notifier.timeout + 5,
             )
         except asyncio.CancelledError:
@@ -128,26 +150,42 @@ async def _deliver_to(
         result.sent += len(ids)
 
 
-def _claim(store: Store, batch: list[Any], lease: float) -> list[Any]:
+def _claim(store: Store, batch: list[Any], lease: float, digest: bool = False) -> list[Any]:
     """The deliveries of `batch` this process may send now, each with its attempt counted.
 
     Another process (a `monitor fetch` beside `monitor run`) may be sending the same rows: a
     claim is an atomic compare-and-set on `claimed_until`. A crash mid-send leaves the claim
-    to expire, and the delivery is sent again with the same id.
+    to expire, and the delivery is sent again with the same id. A digest is claimed whole or
+    not at all, and its members are bound to it (`batch`) from the first try on.
     """
     now = now_iso()
     until = now_iso(time.time() + lease)
     claimed = []
-    with store.transaction() as db:
-        for row in batch:
-            cur = db.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, claimed_until = ? WHERE id = ? "
-                "AND status != 'sent' AND (claimed_until IS NULL OR claimed_until < ?)",
-                (until, row["id"], now),
-            )
-            if cur.rowcount == 1:
-                claimed.append(row)
+    try:
+        with store.transaction() as db:
+            for row in batch:
+                cur = db.execute(
+                    "UPDATE deliveries SET attempts = attempts + 1, claimed_until = ? "
+                    "WHERE id = ? AND status != 'sent' "
+                    "AND (claimed_until IS NULL OR claimed_until < ?)",
+                    (until, row["id"], now),
+                )
+                if cur.rowcount == 1:
+                    claimed.append(row)
+            if digest and len(claimed) != len(batch):
+                raise _Busy  # rolls the claims back: part of it is being sent elsewhere
+            if digest and not batch[0]["batch"]:
+                db.executemany(
+                    "UPDATE deliveries SET batch = ? WHERE id = ?",
+                    [(batch[0]["id"], row["id"]) for row in batch],
+                )
+    except _Busy:
+        return []
     return claimed
+
+
+class _Busy(Exception):
+    pass
 
 
 def _record_failure(
@@ -158,10 +196,16 @@ def _record_failure(
     first = batch[0]
     result.errors.append(f"{first['alert_id']} → {first['notifier']}: {reason}")
     with store.transaction() as db:
-        for row in batch:
-            (attempts,) = db.execute(
+        attempts_of = {
+            row["id"]: db.execute(
                 "SELECT attempts FROM deliveries WHERE id = ?", (row["id"],)
-            ).fetchone()
+            ).fetchone()[0]
+            for row in batch
+        }
+        # One time for the whole message, so that a digest comes due again all at once.
+        next_at = now_iso(time.time() + retry_delay(max(1, *attempts_of.values()), retry_after))
+        for row in batch:
+            attempts = attempts_of[row["id"]]
             if attempts >= MAX_ATTEMPTS:
                 db.execute(
                     "UPDATE deliveries SET status = 'failed', last_error = ?, "
@@ -170,7 +214,6 @@ def _record_failure(
                 )
                 result.failed += 1
             else:
-                next_at = now_iso(time.time() + retry_delay(max(attempts, 1), retry_after))
                 db.execute(
                     "UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ?,"
                     " claimed_until = NULL WHERE id = ?",

@@ -18,12 +18,13 @@ from monitor.errors import ArchiveError
 from monitor.models import Post
 from monitor.text import fold
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # Columns added after version 1, for archives created before them: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
     ("deliveries", "claimed_until", "TEXT"),
     ("sources", "notices", "TEXT"),
+    ("deliveries", "batch", "TEXT"),
 ]
 
 SCHEMA = """
@@ -100,6 +101,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     sent_at TEXT,
     next_attempt_at TEXT,
     claimed_until TEXT,  -- a process is sending it: others keep off until then
+    batch TEXT,  -- the digest message it went out in, by that message's id: fixed once tried
     payload TEXT NOT NULL,
     UNIQUE (alert_id, post_id, notifier)
 );

@@ -15,10 +15,10 @@ from tests.origin import Origin, Route
 from tests.test_end_to_end import LAVROV, OTHER, db_rows, rss
 
 
-def seed(store: Store, n: int, notifier: str = "hook") -> None:
+def seed(store: Store, n: int, notifier: str = "hook", first: int = 0) -> None:
     store.sync_sources([("a", "feed", None)])
     with store.transaction() as db:
-        for i in range(n):
+        for i in range(first, first + n):
             db.execute(
                 "INSERT INTO posts (id, source_id, external_id, first_seen_at, updated_at, rev, title) "
                 "VALUES (?, 'a', ?, ?, ?, ?, ?)",
@@ -51,6 +51,33 @@ async def test_digest_waits_for_its_window_then_sends_one_message(tmp_path):
     ]
     assert {r[0] for r in store.db.execute("SELECT status FROM deliveries")} == {"sent"}
     store.close()
+
+
+async def test_a_digest_that_failed_is_sent_again_as_it_was_and_new_matches_go_apart(tmp_path):
+    """A receiver drops a webhook-id it has seen: one id must never carry other matches."""
+    with Origin() as hook:
+        hook.post_statuses = [503, 200]  # the first POST fails, every later one succeeds
+        config = parse_config(
+            {"monitor": {"database": str(tmp_path / "m.db")},
+             "notifiers": {"hook": {"type": "webhook", "url": hook.url("/h"), "digest": "15m"}}},
+            env={},
+        )  # fmt: skip
+        store = Store(config.database)
+        seed(store, 2)
+        later = time.time() + 16 * 60
+        async with Http() as http:
+            failed = await deliver_due(store, config, http, now=later)
+            seed(store, 1, first=2)  # a match made after the digest was first tried
+            retried = await deliver_due(store, config, http, force=True, now=later + 16 * 60)
+        posts = hook.posts()
+        store.close()
+    assert failed.retrying == 2 and retried.sent == 3
+    bodies = [json.loads(p.body) for p in posts]
+    sent = [(p.headers["webhook-id"], [m["post"]["id"] for m in b.get("matches", [b])])
+            for p, b in zip(posts, bodies, strict=True)]  # fmt: skip (one match goes out alone)
+    first_try, again, new = sent
+    assert again == first_try and first_try[1] == ["p0", "p1"]
+    assert new[1] == ["p2"] and new[0] != first_try[0]
 
 
 def test_secrets_from_the_environment_never_reach_the_database_or_json(
