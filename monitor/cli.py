@@ -527,7 +527,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if args.status:
             sql += " WHERE d.status = ?"
             params.append(args.status)
-        sql += " ORDER BY d.created_at DESC, d.id LIMIT ?"
+        # Newest first; within a pass, each post's deliveries together, in a stable order.
+        sql += " ORDER BY d.created_at DESC, d.post_id, d.alert_id, d.notifier LIMIT ?"
         params.append(args.limit)
         rows = [dict(r) for r in store.db.execute(sql, params)]
     finally:

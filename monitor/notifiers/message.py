@@ -168,7 +168,10 @@ def html_body(payloads: list[dict[str, Any]]) -> str:
     esc = html.escape
     sections = []
     for payload in payloads:
-        parts = [f"<h2>{esc(post_title(payload))}</h2>"]
+        # The post's own words take their direction from themselves (Arabic, Hebrew and
+        # Persian right to left); the labels around them stay left to right.
+        own = ' dir="auto"'
+        parts = [f"<h2{own}>{esc(post_title(payload))}</h2>"]
         rows = "".join(
             f"<tr><th align=left>{esc(label)}</th><td>{esc(value)}</td></tr>"
             for label, value in _details(payload)
@@ -179,11 +182,11 @@ def html_body(payloads: list[dict[str, Any]]) -> str:
             parts.append(f"<p>{_html_link(link)}</p>")
         snippet = highlight_html(payload.get("snippet"))
         if snippet:
-            parts.append(f"<blockquote>{snippet}</blockquote>")
+            parts.append(f"<blockquote{own}>{snippet}</blockquote>")
         text = body_text((payload.get("post") or {}).get("text")).strip()
         if text:
             escaped = esc(truncate(text, TEXT_EXCERPT_LIMIT)).replace("\n", "<br>\n")
-            parts.append(f"<p>{escaped}</p>")
+            parts.append(f"<p{own}>{escaped}</p>")
         sections.append("<section>\n" + "\n".join(parts) + "\n</section>")
     header = f"<p>{len(payloads)} matches</p>\n" if len(payloads) > 1 else ""
     return (

@@ -101,6 +101,19 @@ def test_hostile_title_and_text_are_escaped_in_the_html_part() -> None:
     assert "href" not in rich  # a javascript: link is shown, never clickable
 
 
+def test_right_to_left_words_take_their_direction_from_themselves_in_the_html_part() -> None:
+    arabic = payload(
+        title="الكرملين: نشر قوات الناتو في أوكرانيا تصعيد",
+        text="قال المتحدث باسم الكرملين إن نشر قوات الناتو تصعيد خطير.",
+        snippet="نشر قوات [الناتو] في [أوكرانيا]",
+    )
+    _, rich = parts(reparse(build_message([arabic], "d-1", FROM, TO)))
+    assert '<h2 dir="auto">الكرملين' in rich
+    assert '<blockquote dir="auto">نشر قوات <mark>الناتو</mark>' in rich
+    assert '<p dir="auto">قال المتحدث' in rich
+    assert "<th align=left>" in rich  # the labels stay left to right
+
+
 def test_newlines_in_a_title_cannot_add_headers() -> None:
     hostile = payload(title="Hello\r\nBcc: victim@example.com\r\n\r\nbody\x00\x1b[31m\u2028X")
     raw = build_message([hostile], "d-1", FROM, TO).as_bytes()
