@@ -242,6 +242,7 @@ def main() -> None:
         ]
         tools = [Tool("monitor")]
         floor: list[Run] = []
+        raw_floor: list[Run] = []
         if r2e:
             r2e_config(r2e, tmp / "r2e.cfg", server.urls, env)
             tools.append(Tool("rss2email"))
@@ -266,11 +267,20 @@ def main() -> None:
             bare = measure([os.path.abspath(args.python), str(BENCH / "_floor.py"), str(db),
                             str(run_dir / "floor.db")], run_dir, mon_env, log, args.timeout)  # fmt: skip
             expect(server, before, "304", args.feeds, f"floor run {rep}")
-            line = [f"monitor cold {cold.wall:.2f}s warm {warm.wall:.2f}s (floor {bare.wall:.2f}s)"]
+            before = server.stats()
+            raw = measure([os.path.abspath(args.python), str(BENCH / "_floor.py"), str(db),
+                           str(run_dir / "floor.db"), "--without-httpx"],
+                          run_dir, mon_env, log, args.timeout)  # fmt: skip
+            expect(server, before, "304", args.feeds, f"floor run without httpx {rep}")
+            line = [
+                f"monitor cold {cold.wall:.2f}s warm {warm.wall:.2f}s "
+                f"(floor {bare.wall:.2f}s, without httpx {raw.wall:.2f}s)"
+            ]
             if counted:
                 tools[0].cold.append(cold)
                 tools[0].warm.append(warm)
                 floor.append(bare)
+                raw_floor.append(raw)
             if r2e:
                 shutil.copy(tmp / "r2e.cfg", run_dir / "r2e.cfg")
                 data = run_dir / "r2e.json"
@@ -298,7 +308,7 @@ def main() -> None:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    report(tools, n_items, floor)
+    report(tools, n_items, floor, raw_floor)
 
 
 def _script_python(script: str) -> str:
@@ -316,7 +326,7 @@ def _describe_python(python: str) -> str:
     return f"{python} (Python {out[0]} from {out[1]})" if len(out) == 2 else python
 
 
-def report(tools: list[Tool], n_items: int, floor: list[Run]) -> None:
+def report(tools: list[Tool], n_items: int, floor: list[Run], raw_floor: list[Run]) -> None:
     print()
     head = f"{'tool':<10} {'cold wall s':>11} {'items/s':>9} {'cold CPU s':>10} {'warm wall s':>11} {'warm CPU s':>10} {'peak RSS MB':>11}"
     print(head)
@@ -355,16 +365,20 @@ def report(tools: list[Tool], n_items: int, floor: list[Run]) -> None:
             print(f"  {label} ≥{goal:g}× faster than rss2email: {ratio:.1f}× — {verdict}")
     else:
         print("  cold/warm ratios: rss2email not measured")
-    bare = statistics.median(r.wall for r in floor)
-    print(
-        f"  warm floor (bench/_floor.py: Python, asyncio, httpx, sqlite3 and the same "
-        f"conditional GETs, nothing else): {bare:.3f}s"
-        + (
-            f", {rows['rss2email'][3] / bare:.1f}× faster than rss2email"
-            if "rss2email" in rows
-            else ""
+    for what, runs in (
+        ("Python, asyncio, httpx, sqlite3", floor),
+        ("the same without httpx: h11 on asyncio streams", raw_floor),
+    ):
+        bare = statistics.median(r.wall for r in runs)
+        print(
+            f"  warm floor (bench/_floor.py: {what} and the same conditional GETs, nothing "
+            f"else): {bare:.3f}s"
+            + (
+                f", {rows['rss2email'][3] / bare:.1f}× faster than rss2email"
+                if "rss2email" in rows
+                else ""
+            )
         )
-    )
     verdict = "met" if m[5] < TARGETS["rss_mb"] else "NOT met"
     print(f"  monitor peak RSS < {TARGETS['rss_mb']:g} MB: {m[5]:.1f} MB — {verdict}")
 
