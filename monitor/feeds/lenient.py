@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 from monitor.feeds.common import (
@@ -16,10 +15,13 @@ from monitor.feeds.common import (
     _struct_iso,
     _title,
 )
+from monitor.feeds.discovery import html_page_error
 from monitor.feeds.media import enclosure, media_content, media_thumbnail
 from monitor.models import Media, Post
 from monitor.sources.base import ParseError
 from monitor.xmlsafe import check_safe
+
+_SITEMAPS = ("urlset", "sitemapindex")
 
 
 def _feedparser_posts(
@@ -44,10 +46,14 @@ def _feedparser_posts(
         raise ParseError(f"feedparser could not read the document: {type(e).__name__}: {e}") from e
     if not d.entries:
         if not d.get("version"):
+            if root_name in (None, "html"):
+                page = html_page_error(body, url, content_type)
+                if page is not None:
+                    raise ParseError(page)
+            if root_name in _SITEMAPS:
+                raise ParseError(f'not a feed but a sitemap (<{root_name}>): use type = "sitemap"')
             if root_name:
                 raise ParseError(f"not a feed: the root element is <{root_name}>")
-            if re.search(rb"<html|<!doctype html", body[:2048], re.I):
-                raise ParseError("not a feed: the response is an HTML page")
             raise ParseError("not a feed: no RSS, Atom or JSON Feed structure found")
         if d.get("bozo"):
             raise ParseError(f"broken feed, no items could be read: {d.get('bozo_exception')}")

@@ -725,3 +725,56 @@ def test_items_with_nothing_in_them_are_dropped_not_merged_into_one_post():
     )
     posts = parse_feed(body, URL)
     assert [p.url for p in posts] == ["https://tass.com/1"]
+
+
+def test_an_html_page_in_place_of_a_feed_names_the_feeds_it_links():
+    body = (
+        b'<!DOCTYPE html><html><head><base href="https://www.aa.com.tr/en/">'
+        b'<link rel="alternate" type="application/rss+xml" title="AA \xc2\xbb World" href="rss/world">'
+        b'<link rel="Alternate" type="Application/Atom+XML" href="/atom.xml">'
+        b'<link rel="alternate" type="application/json" href="/wp-json/wp/v2/posts/1">'
+        b'<link rel="alternate" hreflang="tr" href="https://www.aa.com.tr/tr/">'
+        b'<link rel="stylesheet" type="text/css" href="/site.css">'
+        b"</head><body><p>News</p></body></html>"
+    )
+    with pytest.raises(ParseError) as err:
+        parse_feed(body, "https://www.aa.com.tr/en")
+    assert str(err.value) == (
+        "not a feed: the response is an HTML page; set url to one of the feeds it names: "
+        "https://www.aa.com.tr/en/rss/world (AA » World), https://www.aa.com.tr/atom.xml (Atom)"
+    )
+
+
+def test_a_page_naming_many_feeds_shows_the_first_few():
+    links = "".join(
+        f'<link rel="alternate" type="application/rss+xml" title="Cat {i}" href="/rss/{i}">'
+        for i in range(7)
+    )
+    body = f"<html><head>{links}</head><body></body></html>".encode()
+    with pytest.raises(ParseError, match=r"/rss/2 \(Cat 2\) and 4 more$"):
+        parse_feed(body, URL)
+
+
+def test_a_sitemap_given_as_a_feed_says_which_type_reads_it():
+    body = b'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"/>'
+    with pytest.raises(ParseError, match=r'a sitemap \(<sitemapindex>\): use type = "sitemap"'):
+        parse_feed(body, URL)
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata is not present")
+@pytest.mark.parametrize(
+    ("name", "feed"),
+    [
+        (
+            "anadolu-ajansi-tr-article-2026.html",
+            "https://www.aa.com.tr/tr/rss/ (Anadolu Ajansı » Rss)",
+        ),
+        # No doctype, <html> or <head>: the capture starts at its <meta charset=windows-1254>.
+        ("muhasebetr-turkish-article-windows-1254.html", "https://www.muhasebetr.com/rss/ (RSS)"),
+        ("cnn-international-homepage-listing-2014.html", "http://rss.cnn.com/rss/edition.rss"),
+    ],
+)
+def test_real_pages_given_as_feeds_name_their_feeds(name: str, feed: str):
+    with pytest.raises(ParseError) as err:
+        parse_feed((REALDATA / "html" / name).read_bytes(), "https://example.org/news/")
+    assert "set url to one of the feeds it names: " + feed in str(err.value)
