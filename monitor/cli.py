@@ -310,7 +310,7 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
                         "id": r.source_id, "ok": r.ok, "new": r.new, "updated": r.updated,
                         "http_status": r.http_status, "not_modified": r.not_modified,
                         "error": r.error, "seconds": round(r.seconds, 3),
-                        "next_attempt_at": r.next_attempt_at,
+                        "next_attempt_at": r.next_attempt_at, "notices": r.notices,
                         "matches": [
                             {"alert": m.alert_id, "post": m.post_id, "snippet": m.snippet,
                              "offset": m.offset}

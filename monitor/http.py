@@ -25,6 +25,7 @@ MAX_CONNECT = 10.0  # seconds to open a connection, when the fetch's own timeout
 # silence a source for months.
 MAX_RETRY_AFTER = 86_400.0
 REDIRECTS = (301, 302, 303, 307, 308)
+PERMANENT = (301, 308)
 # Sent to the same origin only: a redirect elsewhere must not carry the source's token.
 _CREDENTIALS = ("authorization", "cookie", "proxy-authorization")
 
@@ -44,6 +45,9 @@ class Response:
     status: int
     headers: httpx.Headers
     body: bytes
+    # Where the requested URL has moved, when every redirect on the way was permanent (301,
+    # 308): the address to configure instead. None after a temporary redirect, or none.
+    moved_to: str | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -229,6 +233,7 @@ class Http:
         """Fetch `url` following at most MAX_REDIRECTS redirects, checking every hop."""
         started: float | None = None  # the deadline runs from the first slot, not the queue
         current = url
+        permanent = True  # every redirect so far was 301 or 308
         home = _origin(url) if trusted else None
         for hop in range(MAX_REDIRECTS + 1):
             # A configured URL is trusted, and so is its own origin; anywhere else it sends us
@@ -258,7 +263,10 @@ class Http:
                 self.observe(resp)
             target = resp.headers.get("location") if resp.status in REDIRECTS else None
             if target is None:
+                if hop and permanent and current != url:
+                    resp.moved_to = current
                 return resp
+            permanent = permanent and resp.status in PERMANENT
             try:
                 following = str(httpx.URL(current).join(target.strip()))
             except (httpx.InvalidURL, ValueError) as e:

@@ -293,3 +293,18 @@ def test_a_replayed_pass_keeps_its_alerts_in_the_outbox_until_asked_to_send(tmp_
             assert len(inbox.messages) == 1 and len(origin.posts()) == 1
     finally:
         controller.stop()
+
+
+def test_a_feed_that_moved_for_good_is_fetched_and_says_to_update_its_url(tmp_path, origin, capsys):
+    origin.routes["/old-tass.xml"] = Route(status=301, headers={"Location": "/tass.xml"})
+    cfg = write_config(tmp_path / "m.toml", origin)
+    cfg.write_text(cfg.read_text().replace("/tass.xml", "/old-tass.xml", 1), encoding="utf-8")
+    assert main(["fetch", "tass", "--config", str(cfg), "--json"]) == 0
+    (tass,) = json.loads(capsys.readouterr().out)["sources"]
+    moved = f"url has moved permanently to {origin.url('/tass.xml')}: set url to it"
+    assert tass["new"] == 2 and tass["notices"] == [moved]
+    # The next fetch is conditional through the redirect, and still says so.
+    assert main(["fetch", "tass", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "not modified" in out and f"note: {moved}" in out
+    assert origin.gets("/tass.xml")[1].headers["if-none-match"] == '"v1"'

@@ -92,3 +92,27 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds("30") == 30
     assert retry_after_seconds("Tue, 24 Nov 2026 10:01:00 GMT", now=1795514400.0) == 60
     assert retry_after_seconds("soon") is None
+
+
+@pytest.mark.parametrize(
+    ("chain", "moved"),
+    [
+        ([301], True),
+        ([308], True),
+        ([301, 308], True),
+        ([302], False),
+        ([301, 307], False),  # a temporary hop on the way: the old address stays right
+        ([], False),
+    ],
+)
+async def test_a_redirect_chain_that_is_all_permanent_says_where_the_url_moved(
+    origin, chain, moved
+):
+    hops = [f"/hop{i}" for i in range(len(chain))] + ["/feed"]
+    for path, status, target in zip(hops, chain, hops[1:], strict=False):
+        origin.routes[path] = Route(status=status, headers={"Location": target})
+    origin.routes["/feed"] = Route(b"<rss/>")
+    async with Http() as http:
+        r = await http.get(origin.url(hops[0]))
+    assert r.body == b"<rss/>"
+    assert r.moved_to == (origin.url("/feed") if moved else None)

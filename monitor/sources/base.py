@@ -11,7 +11,7 @@ from monitor.config_types import Duration
 from monitor.models import Post
 
 if TYPE_CHECKING:
-    from monitor.http import Http
+    from monitor.http import Http, Response
     from monitor.parsework import ParseWorker
 
 T = TypeVar("T")
@@ -51,6 +51,15 @@ class FetchContext:
     timeout: float
     log: list[str] = field(default_factory=list)  # notices shown in the summary
     parser: ParseWorker | None = None
+
+    async def get_configured(self, url: str, key: str = "url") -> Response:
+        """GET the address the source's `key` configures, conditionally (its validators live
+        in the state), with a notice when that address has moved for good: the next fetches
+        would follow the same redirect, until the old address stops answering at all."""
+        resp = await self.http.get(url, state=self.state, timeout=self.timeout)
+        if resp.moved_to:
+            self.log.append(f"{key} has moved permanently to {resp.moved_to}: set {key} to it")
+        return resp
 
     async def parse(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` for a pure parser: in the parse worker process when there is one."""

@@ -22,7 +22,7 @@ class FeedSource(SourceConfig):
         return []
 
     async def collect(self, ctx: FetchContext) -> Collected:
-        resp = await ctx.http.get(self.url, state=ctx.state, timeout=ctx.timeout)
+        resp = await ctx.get_configured(self.url)
         if resp.status == 304:
             return Collected([], http_status=304, not_modified=True)
         posts = await ctx.parse(parse_feed, resp.body, resp.url, resp.headers.get("content-type"))

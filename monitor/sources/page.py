@@ -42,7 +42,7 @@ class PageSource(SourceConfig):
         return problems
 
     async def collect(self, ctx: FetchContext) -> Collected:
-        resp = await ctx.http.get(self.url, state=ctx.state, timeout=ctx.timeout)
+        resp = await ctx.get_configured(self.url)
         if resp.not_modified:
             return Collected([], http_status=304, not_modified=True)
         posts = parse_page(resp.body, resp.url, self, resp.headers.get("content-type"))

@@ -45,7 +45,7 @@ class SitemapSource(SourceConfig):
         return problems
 
     async def collect(self, ctx: FetchContext) -> Collected:
-        resp = await ctx.http.get(self.url, state=ctx.state, timeout=ctx.timeout)
+        resp = await ctx.get_configured(self.url)
         if resp.status == 304:
             # An index can stay unchanged while the sitemaps it lists change, so the children
             # seen last time are still checked (each with its own conditional GET).
