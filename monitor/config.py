@@ -55,6 +55,9 @@ class AlertConfig:
     sources: list[str] = field(default_factory=lambda: ["*"])
     notify: list[str] = field(default_factory=list)
     max_per_hour: int | None = None
+    # Matches on posts published longer ago than this are recorded but not sent: a source's
+    # first fetch brings its backlog, and last month's stories are not news to the desk.
+    max_age: Duration | None = None
 
     def applies_to(self, source_id: str) -> bool:
         return any(fnmatchcase(source_id, pattern) for pattern in self.sources)
@@ -310,7 +313,7 @@ def build(
 
 # Durations that make no sense below a second: a fetch every 0s polls an outlet in a loop,
 # and a 0s timeout fails every fetch.
-_AT_LEAST = {"every": 1.0, "timeout": 1.0}
+_AT_LEAST = {"every": 1.0, "timeout": 1.0, "max_age": 1.0}
 
 
 def _redact(text: str, secrets: frozenset[str]) -> str:

@@ -113,6 +113,9 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
         done = store.already_matched(db, alert.id, [r["id"] for r in rows])
         budget = _hourly_budget(db, alert.id, alert.max_per_hour)
         held: Counter[str] = Counter()
+        old: Counter[str] = Counter()
+        # Same format as published_at (ISO 8601 UTC, Z), so the strings compare as times.
+        since = now_iso(time.time() - alert.max_age) if alert.max_age is not None else None
         for row in rows:
             if row["id"] in done:
                 continue
@@ -124,7 +127,11 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
                 offset = transcript_offset(query, store.segments(db, row["id"]))
             body = payload(alert.id, alert.query, row, types.get(sid, ""), snip, offset)
             notify = list(alert.notify)
-            if budget is not None:
+            published = row["published_at"]
+            if since is not None and published and published < since and notify:
+                notify = []  # recorded and searchable, but not news: not sent
+                old[sid] += 1
+            elif budget is not None:
                 if budget <= 0:
                     notify = []  # recorded and searchable, but not sent
                     held[sid] += 1
@@ -136,9 +143,22 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
                 f"alert {alert.id}: max_per_hour ({alert.max_per_hour}) reached, "
                 f"{n} match{'es' if n > 1 else ''} recorded but not sent"
             )
+        for sid, n in old.items():
+            found.notices.setdefault(sid, []).append(
+                f"alert {alert.id}: {n} match{'es' if n > 1 else ''} on posts older than "
+                f"max_age ({_duration(alert.max_age)}) recorded but not sent"
+            )
     for sid, notices in found.notices.items():
         store.add_notices(db, sid, notices)
     return found
+
+
+def _duration(seconds: float | None) -> str:
+    """`seconds` as the configuration would write it: 172800 → "2d"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _hourly_budget(db: sqlite3.Connection, alert_id: str, max_per_hour: int | None) -> int | None:

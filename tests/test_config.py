@@ -147,7 +147,8 @@ def test_a_wrong_type_does_not_hide_the_other_problems_of_its_table_or_of_those_
             "notifiers": {"mail": mail},
             "alerts": {
                 "a1": {"query": "NATO", "notify": ["mail", "nosuch"], "max_per_hour": 0,
-                       "sources": ["nato", "tass*"], "quarry": "x"},
+                       "sources": ["nato", "tass*"], "quarry": "x", "max_age": "0s"},
+                "a2": {"query": "NATO", "max_age": "2 days"},
             },
         }
     )  # fmt: skip
@@ -159,6 +160,8 @@ def test_a_wrong_type_does_not_hide_the_other_problems_of_its_table_or_of_those_
         "alerts.a1.sources: 'tass*' matches no source",
         "alerts.a1.notify: no notifier 'nosuch' (add a [notifiers.nosuch] table)",
         "alerts.a1.max_per_hour: must be at least 1",
+        "alerts.a1.max_age: must be at least 1s, got '0s'",
+        "alerts.a2.max_age: expected a duration such as 30s, 5m, 2h or 1d, got '2 days'",
     ])  # fmt: skip
 
 

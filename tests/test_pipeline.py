@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -280,3 +281,48 @@ async def test_an_edited_post_stays_searchable_while_its_pass_is_still_running(e
         "WHERE posts_fts MATCH 'antalya'"
     ).fetchall()
     assert [r[0] for r in rows] == ["Lavrov laughs in Antalya"]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-source", "per-pass"])
+async def test_max_age_records_matches_on_old_posts_but_sends_only_the_news(
+    tmp_path, monkeypatch, batched
+):
+    from monitor.store import now_iso
+
+    monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
+    config = parse_config(
+        {
+            "monitor": {"database": str(tmp_path / "m.db")},
+            "sources": {"a": {"type": "fake", "name": "a"}},
+            "alerts": {
+                "news": {"query": "NATO", "notify": ["hook"], "max_age": "2d", "max_per_hour": 2}
+            },
+            "notifiers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
+        },
+        env={},
+    )
+    store = Store(config.database)
+    store.sync_sources([("a", "fake", None)])
+    day = 86400
+    FakeSource.feeds["a"] = [
+        Post("old1", None, title="NATO backlog 1", published_at=now_iso(time.time() - 30 * day)),
+        Post("old2", None, title="NATO backlog 2", published_at=now_iso(time.time() - 3 * day)),
+        Post("new", None, title="NATO today", published_at=now_iso(time.time() - 3600)),
+        Post("undated", None, title="NATO undated"),  # no date to judge it by: news
+    ]
+    if batched:
+        async with Http() as http:
+            (r,) = (await fetch_pass(config, store, http, [config.sources["a"]])).sources
+    else:
+        r = await run(config, store, "a")
+    assert len(r.matches) == 4  # all recorded, and searchable
+    sent = {
+        row[0]
+        for row in store.db.execute(
+            "SELECT p.external_id FROM deliveries d JOIN posts p ON p.id = d.post_id"
+        )
+    }
+    assert sent == {"new", "undated"}  # and the old ones used none of max_per_hour's two
+    held = "alert news: 2 matches on posts older than max_age (2d) recorded but not sent"
+    assert r.notices == [held]
+    store.close()
