@@ -473,6 +473,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
                 "enabled": s.enabled,
                 "last_fetched_at": r["last_fetched_at"] if r else None,
                 "last_ok_at": r["last_ok_at"] if r else None,
+                "last_new_at": r["last_new_at"] if r else None,
                 "last_error": r["last_error"] if r else None,
                 "failures": r["failures"] if r else 0,
                 "posts": r["posts"] if r else 0,
@@ -488,9 +489,12 @@ def cmd_sources(args: argparse.Namespace) -> int:
         state = "disabled" if not o["enabled"] else (
             f"FAILING ×{o['failures']}" if o["failures"] else ("ok" if o["last_ok_at"] else "never fetched")
         )  # fmt: skip
-        print(f"{o['id']}  [{o['type']}, every {o['every']}]  {state}  {o['posts']} posts")
+        print(
+            f"{o['id']}  [{o['type']}, every {o['every']}]  {state}  {_count(o['posts'], 'post')}"
+        )
         print(f"    {o['target']}")
-        print(f"    last ok: {o['last_ok_at'] or '-'}   next due: "
+        print(f"    last ok: {o['last_ok_at'] or '-'}   last new post: {o['last_new_at'] or '-'}"
+              f"   next due: "
               f"{'now' if o['next_due'] and o['next_due'] <= now else (o['next_due'] or '-')}")  # fmt: skip
         if o["last_error"]:
             print(f"    last error: {o['last_error']}")

@@ -18,13 +18,14 @@ from monitor.errors import ArchiveError
 from monitor.models import Post
 from monitor.text import fold
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Columns added after version 1, for archives created before them: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
     ("deliveries", "claimed_until", "TEXT"),
     ("sources", "notices", "TEXT"),
     ("deliveries", "batch", "TEXT"),
+    ("sources", "last_new_at", "TEXT"),
 ]
 
 SCHEMA = """
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS sources (
     failures INTEGER NOT NULL DEFAULT 0,
     next_attempt_at TEXT,
     notices TEXT,  -- what the last fetch had to say besides success or failure (JSON list)
-    state TEXT NOT NULL DEFAULT '{}'
+    state TEXT NOT NULL DEFAULT '{}',
+    last_new_at TEXT  -- when a fetch last found a post not seen before
 );
 CREATE TABLE IF NOT EXISTS posts (
     id TEXT PRIMARY KEY,
@@ -271,6 +273,11 @@ class Store:
                     have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
                     if column not in have:
                         self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                        if column == "last_new_at":
+                            self.db.execute(
+                                "UPDATE sources SET last_new_at = (SELECT max(first_seen_at) "
+                                "FROM posts p WHERE p.source_id = sources.id)"
+                            )
                 (fts_sql,) = self.db.execute(
                     "SELECT sql FROM sqlite_master WHERE name = 'posts_fts'"
                 ).fetchone()
@@ -403,9 +410,10 @@ class Store:
         )
         db.execute(
             "UPDATE sources SET last_fetched_at = ?, last_ok_at = ?, last_error = NULL, "
-            "failures = 0, next_attempt_at = NULL, state = ?, notices = ? WHERE id = ?",
+            "failures = 0, next_attempt_at = NULL, state = ?, notices = ?, "
+            "last_new_at = CASE WHEN ? THEN ? ELSE last_new_at END WHERE id = ?",
             (started_at, finished, json.dumps(state, ensure_ascii=False), _notices(notices),
-             source_id),
+             result.new > 0, finished, source_id),
         )  # fmt: skip
 
     def add_notices(self, db: sqlite3.Connection, source_id: str, notices: list[str]) -> None:

@@ -308,3 +308,16 @@ def test_a_feed_that_moved_for_good_is_fetched_and_says_to_update_its_url(tmp_pa
     out = capsys.readouterr().out
     assert "not modified" in out and f"note: {moved}" in out
     assert origin.gets("/tass.xml")[1].headers["if-none-match"] == '"v1"'
+
+
+def test_sources_counts_posts_in_words(tmp_path, origin, capsys):
+    origin.routes["/one.xml"] = Route(rss(OTHER))
+    cfg = write_config(tmp_path / "m.toml", origin)
+    cfg.write_text(cfg.read_text().replace("/broken.xml", "/one.xml"), encoding="utf-8")
+    assert main(["fetch", "--config", str(cfg), "-q"]) == 0
+    capsys.readouterr()
+    main(["sources", "--config", str(cfg)])
+    lines = capsys.readouterr().out.splitlines()
+    assert "tass  [feed, every 1h]  ok  2 posts" in lines
+    assert "broken  [feed, every 1h]  ok  1 post" in lines
+    assert lines[2].startswith("    last ok: 20") and "   last new post: 20" in lines[2]

@@ -333,3 +333,40 @@ def test_rebuilding_the_index_leaves_posts_above_the_mark_to_their_turn(store):
         store.index_pending(db)
     assert integrity_ok(store)
     assert fts(store, "indexed OR pending") == ["indexed", "pending"]
+
+
+def _fetched(store: Store, posts: list[Post], started_at: str, monkeypatch) -> None:
+    import monitor.store
+
+    monkeypatch.setattr(monitor.store, "now_iso", lambda t=None: started_at)
+    with store.transaction() as db:
+        result = store.save_posts(db, "src", posts)
+        store.finish_fetch_ok(db, "src", started_at, 200, result, {})
+
+
+def test_last_new_at_is_when_a_fetch_last_found_a_post_not_seen_before(store, monkeypatch):
+    _fetched(store, [Post("a", None, title="A")], "2026-11-01T10:00:00Z", monkeypatch)
+    _fetched(store, [Post("a", None, title="A")], "2026-11-02T10:00:00Z", monkeypatch)
+    _fetched(store, [Post("a", None, title="A, edited")], "2026-11-03T10:00:00Z", monkeypatch)
+    (row,) = store.source_rows()
+    assert (row["last_ok_at"], row["last_new_at"]) == ("2026-11-03T10:00:00Z",
+                                                      "2026-11-01T10:00:00Z")  # fmt: skip
+    _fetched(store, [Post("b", None, title="B")], "2026-11-04T10:00:00Z", monkeypatch)
+    assert store.source_rows()[0]["last_new_at"] == "2026-11-04T10:00:00Z"
+
+
+def test_an_archive_from_schema_version_7_learns_each_sources_last_new_post(tmp_path):
+    path = tmp_path / "v7.db"
+    s = Store(path)
+    s.sync_sources([("src", "feed", None), ("quiet", "feed", None)])
+    save(s, [Post("g", None, title="a")])
+    s.db.executescript(
+        "UPDATE posts SET first_seen_at = '2026-10-05T08:00:00Z';"
+        "ALTER TABLE sources DROP COLUMN last_new_at; PRAGMA user_version = 7;"
+    )
+    s.close()
+    s = Store(path)
+    got = {r["id"]: r["last_new_at"] for r in s.source_rows()}
+    assert got == {"quiet": None, "src": "2026-10-05T08:00:00Z"}
+    assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    s.close()
