@@ -114,6 +114,7 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
         budget = _hourly_budget(db, alert.id, alert.max_per_hour)
         held: Counter[str] = Counter()
         old: Counter[str] = Counter()
+        twins: Counter[tuple[str, str]] = Counter()
         # Same format as published_at (ISO 8601 UTC, Z), so the strings compare as times.
         since = now_iso(time.time() - alert.max_age) if alert.max_age is not None else None
         for row in rows:
@@ -128,20 +129,32 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
             body = payload(alert.id, alert.query, row, types.get(sid, ""), snip, offset)
             notify = list(alert.notify)
             published = row["published_at"]
+            link = _without_fragment(row["url"])
+            twin = store.matched_elsewhere(db, alert.id, row["id"], link) if notify else None
             if since is not None and published and published < since and notify:
                 notify = []  # recorded and searchable, but not news: not sent
                 old[sid] += 1
+            elif twin is not None:
+                # The same story through a second source (an outlet's feed and its sitemap, a
+                # feed that lists it twice): the desk has had it once.
+                notify = []
+                twins[sid, twin] += 1
             elif budget is not None:
                 if budget <= 0:
                     notify = []  # recorded and searchable, but not sent
                     held[sid] += 1
                 budget -= 1
-            if store.add_match(db, alert.id, row["id"], snip, offset, notify, body):
+            if store.add_match(db, alert.id, row["id"], snip, offset, notify, body, link):
                 found.matches.setdefault(sid, []).append(Match(alert.id, row["id"], snip, offset))
         for sid, n in held.items():
             found.notices.setdefault(sid, []).append(
                 f"alert {alert.id}: max_per_hour ({alert.max_per_hour}) reached, "
                 f"{n} match{'es' if n > 1 else ''} recorded but not sent"
+            )
+        for (sid, twin), n in twins.items():
+            found.notices.setdefault(sid, []).append(
+                f"alert {alert.id}: {n} match{'es' if n > 1 else ''} on links it already matched"
+                f" from {twin} recorded but not sent"
             )
         for sid, n in old.items():
             found.notices.setdefault(sid, []).append(
@@ -151,6 +164,10 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
     for sid, notices in found.notices.items():
         store.add_notices(db, sid, notices)
     return found
+
+
+def _without_fragment(url: str | None) -> str | None:
+    return url.split("#", 1)[0] if url else url
 
 
 def _duration(seconds: float | None) -> str:

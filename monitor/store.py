@@ -26,6 +26,17 @@ _ADDED_COLUMNS = [
     ("sources", "notices", "TEXT"),
     ("deliveries", "batch", "TEXT"),
     ("sources", "last_new_at", "TEXT"),
+    ("matches", "url", "TEXT"),
+]
+# What an added column starts as in an archive that had none.
+_BACKFILLS = {
+    "last_new_at": "UPDATE sources SET last_new_at = "
+    "(SELECT max(first_seen_at) FROM posts p WHERE p.source_id = sources.id)",
+    "url": "UPDATE matches SET url = (SELECT url FROM posts p WHERE p.id = matches.post_id)",
+}
+# Indexes on added columns: made once the columns exist, in a new archive and an old one.
+_LATE_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS matches_alert_url ON matches(alert_id, url)",
 ]
 
 SCHEMA = """
@@ -89,6 +100,7 @@ CREATE TABLE IF NOT EXISTS matches (
     matched_at TEXT NOT NULL,
     snippet TEXT,
     "offset" REAL,
+    url TEXT,  -- the post's link when it matched: one alert per link, whichever source has it
     UNIQUE (alert_id, post_id)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -273,11 +285,10 @@ class Store:
                     have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
                     if column not in have:
                         self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-                        if column == "last_new_at":
-                            self.db.execute(
-                                "UPDATE sources SET last_new_at = (SELECT max(first_seen_at) "
-                                "FROM posts p WHERE p.source_id = sources.id)"
-                            )
+                        if column in _BACKFILLS:
+                            self.db.execute(_BACKFILLS[column])
+                for statement in _LATE_INDEXES:
+                    self.db.execute(statement)
                 (fts_sql,) = self.db.execute(
                     "SELECT sql FROM sqlite_master WHERE name = 'posts_fts'"
                 ).fetchone()
@@ -651,12 +662,13 @@ class Store:
         offset: float | None,
         notifiers: list[str],
         payload: dict[str, Any],
+        url: str | None = None,
     ) -> bool:
         """Record a match and its deliveries; False when this alert already matched this post."""
         cur = db.execute(
-            'INSERT OR IGNORE INTO matches (alert_id, post_id, matched_at, snippet, "offset") '
-            "VALUES (?, ?, ?, ?, ?)",
-            (alert_id, pid, now_iso(), snippet, offset),
+            'INSERT OR IGNORE INTO matches (alert_id, post_id, matched_at, snippet, "offset", url)'
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (alert_id, pid, now_iso(), snippet, offset, url),
         )
         if cur.rowcount == 0:
             return False
@@ -669,6 +681,19 @@ class Store:
                 (new_delivery_id(), alert_id, pid, notifier, created, created, body),
             )
         return True
+
+    def matched_elsewhere(
+        self, db: sqlite3.Connection, alert_id: str, pid: str, url: str | None
+    ) -> str | None:
+        """The source of an earlier match of this alert on another post with the same link."""
+        if not url:
+            return None
+        row = db.execute(
+            "SELECT p.source_id FROM matches m JOIN posts p ON p.id = m.post_id "
+            "WHERE m.alert_id = ? AND m.url = ? AND m.post_id != ? LIMIT 1",
+            (alert_id, url, pid),
+        ).fetchone()
+        return row[0] if row is not None else None
 
     def already_matched(self, db: sqlite3.Connection, alert_id: str, pids: list[str]) -> set[str]:
         if not pids:

@@ -326,3 +326,34 @@ async def test_max_age_records_matches_on_old_posts_but_sends_only_the_news(
     held = "alert news: 2 matches on posts older than max_age (2d) recorded but not sent"
     assert r.notices == [held]
     store.close()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-source", "per-pass"])
+async def test_the_same_link_from_a_second_source_is_recorded_but_not_sent_again(env, batched):
+    config, store = env
+    FakeSource.feeds["a"] = [LAVROV]
+    # The sitemap of the same site: its own item id, the same article (here with a fragment).
+    FakeSource.feeds["b"] = [
+        Post("sm-1", "https://tass.com/politics/1#comments", title="Lavrov on NATO troops",
+             text="NATO troops in Ukraine: Lavrov laughed."),
+        Post("sm-2", "https://tass.com/politics/2", title="NATO troops Ukraine, day two"),
+    ]  # fmt: skip
+    if batched:
+        async with Http() as http:
+            outcome = await fetch_pass(config, store, http, [config.sources["a"], config.sources["b"]],
+                                       deliver=False)  # fmt: skip
+        a, b = outcome.sources
+    else:
+        a, b = await run(config, store, "a"), await run(config, store, "b")
+    troops = [[m for m in r.matches if m.alert_id == "troops"] for r in (a, b)]
+    assert [len(t) for t in troops] == [1, 2]  # each post is matched, and searchable
+    sent = [
+        r[0]
+        for r in store.db.execute(
+            "SELECT p.external_id FROM deliveries d JOIN posts p ON p.id = d.post_id ORDER BY 1"
+        )
+    ]
+    assert sent == ["sm-2", "t1"]
+    assert b.notices == [
+        "alert troops: 1 match on links it already matched from a recorded but not sent"
+    ]

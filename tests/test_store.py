@@ -355,18 +355,27 @@ def test_last_new_at_is_when_a_fetch_last_found_a_post_not_seen_before(store, mo
     assert store.source_rows()[0]["last_new_at"] == "2026-11-04T10:00:00Z"
 
 
-def test_an_archive_from_schema_version_7_learns_each_sources_last_new_post(tmp_path):
+def test_an_archive_from_schema_version_7_learns_last_new_posts_and_matched_links(tmp_path):
     path = tmp_path / "v7.db"
     s = Store(path)
     s.sync_sources([("src", "feed", None), ("quiet", "feed", None)])
     save(s, [Post("g", None, title="a")])
+    with s.transaction() as db:
+        s.add_match(db, "nato", s.db.execute("SELECT id FROM posts").fetchone()[0], "a", None, [],
+                    {}, "https://example.org/a")  # fmt: skip
     s.db.executescript(
-        "UPDATE posts SET first_seen_at = '2026-10-05T08:00:00Z';"
+        "UPDATE posts SET first_seen_at = '2026-10-05T08:00:00Z', url = 'https://example.org/a';"
+        "DROP INDEX matches_alert_url; ALTER TABLE matches DROP COLUMN url;"
         "ALTER TABLE sources DROP COLUMN last_new_at; PRAGMA user_version = 7;"
     )
     s.close()
     s = Store(path)
     got = {r["id"]: r["last_new_at"] for r in s.source_rows()}
     assert got == {"quiet": None, "src": "2026-10-05T08:00:00Z"}
+    # Its matches learn their links, so a second source's copy of one is not sent again.
+    assert [tuple(r) for r in s.db.execute("SELECT url FROM matches")] == [
+        ("https://example.org/a",)
+    ]
+    assert s.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'matches_alert_url'").fetchone()
     assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     s.close()
