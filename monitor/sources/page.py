@@ -252,28 +252,72 @@ def _codec(label: str) -> str | None:
 # --- dates as listing pages write them ------------------------------------------------------
 
 _MONTH_NAMES = {
-    1: "january jan janvier janv januar jänner январь января янв ocak",
-    2: "february feb février févr fevr februar февраль февраля фев şubat",
-    3: "march mar mars märz mär mrz март марта mart",
-    4: "april apr avril avr апрель апреля апр nisan",
-    5: "may mai май мая mayıs",
-    6: "june jun juin juni июнь июня haziran",
-    7: "july jul juillet juil juli июль июля temmuz",
-    8: "august aug août авг август августа ağustos",
-    9: "september sep sept septembre сентябрь сентября сен сент eylül",
-    10: "october oct octobre oktober okt октябрь октября окт ekim",
-    11: "november nov novembre ноябрь ноября ноя нояб kasım",
-    12: "december dec décembre déc dezember dez декабрь декабря дек aralık",
+    1: (
+        "january jan janvier janv januar jänner январь января янв ocak",
+        "enero ene gennaio gen janeiro januari stycznia styczeń січня січень يناير كانون_الثاني",
+    ),
+    2: (
+        "february feb février févr fevr februar февраль февраля фев şubat",
+        "febrero febbraio fevereiro fev februari lutego luty лютого лютий فبراير شباط",
+    ),
+    3: (
+        "march mar mars märz mär mrz март марта mart",
+        "marzo março maart marca marzec березня березень مارس آذار",
+    ),
+    4: (
+        "april apr avril avr апрель апреля апр nisan",
+        "abril abr aprile kwietnia kwiecień квітня квітень أبريل ابريل نيسان",
+    ),
+    5: (
+        "may mai май мая mayıs",
+        "mayo maggio mag maio mei maja maj травня травень مايو أيار",
+    ),
+    6: (
+        "june jun juin juni июнь июня haziran",
+        "junio giugno giu junho czerwca czerwiec червня червень يونيو حزيران",
+    ),
+    7: (
+        "july jul juillet juil juli июль июля temmuz",
+        "julio luglio lug julho lipca lipiec липня липень يوليو تموز",
+    ),
+    8: (
+        "august aug août авг август августа ağustos",
+        "agosto augustus sierpnia sierpień серпня серпень أغسطس آب",
+    ),
+    9: (
+        "september sep sept septembre сентябрь сентября сен сент eylül",
+        "septiembre setiembre settembre setembro września wrzesień вересня вересень سبتمبر أيلول",
+    ),
+    10: (
+        "october oct octobre oktober okt октябрь октября окт ekim",
+        "octubre ottobre ott outubro października październik жовтня жовтень أكتوبر تشرين_الأول",
+    ),
+    11: (
+        "november nov novembre ноябрь ноября ноя нояб kasım",
+        "noviembre novembro listopada listopad листопада листопад نوفمبر تشرين_الثاني",
+    ),
+    12: (
+        "december dec décembre déc dezember dez декабрь декабря дек aralık",
+        "diciembre dic dicembre dezembro grudnia grudzień грудня грудень ديسمبر كانون_الأول",
+    ),
 }
+# Not Portuguese's "set" and "out", nor the Romance "ago" (agosto): English words, which a
+# line such as "3 days ago, 2026" would read as a month. The Levantine كانون and تشرين name
+# two months each, told apart by the word after them, so they are written as one word here
+# and read as one below.
 # Folded (case and accents off) so "AOÛT", "août" and "aout" or "KASIM" and "kasım" all match.
-_MONTHS = {fold(name): n for n, names in _MONTH_NAMES.items() for name in names.split()}
+_MONTHS = {
+    fold(name): n for n, both in _MONTH_NAMES.items() for names in both for name in names.split()
+}
 _YMD = re.compile(r"(?<!\d)(\d{4})([./-])(\d{1,2})\2(\d{1,2})(?!\d)")
 _DMY = re.compile(r"(?<!\d)(\d{1,2})([./-])(\d{1,2})\2(\d{4})(?!\d)")
 _TIME = re.compile(r"(?<!\d)(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?!\d)(?:\s*([ap])\.?m\b\.?)?", re.I)
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
-_WORD = re.compile(r"[^\W\d_]+")
-# The day sits next to the month: "24 Nov", "24. November", "1er décembre", "Nov. 24".
-_DAY_BEFORE = re.compile(r"(?<!\d)(\d{1,2})(?:er|st|nd|rd|th)?\.?\s*$", re.I)
+_WORD = re.compile(r"[^\W\d]+")  # "_" joins the two words of a Levantine month
+_TWO_WORD_MONTH = re.compile(r"(كانون|تشرين)\s+(الثاني|الأول|الاول)")
+# The day sits next to the month: "24 Nov", "24. November", "1er décembre", "Nov. 24",
+# "24 de noviembre".
+_DAY_BEFORE = re.compile(r"(?<!\d)(\d{1,2})(?:er|st|nd|rd|th)?\.?\s*(?:de\s+)?$", re.I)
 _DAY_AFTER = re.compile(r"^\.?\s*(\d{1,2})(?!\d)")
 
 
@@ -306,6 +350,7 @@ def parse_human_date(value: str | None) -> str | None:
     year = _YEAR.search(s)
     if year is None:
         return None
+    s = _TWO_WORD_MONTH.sub(r"\1_\2", s)
     for word in _WORD.finditer(s):
         month = _MONTHS.get(fold(word.group()))
         if month is None:
