@@ -47,6 +47,15 @@ class MonitorSettings:
     allow_private: bool = False
     jitter: Duration = 30.0  # at most this much (and at most a tenth of `every`) added per run
 
+    def validate(self) -> list[str]:
+        # A limit of 0 requests in flight is not "unlimited": every request waits for a slot
+        # that never frees, and every fetch times out.
+        return [
+            f"{key}: must be at least 1, got {value}"
+            for key, value in (("per_host", self.per_host), ("concurrency", self.concurrency))
+            if value < 1
+        ]
+
 
 @dataclass(frozen=True, kw_only=True)
 class AlertConfig:

@@ -210,3 +210,11 @@ def test_a_number_from_the_environment_that_is_not_one_names_the_key_not_the_val
         "monitor.per_host: expected a whole number, got the string '***'",
         "monitor.concurrency: expected a whole number, got the string '10'",
     ]
+
+
+def test_a_request_limit_under_one_is_refused_rather_than_stalling_every_fetch():
+    p = problems({"monitor": {"per_host": 0, "concurrency": -1}, "sources": {"nato": FEED}})
+    assert p == [
+        "monitor.per_host: must be at least 1, got 0",
+        "monitor.concurrency: must be at least 1, got -1",
+    ]
