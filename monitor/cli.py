@@ -259,6 +259,14 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
             + (did_you_mean(unknown[0], list(config.sources)) if len(unknown) == 1 else "")
         )
     sources = select_sources(config, args.source_ids)
+    if args.no_alerts:
+        import dataclasses
+
+        # As with `notify = []`: the matches are recorded, and nothing is queued to be sent.
+        # A queued delivery would go out with the next pass or `monitor run`, so a pass meant
+        # to fill the archive quietly would only have put its alerts off.
+        alerts = {aid: dataclasses.replace(a, notify=[]) for aid, a in config.alerts.items()}
+        config = dataclasses.replace(config, alerts=alerts)
     if worker is not None and len(sources) < 2:
         worker.stop()
         worker = None

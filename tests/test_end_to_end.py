@@ -321,3 +321,20 @@ def test_sources_counts_posts_in_words(tmp_path, origin, capsys):
     assert "tass  [feed, every 1h]  ok  2 posts" in lines
     assert "broken  [feed, every 1h]  ok  1 post" in lines
     assert lines[2].startswith("    last ok: 20") and "   last new post: 20" in lines[2]
+
+
+def test_a_pass_with_no_alerts_records_its_matches_and_queues_nothing_for_later(
+    tmp_path, origin, capsys
+):
+    """`--no-alerts` fills the archive quietly: the next pass must not send what it matched."""
+    with Origin() as hooks:
+        cfg = write_config(tmp_path / "m.toml", origin, hook=hooks.url("/hook"))
+        assert main(["fetch", "tass", "--no-alerts", "--config", str(cfg)]) == 0
+        assert main(["fetch", "tass", "--config", str(cfg)]) == 0
+        assert main(["alerts", "--retry", "--config", str(cfg)]) == 0
+        assert hooks.posts() == []
+    db = tmp_path / "monitor.db"
+    assert [r["alert_id"] for r in db_rows(db, "SELECT alert_id FROM matches")] == [
+        "nato-troops-ukraine"
+    ]
+    assert db_rows(db, "SELECT * FROM deliveries") == []
