@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from monitor.errors import ArchiveError
 
@@ -38,6 +38,20 @@ def _add_globals(p: argparse.ArgumentParser, top: bool) -> None:
                    help="less output")  # fmt: skip
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose own usage errors (a bad --limit, an unknown option) also
+    answer `--json` with a JSON document: a script reading stdout must not get nothing."""
+
+    def __init__(self, *args: Any, json_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            _print_json({"ok": False, "error": message})
+        super().error(message)
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -48,19 +62,20 @@ def _positive(text: str) -> int:
     return n
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     from monitor import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="monitor",
         description="Watch news outlets, archive their posts, alert on saved queries.",
+        json_errors=json_errors,
     )
     parser.add_argument("--version", action="version", version=f"outlet-monitor {__version__}")
     _add_globals(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+        p = sub.add_parser(name, help=help, description=help, json_errors=json_errors)
         _add_globals(p, top=False)
         return p
 
@@ -123,7 +138,9 @@ def run() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(json_errors="--json" in argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

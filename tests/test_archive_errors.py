@@ -164,3 +164,18 @@ def test_json_commands_answer_a_configuration_error_with_its_problems(tmp_path, 
     doc = json.loads(capsys.readouterr().out)
     assert doc == {"ok": False, "config": str(cfg), "problems": [
         "sources.a.every: a duration needs its unit: write 15s, 15m, 15h or 15d"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["search", "NATO", "--limit", "0"], ["alerts", "--status", "lost"], ["sources", "--nope"]],
+    ids=["bad limit", "bad choice", "unknown option"],
+)
+def test_json_commands_answer_an_argument_error_with_a_json_document(demo, argv, capsys):
+    cfg, db = demo
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--json", "--config", str(cfg), "--db", str(db)])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["error"] in err and "usage:" in err
