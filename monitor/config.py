@@ -135,8 +135,12 @@ def parse_config(
     if monitor is None:
         monitor = MonitorSettings()
 
+    # Every table, built or not: one whose own problems kept it from being built is still
+    # there, and an alert naming it must not be told it is missing on top of those problems.
+    source_tables = _tables(raw, "sources", problems)
+    notifier_tables = _tables(raw, "notifiers", problems)
     sources: dict[str, Any] = {}
-    for sid, table in _tables(raw, "sources", problems).items():
+    for sid, table in source_tables.items():
         key = f"sources.{sid}"
         type_name = table.get("type")
         if type_name is None:
@@ -153,7 +157,7 @@ def parse_config(
             sources[sid] = obj
 
     notifiers: dict[str, Any] = {}
-    for nid, table in _tables(raw, "notifiers", problems).items():
+    for nid, table in notifier_tables.items():
         key = f"notifiers.{nid}"
         type_name = table.get("type")
         if type_name not in NOTIFIER_TYPES:
@@ -179,10 +183,10 @@ def parse_config(
             problems.append(f"{key}.query: {e}")
             continue
         for pattern in alert.sources:
-            if not any(fnmatchcase(s, pattern) for s in sources) and sources:
+            if not any(fnmatchcase(s, pattern) for s in source_tables) and source_tables:
                 problems.append(f"{key}.sources: {pattern!r} matches no source")
         for nid in alert.notify:
-            if nid not in notifiers:
+            if nid not in notifier_tables:
                 problems.append(
                     f"{key}.notify: no notifier {nid!r}{did_you_mean(nid, list(notifiers))}"
                     + (f" (add a [notifiers.{nid}] table)" if _ID.match(nid) else "")
@@ -284,6 +288,9 @@ def build(
     extra = extra or {}
     kwargs: dict[str, Any] = {}
     before = len(problems)
+    # Keys already reported (a ${VAR} that is not set): their value, now "", would only add a
+    # second, misleading problem ("expected a whole number, got the string ''").
+    reported = {_key_of(p[len(prefix) + 1 :]) for p in problems if p.startswith(f"{prefix}.")}
     for key in table:
         if key not in fields or key in extra:
             allowed = [k for k in fields if k not in extra]
@@ -291,6 +298,8 @@ def build(
     for key, f in fields.items():
         if key in extra:
             kwargs[f.name] = extra[key]
+            continue
+        if key in reported:
             continue
         if key not in table:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -307,7 +316,7 @@ def build(
     # With problems already, the table is still built (its faulty keys at their defaults) and
     # checked, so that `monitor check` reports every mistake at once, and the tables that
     # refer to it are checked against it; the configuration is refused all the same.
-    failed = {p[len(prefix) + 1 :].split(":")[0] for p in problems[before:]}
+    failed = reported | {p[len(prefix) + 1 :].split(":")[0] for p in problems[before:]}
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError):  # a required key is missing or wrong
@@ -315,9 +324,14 @@ def build(
     validate = getattr(obj, "validate", None)
     if validate is not None:
         for problem in validate():
-            if re.split(r"[.:\[ ]", problem, maxsplit=1)[0] not in failed:
+            if _key_of(problem) not in failed:
                 problems.append(f"{prefix}.{problem}")
     return obj
+
+
+def _key_of(problem: str) -> str:
+    """The table key a problem is about: `to` of `to[0]: ...`, `headers` of `headers.X: ...`."""
+    return re.split(r"[.:\[ ]", problem, maxsplit=1)[0]
 
 
 # Durations that make no sense below a second: a fetch every 0s polls an outlet in a loop,

@@ -218,3 +218,32 @@ def test_a_request_limit_under_one_is_refused_rather_than_stalling_every_fetch()
         "monitor.per_host: must be at least 1, got 0",
         "monitor.concurrency: must be at least 1, got -1",
     ]
+
+
+def test_a_missing_environment_variable_is_one_problem_not_a_cascade():
+    p = problems(
+        {"sources": {"nato": {**FEED, "url": "${FEED_URL}"}, "tass": FEED},
+         "alerts": {"a": {"query": "nato", "sources": ["nato"], "notify": ["hook", "desk"]}},
+         "notifiers": {
+             "hook": {"type": "webhook", "url": "${HOOK_URL}", "secret": "${WEBHOOK_SECRET}"},
+             "desk": {"type": "email", "host": "smtp.example.org", "port": "${SMTP_PORT}",
+                      "from": "monitor@example.org", "to": ["desk@example.org"]}}},
+    )  # fmt: skip
+    assert p == [
+        "sources.nato.url: environment variable FEED_URL is not set",
+        "notifiers.hook.url: environment variable HOOK_URL is not set",
+        "notifiers.hook.secret: environment variable WEBHOOK_SECRET is not set",
+        "notifiers.desk.port: environment variable SMTP_PORT is not set",
+    ]
+
+
+def test_a_table_with_a_broken_required_key_is_not_also_reported_missing_by_its_alerts():
+    p = problems(
+        {"sources": {"nato": {**FEED, "url": 5}, "tass": FEED},
+         "alerts": {"a": {"query": "nato", "sources": ["nato"], "notify": ["hook"]}},
+         "notifiers": {"hook": {"type": "webhook", "url": 7}}},
+    )  # fmt: skip
+    assert p == [
+        "sources.nato.url: expected a string, got the number 5",
+        "notifiers.hook.url: expected a string, got the number 7",
+    ]
