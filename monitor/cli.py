@@ -183,11 +183,8 @@ def _config_path(args: argparse.Namespace) -> Path:
     return Path(args.config) if args.config else default_config_path()
 
 
-def _load(args: argparse.Namespace) -> Config:
-    import dataclasses
+def _existing_config_path(args: argparse.Namespace) -> Path:
     import os
-
-    from monitor.config import load_config
 
     path = _config_path(args)
     if not args.config and "MONITOR_CONFIG" not in os.environ and not path.exists():
@@ -195,6 +192,15 @@ def _load(args: argparse.Namespace) -> Config:
             "no configuration: none at ./monitor.toml or ./config/monitor.toml "
             "(give --config PATH or set MONITOR_CONFIG)"
         )
+    return path
+
+
+def _load(args: argparse.Namespace) -> Config:
+    import dataclasses
+
+    from monitor.config import load_config
+
+    path = _existing_config_path(args)
     config = load_config(path)
     if config.secrets:
         for handler in logging.getLogger().handlers:
@@ -298,6 +304,8 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
         except (OSError, ValueError) as e:
             raise UsageError(f"--replay: {e}") from None
     store = open_store(config)
+    # What a replay queues is what its note counts: not what earlier passes left pending.
+    pending_before = store.pending_deliveries() if args.replay else 0
 
     async def go() -> Any:
         if worker is not None:
@@ -318,7 +326,7 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
     try:
         outcome = _run(go())
         if args.replay and not args.no_alerts:
-            held = store.pending_deliveries()
+            held = store.pending_deliveries() - pending_before
     finally:
         store.close()
         if args.replay:
@@ -583,7 +591,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from monitor.config import ConfigError, load_config
 
-    path = _config_path(args)
+    path = _existing_config_path(args)
     try:
         config = load_config(path)
     except ConfigError as e:
@@ -621,7 +629,12 @@ def cmd_record(args: argparse.Namespace) -> int:
     config = _load(args)
     source = config.sources.get(args.source_id)
     if source is None:
-        raise UsageError(f"no source {args.source_id!r} in the configuration")
+        from monitor.config import did_you_mean
+
+        raise UsageError(
+            f"no source {args.source_id!r} in the configuration"
+            + did_you_mean(args.source_id, list(config.sources))
+        )
     recorder = Recorder(args.directory)
     from monitor import ytdlp
 

@@ -127,14 +127,23 @@ def test_a_parse_worker_that_cannot_start_leaves_the_parsing_to_the_fetching_pro
     assert sum(s["new"] for s in json.loads(capsys.readouterr().out)["sources"]) == 15
 
 
+@pytest.mark.parametrize("command", ["sources", "check"])
 def test_without_a_configuration_anywhere_the_places_looked_are_named(tmp_path, monkeypatch,
-                                                                      capsys):  # fmt: skip
+                                                                      capsys, command):  # fmt: skip
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MONITOR_CONFIG", raising=False)
-    assert main(["sources"]) == 2
+    assert main([command]) == 2
     assert one_line_error(capsys) == (
         "monitor: no configuration: none at ./monitor.toml or ./config/monitor.toml "
         "(give --config PATH or set MONITOR_CONFIG)\n"
+    )
+
+
+def test_record_suggests_the_source_id_that_was_meant(demo, tmp_path, capsys):
+    cfg, _ = demo
+    assert main(["record", "tass-em", str(tmp_path / "rec"), "--config", str(cfg)]) == 2
+    assert "no source 'tass-em' in the configuration (did you mean 'tass-en'?)" in (
+        capsys.readouterr().err
     )
 
 

@@ -289,6 +289,9 @@ def test_a_replayed_pass_keeps_its_alerts_in_the_outbox_until_asked_to_send(tmp_
             assert inbox.messages == [] and origin.posts() == []
             rows = db_rows(tmp_path / "monitor.db", "SELECT status, attempts FROM deliveries")
             assert [tuple(r) for r in rows] == [("pending", 0), ("pending", 0)]
+            # Replayed again, nothing new matches: the note counts this pass's, not the outbox.
+            assert main(["fetch", "tass", "--replay", str(rec), "--config", str(cfg)]) == 0
+            assert "deliver" not in capsys.readouterr().err
             assert main(["alerts", "--retry", "--config", str(cfg)]) == 0
             assert len(inbox.messages) == 1 and len(origin.posts()) == 1
     finally:
