@@ -148,6 +148,12 @@ _ISOISH = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$",
     re.I,
 )
+# Day first with dots, as Turkish, German and Russian sites write dates ("07.02.2025"): never
+# month first, so unlike "02/07/2025" it is not ambiguous.
+_DOTTED = re.compile(
+    r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[T ]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*(Z|[+-]\d{2}:?\d{2})?$",
+    re.I,
+)
 
 
 # The form nearly every RSS feed writes (RFC 822 with a four-digit year, a numeric zone or GMT):
@@ -188,6 +194,21 @@ def _to_24h(m: re.Match[str]) -> str:
     return f"{hour:02d}:{m.group(2)}{m.group(3) or ''}"
 
 
+def _from_parts(
+    y: str, mo: str, d: str, hh: str | None, mm: str | None, ss: str | None, tz: str | None
+) -> str | None:
+    try:
+        dt = datetime(int(y), int(mo), int(d), int(hh or 0), int(mm or 0), int(ss or 0))
+    except ValueError:
+        return None
+    if tz and tz.upper() != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
+        dt = dt.replace(tzinfo=timezone(sign * offset))
+    return to_utc_iso(dt)
+
+
 def parse_date(value: str | None) -> str | None:
     """An RFC 822 or ISO 8601 date (as feeds and sitemaps write them) as ISO UTC, or None."""
     if not value:
@@ -195,19 +216,11 @@ def parse_date(value: str | None) -> str | None:
     s = value.strip()
     if not s:
         return None
-    m = _ISOISH.match(s)
-    if m:
-        y, mo, d, hh, mm, ss, tz = m.groups()
-        try:
-            dt = datetime(int(y), int(mo), int(d), int(hh or 0), int(mm or 0), int(ss or 0))
-        except ValueError:
-            return None
-        if tz and tz.upper() != "Z":
-            sign = 1 if tz[0] == "+" else -1
-            digits = tz[1:].replace(":", "")
-            offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
-            dt = dt.replace(tzinfo=timezone(sign * offset))
-        return to_utc_iso(dt)
+    if m := _ISOISH.match(s):
+        return _from_parts(*m.groups())
+    if m := _DOTTED.match(s):
+        day, month, year, *clock = m.groups()
+        return _from_parts(year, month, day, *clock)
     if (fast := _rfc822(s)) is not None:
         return fast
     s = _AMPM.sub(_to_24h, s)

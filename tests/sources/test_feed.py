@@ -499,6 +499,10 @@ DISAGREEMENTS = {
     ("rss/nbc-new-york-rss-2023.xml", "date"): (
         "feedparser ignores the PM in 'Sat, Dec 16 2023 02:02:33 PM' and reads 02:02"
     ),
+    ("rss/muhasebetr-turkish-iso8859-9.xml", "date"): (
+        "feedparser cannot read day-first dotted dates such as '07.02.2025'; we read them (see "
+        "test_day_first_dotted_dates_are_read)"
+    ),
     ("rss/edge-koi8r-russian-no-encoding-decl.xml", "title"): (
         "feedparser without chardet reads the undeclared KOI8-R as Windows-1252 ('ëÁË "
         "ÐÅÒÅÖÉÔØ'); we guess KOI8-R from how the words read, as feedparser's own test "
@@ -600,7 +604,6 @@ def test_realdata_feed_agrees_with_an_independent_reader(path: Path):
 # Dates neither we nor feedparser read. They belong in monitor.text.parse_date (reported).
 UNREAD_DATES = {
     "rss/fda-drug-recalls-drupal.xml": "Drupal's 'Fri, 05/03/2019 - 15:21'",
-    "rss/muhasebetr-turkish-iso8859-9.xml": "day-first dotted dates such as '07.02.2025'",
 }
 
 
@@ -652,6 +655,15 @@ def test_realdata_dates_feedparser_misses_are_right(realdata: Path):
     assert uol[0].published_at == "2025-01-04T02:47:02Z"  # Sex, 03 Jan 2025 23:47:02 -0300
     sky = parse_feed((realdata / "rss/skysports-liverpool-xsl-bst.xml").read_bytes(), URL)
     assert sky[0].published_at == "2019-05-17T05:00:00Z"  # Fri, 17 May 2019 06:00:00 BST
+
+
+def test_day_first_dotted_dates_are_read(realdata: Path):
+    # MuhasebeTR writes <pubDate>07.02.2025</pubDate>: 7 February, as Turkey writes dates.
+    body = (realdata / "rss/muhasebetr-turkish-iso8859-9.xml").read_bytes()
+    posts = parse_feed(body, URL)
+    assert posts[0].title == "Pillar 2"
+    assert posts[0].published_at == "2025-02-07T00:00:00Z"
+    assert all(p.published_at for p in posts)
 
 
 def test_twelve_hour_clock_times_are_read(realdata: Path):
