@@ -91,8 +91,8 @@ def _first_text(f: Fields, *keys: tuple[str, str]) -> str | None:
     return next((t for k in keys for el in f.get(k, ()) if (t := (el.text or "").strip())), None)
 
 
-def _first_date(f: Fields, keys: Iterable[tuple[str, str]]) -> str | None:
-    return next((d for k in keys for el in f.get(k, ()) if (d := _date(el.text))), None)
+def _first_date(f: Fields, keys: Iterable[tuple[str, str]], zone: str | None = None) -> str | None:
+    return next((d for k in keys for el in f.get(k, ()) if (d := _date(el.text, zone))), None)
 
 
 def _raw(el: etree._Element) -> str:
@@ -133,9 +133,26 @@ def _fullest(candidates: list[tuple[str, bool]]) -> str | None:
     return _to_text(*best) or None
 
 
-def _date(raw: str | None) -> str | None:
+# A time of day with nothing after it: no zone was written.
+_ZONELESS = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?$")
+_OFFSET = re.compile(r"\s([+-]\d{2}:?\d{2})$")
+
+
+def _zone(raw: str | None) -> str | None:
+    """The numeric UTC offset a date is written with ("+0530"), or None."""
+    m = _OFFSET.search((raw or "").strip())
+    return m.group(1) if m else None
+
+
+def _date(raw: str | None, zone: str | None = None) -> str | None:
+    """`zone`: the offset the feed writes its own dates in, for item times written without one
+    ("Friday, January 29, 2021 04:42 PM" in an IST feed is 11:12 UTC, not 16:42)."""
     if not raw or not raw.strip():
         return None
+    if zone and _ZONELESS.search(raw.strip()):
+        dated = parse_date(f"{raw.strip()} {zone}")
+        if dated:
+            return dated
     return parse_date(raw) or _feedparser_date(raw)
 
 

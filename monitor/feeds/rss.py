@@ -24,6 +24,7 @@ from monitor.feeds.common import (
     _post,
     _raw,
     _title,
+    _zone,
 )
 from monitor.feeds.media import _item_media, _media_description
 from monitor.models import Post
@@ -60,12 +61,20 @@ def _rss_posts(root: etree._Element, url: str, body: bytes) -> list[Post]:
         link = "http://" + link
     base = _abs(link, url) or url
     has_xml_base = b"xml:base" in body
+    # Some feeds write item times without a zone but their own dates with one (News18 Hindi,
+    # NBC New York): the item times are in that zone, not UTC.
+    zone = _zone(_first_text(cf, ("", "lastbuilddate"), ("", "pubdate"), ("dc", "date")))
     items = cf.get(("", "item"), []) + [c for c in root if names(c.tag) == ("", "item")]
-    return [_rss_item(item, names, base, has_xml_base, lang) for item in items]
+    return [_rss_item(item, names, base, has_xml_base, lang, zone) for item in items]
 
 
 def _rss_item(
-    item: etree._Element, names: _Names, base: str, has_xml_base: bool, lang: str | None
+    item: etree._Element,
+    names: _Names,
+    base: str,
+    has_xml_base: bool,
+    lang: str | None,
+    zone: str | None = None,
 ) -> Post:
     f = names.fields(item)
     base = _base_of(item, base, has_xml_base)
@@ -102,7 +111,7 @@ def _rss_item(
         title=title,
         text=_fullest(bodies),
         author=author,
-        published_at=_first_date(f, _RSS_DATES),
+        published_at=_first_date(f, _RSS_DATES, zone),
         lang=_lang(_first_text(f, ("dc", "language"))) or lang,
         media=_item_media(item, names, base),
     )

@@ -668,7 +668,31 @@ def test_day_first_dotted_dates_are_read(realdata: Path):
 
 def test_twelve_hour_clock_times_are_read(realdata: Path):
     nbc = parse_feed((realdata / "rss/nbc-new-york-rss-2023.xml").read_bytes(), URL)
-    assert nbc[0].published_at == "2023-12-16T14:02:33Z"  # "Sat, Dec 16 2023 02:02:33 PM"
+    # "Sat, Dec 16 2023 02:02:33 PM" in a feed whose own dates are -0500 (New York).
+    assert nbc[0].published_at == "2023-12-16T19:02:33Z"
+
+
+def test_item_times_without_a_zone_are_in_the_zone_of_the_feeds_own_dates(realdata: Path):
+    # News18 Hindi: <lastBuildDate>January, 29 Jan 2021 17:56:15 +0530</lastBuildDate>, items
+    # "Friday, January 29, 2021 04:42 PM". Read as UTC they were published hours after the
+    # feed itself was built; they are India time.
+    posts = parse_feed((realdata / "rss/news18-hindi-world-china.xml").read_bytes(), URL)
+    assert [p.published_at for p in posts] == ["2021-01-29T11:12:00Z", "2021-01-29T11:24:00Z"]
+    assert all(p.published_at < "2021-01-29T12:26:15Z" for p in posts)  # the build time
+
+
+def test_only_item_times_without_a_zone_take_the_feeds_zone():
+    body = (
+        b"<rss><channel><lastBuildDate>Mon, 03 Mar 2025 12:00:00 +0300</lastBuildDate>"
+        b"<item><title>a</title><pubDate>Mon, 03 Mar 2025 10:00:00 GMT</pubDate></item>"
+        b"<item><title>b</title><pubDate>2025-03-03</pubDate></item>"
+        b"<item><title>c</title><pubDate>2025-03-03T10:00:00</pubDate></item>"
+        b"</channel></rss>"
+    )
+    a, b, c = parse_feed(body, URL)
+    assert a.published_at == "2025-03-03T10:00:00Z"
+    assert b.published_at == "2025-03-03T00:00:00Z"  # a day, no time: left as it was
+    assert c.published_at == "2025-03-03T07:00:00Z"
 
 
 def test_realdata_text_and_media_are_kept(realdata: Path):
