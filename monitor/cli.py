@@ -227,8 +227,8 @@ class _RedactLogs(logging.Filter):
         return True
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def _run(coro: Any) -> Any:
@@ -405,7 +405,10 @@ def _print_fetch_summary(outcome: Any, store_path: str) -> None:
                 print(f"{'':<{width}}      {link_at(url, m.offset)}")
     total = sum(len(r.matches) for r in outcome.sources)
     failed = sum(not r.ok for r in outcome.sources)
-    line = f"{len(outcome.sources)} sources, {failed} failed, {total} new matches"
+    line = (
+        f"{_count(len(outcome.sources), 'source')}, {failed} failed, "
+        f"{_count(total, 'new match', 'new matches')}"
+    )
     if outcome.outbox is not None:
         o = outcome.outbox
         line += f"; deliveries: {o.sent} sent, {o.retrying} to retry, {o.failed} failed"
@@ -614,8 +617,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         _print_json(summary)
     else:
         print(
-            f"{path}: ok — {summary['sources']} sources, {summary['alerts']} alerts, "
-            f"{summary['notifiers']} notifiers; database {summary['database']}"
+            f"{path}: ok — {_count(summary['sources'], 'source')}, "
+            f"{_count(summary['alerts'], 'alert')}, {_count(summary['notifiers'], 'notifier')}; "
+            f"database {summary['database']}"
         )
     return EXIT_OK
 

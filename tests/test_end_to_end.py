@@ -240,6 +240,26 @@ def test_sources_command_shows_what_the_last_fetch_had_to_say(tmp_path, capsys, 
     assert "note: transcripts need the stt extra" in capsys.readouterr().out
 
 
+def test_one_source_and_one_post_are_counted_in_the_singular(tmp_path, capsys, monkeypatch):
+    from monitor import sources as registry
+
+    monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
+    from monitor.models import Post
+    from tests.test_pipeline import FakeSource
+
+    FakeSource.feeds["a"] = [Post("1", None, title="t")]
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(
+        f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n[sources.a]\ntype = "fake"\nname = "a"\n'
+    )
+    main(["check", "--config", str(cfg)])
+    assert "ok — 1 source, 0 alerts, 0 notifiers;" in capsys.readouterr().out
+    main(["fetch", "--config", str(cfg)])
+    assert capsys.readouterr().out.splitlines()[-1].startswith("1 source, 0 failed, 0 new matches;")
+    main(["sources", "--config", str(cfg)])
+    assert capsys.readouterr().out.splitlines()[0].endswith("  ok  1 post")
+
+
 def test_words_said_in_a_video_alert_a_webhook_with_the_second_they_are_said(tmp_path, capsys):
     """Through yt-dlp itself, on 127.0.0.1: a page with an HTML5 <video> and a captions track."""
     from monitor import ytdlp
