@@ -26,23 +26,32 @@ SECURITY = ("starttls", "tls", "none")
 
 
 class _Policy(email_policy.EmailPolicy):
-    """The default policy, with non-ASCII text headers folded the RFC 2047 way.
+    """The default policy, with text headers folded by email.header.Header.
 
-    CPython 3.11's folder splits such a header between two encoded words at a space, and
+    CPython 3.11's folder splits a non-ASCII header between two encoded words at a space, and
     decoders drop whitespace there ("görüşme, l'Élysée" arrives as "görüşme,l'Élysée").
-    email.header.Header keeps every space inside the encoded words.
+    email.header.Header keeps every space inside the encoded words. An ASCII value that fits
+    on a line of its own but not after "Subject: " the folder moves whole to the next line
+    ("Subject:\r\n [alert] title"): parsers read it back with a leading space, and a filter on
+    "Subject: [alert]" misses it. Header folds at a space, from the first line.
     """
 
     _TEXT_HEADERS = ("subject", "x-monitor-alert")
 
+    def _ours(self, name: str, value: str) -> bool:
+        # An ASCII "=?...?=" would read as an encoded word unless the folder encodes it.
+        text = str(value)
+        return name.lower() in self._TEXT_HEADERS and (not text.isascii() or "=?" not in text)
+
     def fold(self, name: str, value: str) -> str:
-        if name.lower() in self._TEXT_HEADERS and not str(value).isascii():
-            encoded = Header(str(value), "utf-8", header_name=name).encode(linesep=self.linesep)
+        if self._ours(name, value):
+            charset = "us-ascii" if str(value).isascii() else "utf-8"
+            encoded = Header(str(value), charset, header_name=name).encode(linesep=self.linesep)
             return f"{name}: {encoded}{self.linesep}"
         return super().fold(name, value)
 
     def fold_binary(self, name: str, value: str) -> bytes:
-        if name.lower() in self._TEXT_HEADERS and not str(value).isascii():
+        if self._ours(name, value):
             return self.fold(name, value).encode("ascii")
         return super().fold_binary(name, value)
 

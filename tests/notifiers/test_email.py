@@ -124,6 +124,29 @@ def test_newlines_in_a_title_cannot_add_headers() -> None:
     assert msg["Subject"] == "[nato-troops-ukraine] Hello Bcc: victim@example.com body [31m X"
 
 
+def test_a_subject_that_fits_a_line_of_its_own_starts_on_the_subject_line() -> None:
+    # CPython folds this one as "Subject:\r\n [berlin-attack] ...": read back with a leading
+    # space, and missed by a desk's filter on "Subject: [berlin-attack]".
+    msg = build_message(
+        [
+            payload(
+                alert="berlin-attack",
+                title="What we know so far about the Berlin Pride ramming attack",
+            )
+        ],
+        "d-1",
+        FROM,
+        TO,
+    )
+    raw = msg.as_bytes()
+    assert raw.startswith(b"Subject: [berlin-attack] What we know so far about the Berlin Pride")
+    assert reparse(msg)["Subject"] == (
+        "[berlin-attack] What we know so far about the Berlin Pride ramming attack"
+    )
+    headers = raw.replace(b"\r\n", b"\n").split(b"\n\n")[0]
+    assert max(len(line) for line in headers.split(b"\n")) <= 78
+
+
 def test_long_title_is_truncated_at_a_word_with_an_ellipsis() -> None:
     title = " ".join(["word"] * 100)
     subject = build_message([payload(title=title)], "d-1", FROM, TO)["Subject"]
