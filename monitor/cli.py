@@ -470,13 +470,22 @@ def cmd_search(args: argparse.Namespace) -> int:
         return EXIT_OK
     for h in hits:
         p = h.post
-        when = (p.get("published_at") or p.get("first_seen_at") or "")[:16].replace("T", " ")
+        # Times are UTC, and a post whose source gave no date shows when it was first seen:
+        # both said, so a desk in Paris or Ankara does not read them as its own clock.
+        when = _utc_minute(p.get("published_at")) or (
+            f"seen {_utc_minute(p.get('first_seen_at'))}" if p.get("first_seen_at") else ""
+        )
         print(f"{when}  {p['source_id']}  {p.get('title') or '(no title)'}")
         print(f"    {h.snippet}")
         print(f"    {h.link}")
     if not args.quiet:
         print(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", file=sys.stderr)
     return EXIT_OK
+
+
+def _utc_minute(iso: str | None) -> str:
+    """`2018-02-12T07:00:00Z` as `2018-02-12 07:00 UTC`; empty for no time."""
+    return f"{iso[:16].replace('T', ' ')} UTC" if iso else ""
 
 
 def _fmt_seconds(s: float) -> str:

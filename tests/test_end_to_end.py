@@ -7,6 +7,7 @@ import email
 import hashlib
 import hmac
 import json
+import re
 import sqlite3
 import time
 from email.policy import default as default_policy
@@ -187,6 +188,37 @@ def test_search_finds_stored_posts_with_the_query_language(tmp_path, origin, cap
     assert [h["title"] for h in hits] == ["Lavrov laughs off question on Macron's remark"]
     assert main(["search", "NATO (troops", "--config", str(cfg)]) == 2
     assert "column" in capsys.readouterr().err
+
+
+def test_search_says_its_times_are_utc_and_which_are_only_when_a_post_was_seen(
+    tmp_path, capsys, monkeypatch
+):
+    from monitor import sources as registry
+
+    monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
+    from monitor.models import Post
+    from tests.test_pipeline import FakeSource
+
+    FakeSource.feeds["a"] = [
+        Post(
+            "1",
+            "https://e.org/1",
+            title="Macron at the Élysée",
+            published_at="2018-02-12T07:00:00Z",
+        ),
+        Post("2", "https://e.org/2", title="Asgari ücret: Macron writes"),  # no date given
+    ]
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(
+        f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n[sources.a]\ntype = "fake"\nname = "a"\n'
+    )
+    main(["fetch", "--config", str(cfg), "-q"])
+    capsys.readouterr()
+    main(["search", "macron", "--config", str(cfg)])
+    heads = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
+    assert "2018-02-12 07:00 UTC  a  Macron at the Élysée" in heads
+    [seen] = [line for line in heads if line.endswith("Asgari ücret: Macron writes")]
+    assert re.fullmatch(r"seen \d{4}-\d\d-\d\d \d\d:\d\d UTC  a  Asgari ücret: Macron writes", seen)
 
 
 def test_check_lists_every_problem_and_exits_2(tmp_path, capsys):
