@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -10,6 +12,7 @@ from lxml import etree
 
 from monitor.http import FetchError, same_origin
 from monitor.models import Media, Post
+from monitor.sources.article import read_article_head
 from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
 from monitor.text import absolute_url, html_to_text, parse_date
 from monitor.xmlsafe import parse_xml
@@ -18,6 +21,8 @@ MAX_UNZIPPED = 50_000_000  # the protocol caps a sitemap at 50 MB uncompressed
 MAX_CHILDREN = 3  # newest children followed per index
 MAX_LEVELS = 2  # an index of indexes is followed, one more level is not
 MAX_FETCHES = 6  # child sitemaps fetched per pass, whatever the nesting
+MAX_READS = 20  # article pages read per pass for entries without a title; the rest wait
+KEEP_READ = 3  # how many times `limit` pages are remembered as read
 
 
 @dataclass
@@ -35,6 +40,9 @@ class SitemapSource(SourceConfig):
     type_name: ClassVar[str] = "sitemap"
     url: str
     limit: int = 100
+    # A plain sitemap gives links and dates only: nothing an alert or a search could match.
+    # Each new such entry's page is read once for its own title, summary and date.
+    read_pages: bool = True
 
     def validate(self) -> list[str]:
         problems = []
@@ -92,7 +100,55 @@ class SitemapSource(SourceConfig):
             raise errors[0]
         if not changed:
             return Collected([], http_status=304, not_modified=True)
-        return Collected(newest_posts(posts, self.limit), http_status=resp.status)
+        posts = newest_posts(posts, self.limit)
+        if self.read_pages:
+            posts = await self._read_untitled(ctx, posts)
+        return Collected(posts, http_status=resp.status)
+
+    async def _read_untitled(self, ctx: FetchContext, posts: list[Post]) -> list[Post]:
+        """Titled entries as they are; untitled ones with what their page says, read once.
+
+        An entry whose page was read before (at the same lastmod) is left out: it is in the
+        archive already, with its page's title, which the bare entry would overwrite.
+        """
+        read: dict[str, str] = ctx.state.get("read", {})
+        titled = [p for p in posts if p.title or not p.url]
+        todo = [p for p in posts if not (p.title or not p.url) and read.get(p.url) != _mark(p)]
+        if len(todo) > MAX_READS:
+            ctx.log.append(f"{len(todo) - MAX_READS} new pages left for the next fetch")
+            todo = todo[:MAX_READS]
+        answers = await asyncio.gather(*(self._read_page(ctx, p) for p in todo))
+        failed = [why for _, why in answers if why]
+        if failed:
+            ctx.log.append(f"could not read {len(failed)} of {len(todo)} new pages: {failed[0]}")
+        for post in todo:
+            read.pop(str(post.url), None)
+            read[str(post.url)] = _mark(post)
+        # Oldest first in the dict: keep the most recently read.
+        ctx.state["read"] = dict(list(read.items())[-KEEP_READ * self.limit :])
+        return titled + [post for post, _ in answers]
+
+    async def _read_page(self, ctx: FetchContext, post: Post) -> tuple[Post, str | None]:
+        url = str(post.url)
+        try:
+            # Off the sitemap's own host the link is content: no private addresses.
+            resp = await ctx.http.get(url, timeout=ctx.timeout, trusted=same_origin(url, self.url))
+            head = read_article_head(resp.body, resp.url, resp.headers.get("content-type"))
+        except FetchError as e:
+            return post, f"{url}: {e}"
+        media = post.media
+        if head.image and not media:
+            media = (Media(url=head.image, medium="image", role="image"),)
+        return dataclasses.replace(
+            post, title=head.title, text=head.summary,
+            published_at=head.published_at or post.published_at,
+            lang=head.lang or post.lang, media=media,
+        ), None  # fmt: skip
+
+
+def _mark(post: Post) -> str:
+    # Read again when the sitemap says the page changed (a new lastmod).
+    return post.published_at or ""
 
 
 def newest(children: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:

@@ -369,3 +369,105 @@ async def test_when_every_child_fails_the_source_fails():
         respx.get(f"{BASE}/a.xml").respond(404)
         with pytest.raises(FetchError, match="404"):
             await collect(src)
+
+
+# --- the pages of a plain sitemap ------------------------------------------------------------
+
+
+def plain(*entries: tuple[str, str]) -> bytes:
+    """A plain sitemap: links and lastmods, no titles."""
+    urls = "".join(f"<url><loc>{BASE}{p}</loc><lastmod>{d}</lastmod></url>" for p, d in entries)
+    return f'<urlset xmlns="{SM}">{urls}</urlset>'.encode()
+
+
+def article(title: str, published: str | None = None) -> bytes:
+    date = f'<meta property="article:published_time" content="{published}">' if published else ""
+    return (
+        f'<!doctype html><html lang="fr"><head><title>{title} | Élysée</title>'
+        f'<meta property="og:title" content="{title}">{date}'
+        '<meta name="description" content="Le président a reçu les dirigeants européens.">'
+        '<meta property="og:image" content="/img/a.jpg"></head><body><h1>x</h1></body></html>'
+    ).encode()
+
+
+async def test_a_plain_sitemaps_new_entries_take_their_pages_title_summary_and_date():
+    src = SitemapSource(id="s", type="sitemap", url=f"{BASE}/sitemap.xml")
+    state: dict = {}
+    with respx.mock:
+        respx.get(f"{BASE}/sitemap.xml").respond(
+            200, content=plain(("/a", "2026-11-19"), ("/b", "2026-11-18"))
+        )
+        a = respx.get(f"{BASE}/a").respond(
+            200,
+            content=article("Soutien à l'Ukraine : troupes au sol", "2026-11-19T10:00:00+01:00"),
+        )
+        b = respx.get(f"{BASE}/b").respond(200, content=article("Conseil de défense"))
+        result, ctx = await collect(src, state)
+        by_url = {p.url: p for p in result.posts}
+        assert by_url[f"{BASE}/a"].title == "Soutien à l'Ukraine : troupes au sol"
+        assert by_url[f"{BASE}/a"].published_at == "2026-11-19T09:00:00Z"  # the page's own time
+        assert by_url[f"{BASE}/b"].published_at == "2026-11-18T00:00:00Z"  # else the lastmod
+        assert by_url[f"{BASE}/b"].text == "Le président a reçu les dirigeants européens."
+        assert by_url[f"{BASE}/b"].lang == "fr"
+        assert by_url[f"{BASE}/b"].media[0].url == f"{BASE}/img/a.jpg"
+        # Next pass: the same entries are not read again, nor handed back bare (which would
+        # replace their titles with nothing); a new one is read.
+        respx.get(f"{BASE}/sitemap.xml").respond(
+            200, content=plain(("/c", "2026-11-20"), ("/a", "2026-11-19"), ("/b", "2026-11-18"))
+        )
+        respx.get(f"{BASE}/c").respond(200, content=article("Entretien"))
+        again, _ = await collect(src, state)
+    assert [p.title for p in again.posts] == ["Entretien"]
+    assert a.call_count == 1 and b.call_count == 1
+
+
+async def test_a_page_that_cannot_be_read_leaves_its_entry_untitled_and_says_so():
+    src = SitemapSource(id="s", type="sitemap", url=f"{BASE}/sitemap.xml")
+    with respx.mock:
+        respx.get(f"{BASE}/sitemap.xml").respond(200, content=plain(("/gone", "2026-11-19")))
+        respx.get(f"{BASE}/gone").respond(404)
+        result, ctx = await collect(src)
+    (post,) = result.posts
+    assert post.url == f"{BASE}/gone" and post.title is None
+    assert ctx.log == [f"could not read 1 of 1 new pages: {BASE}/gone: HTTP 404 Not Found"]
+
+
+async def test_at_most_twenty_pages_are_read_in_one_pass_and_the_rest_wait():
+    src = SitemapSource(id="s", type="sitemap", url=f"{BASE}/sitemap.xml")
+    entries = [(f"/p{i}", f"2026-11-{i + 1:02d}") for i in range(25)]
+    state: dict = {}
+    with respx.mock:
+        respx.get(f"{BASE}/sitemap.xml").respond(200, content=plain(*entries))
+        pages = respx.get(url__regex=rf"{BASE}/p\d+$").respond(200, content=article("A"))
+        first, ctx = await collect(src, state)
+        assert pages.call_count == 20 and len(first.posts) == 20
+        assert ctx.log == ["5 new pages left for the next fetch"]
+        second, _ = await collect(src, state)
+    assert pages.call_count == 25 and len(second.posts) == 5
+
+
+async def test_read_pages_false_keeps_a_plain_sitemaps_entries_as_they_are():
+    src = SitemapSource(id="s", type="sitemap", url=f"{BASE}/sitemap.xml", read_pages=False)
+    with respx.mock:  # any other request would fail the test
+        respx.get(f"{BASE}/sitemap.xml").respond(200, content=plain(("/a", "2026-11-19")))
+        result, _ = await collect(src)
+    assert [(p.url, p.title) for p in result.posts] == [(f"{BASE}/a", None)]
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata is not present")
+def test_every_real_article_page_gives_a_title_and_most_a_date():
+    from monitor.sources.article import read_article_head
+
+    heads = {
+        p.name: read_article_head(p.read_bytes(), "https://example.org/")
+        for p in sorted((REALDATA / "html").glob("*.html"))
+    }
+    assert heads and all(h.title for h in heads.values())
+    assert (
+        heads["bbc-news-article-2026.html"].title == "What is Nato and which countries are in it?"
+    )
+    # JSON-LD's datePublished, where the page has no meta tag for it (the BBC explainer was
+    # first published in 2012; the page shows only its 2026 update).
+    assert heads["bbc-news-article-2026.html"].published_at == "2012-05-10T14:29:05Z"
+    assert heads["ukrainska-pravda-article-2026-rus.html"].published_at == "2026-01-08T15:46:00Z"
+    assert sum(h.published_at is not None for h in heads.values()) >= len(heads) // 2
