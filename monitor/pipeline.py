@@ -61,7 +61,11 @@ def describe_error(exc: BaseException) -> str:
 
 def backoff_delay(failures: int, every: float, retry_after: float | None) -> float:
     """Wait before the next attempt after `failures` consecutive failures (1 = first)."""
-    delay = min(every * (2 ** max(0, failures - 1)), max(every, MAX_BACKOFF))
+    # The exponent is held below the cap's: past about a thousand failures (a dead feed that
+    # `monitor fetch` tries every few minutes from cron, for a few days) 2 ** n is too large to
+    # become a float, and recording the failure would raise.
+    doublings = min(max(0, failures - 1), 64)
+    delay = min(every * (2**doublings), max(every, MAX_BACKOFF))
     delay *= random.uniform(0.9, 1.1)
     if retry_after is not None:
         delay = max(delay, retry_after)

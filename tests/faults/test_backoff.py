@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 from monitor.pipeline import MAX_BACKOFF
@@ -106,3 +107,19 @@ def test_at_most_two_requests_reach_one_host_at_once_by_default(
     )  # no per_host: the default applies
     result = fetch(config)
     assert result.code == 0 and peak == 2
+
+
+def test_a_source_that_failed_a_thousand_times_still_backs_off_and_records_the_failure(
+    server: Hostile, tmp_path: Path
+) -> None:
+    server.routes["/dead"] = h.status(500)
+    config = write_config(tmp_path, source_toml("dead", "feed", server.url("/dead")), every="1m")
+    fetch(config)
+    db = sqlite3.connect(tmp_path / "monitor.db")
+    db.execute("UPDATE sources SET failures = 1100")  # a dead feed, fetched from cron for days
+    db.commit()
+    db.close()
+    again = fetch(config)
+    assert again.code == 1 and not again.escapes
+    assert again.row("dead")["failures"] == 1101
+    assert MAX_BACKOFF * 0.9 - 2 <= delays(again.db_path)["dead"] <= MAX_BACKOFF * 1.1 + 2
