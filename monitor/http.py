@@ -10,6 +10,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -71,10 +72,13 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if value.isdigit():
         return float(value)
     try:
-        when = parsedate_to_datetime(value).timestamp()
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return max(0.0, when - (now if now is not None else time.time()))
+    if when.tzinfo is None:
+        # "-0000" or no zone at all: HTTP dates are GMT, never the zone this machine is set to.
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
 # The deadline of the collection this request belongs to (see `collection_deadline`).

@@ -94,6 +94,20 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds("soon") is None
 
 
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
+def test_retry_after_date_without_a_zone_is_gmt_whatever_the_local_zone(monkeypatch, zone):
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        for value in ("Tue, 24 Nov 2026 10:01:00 -0000", "Tue, 24 Nov 2026 10:01:00"):
+            assert retry_after_seconds(value, now=1795514400.0) == 60, value
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 @pytest.mark.parametrize(
     ("chain", "moved"),
     [
