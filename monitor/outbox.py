@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from monitor.http import MAX_RETRY_AFTER
 from monitor.notifiers.base import DeliveryError
 from monitor.store import Store, iso_to_epoch, now_iso
 
@@ -35,7 +36,9 @@ class OutboxResult:
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> float:
     delay = min(FIRST_RETRY * 2 ** max(0, attempts - 1), MAX_RETRY) * random.uniform(0.8, 1.2)
-    return max(delay, retry_after or 0.0)
+    # A receiver's Retry-After is honoured up to a day, as a source's is: a broken proxy's
+    # "come back in a year" must not keep a delivery pending for a year.
+    return max(delay, min(retry_after or 0.0, MAX_RETRY_AFTER))
 
 
 async def deliver_due(

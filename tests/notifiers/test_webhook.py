@@ -186,3 +186,28 @@ async def test_slow_receiver_times_out(webhook_server: WebhookServer, http: Http
     with pytest.raises(DeliveryError, match="timed out"):
         await notifier(webhook_server.url, timeout=0.3).send([payload()], "d-1", http)
     assert time.monotonic() - started < 2
+
+
+async def test_a_receivers_retry_after_delays_the_outbox_by_at_most_a_day(
+    webhook_server: WebhookServer, http: Http, tmp_path
+) -> None:
+    from monitor.config import parse_config
+    from monitor.outbox import deliver_due
+    from monitor.store import Store, iso_to_epoch
+    from tests.test_outbox import seed
+
+    webhook_server.status = 503
+    webhook_server.reply_headers = {"Retry-After": str(365 * 86400)}  # a broken proxy
+    config = parse_config(
+        {"monitor": {"database": str(tmp_path / "m.db")},
+         "notifiers": {"hook": {"type": "webhook", "url": webhook_server.url}}},
+        env={},
+    )  # fmt: skip
+    store = Store(config.database)
+    seed(store, 1)
+    before = time.time()
+    result = await deliver_due(store, config, http)
+    (next_at,) = store.db.execute("SELECT next_attempt_at FROM deliveries").fetchone()
+    store.close()
+    assert result.retrying == 1
+    assert 86400 - 2 <= iso_to_epoch(next_at) - before <= 86400 + 2
