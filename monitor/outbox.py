@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from monitor.http import Http
     from monitor.notifiers.base import NotifierConfig
 
-MAX_ATTEMPTS = 25  # with the 1 h cap below, about a day of retrying
+# Waits of 30 s doubling to 1 h take 1 h 4 min over the first 7 retries; 23 more of 1 h
+# make about a day of retrying, as README says, before a delivery is `failed`.
+MAX_ATTEMPTS = 31
 FIRST_RETRY = 30.0
 MAX_RETRY = 3600.0
 MAX_DIGEST = 200  # matches in one digest message

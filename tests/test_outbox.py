@@ -128,3 +128,41 @@ async def test_two_processes_delivering_at_once_send_each_delivery_once(tmp_path
     )
     first.close()
     second.close()
+
+
+async def test_a_failing_delivery_is_retried_from_30s_doubling_to_1h_for_about_a_day(
+    tmp_path, monkeypatch
+):
+    import random
+
+    from monitor.store import iso_to_epoch
+
+    clock = [float(int(time.time()))]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    monkeypatch.setattr(random, "uniform", lambda a, b: 1.0)  # the nominal schedule
+    with Origin() as hook:
+        hook.post_statuses = [503]
+        config = parse_config(
+            {"monitor": {"database": str(tmp_path / "m.db")},
+             "notifiers": {"hook": {"type": "webhook", "url": hook.url("/h")}}},
+            env={},
+        )  # fmt: skip
+        store = Store(config.database)
+        seed(store, 1)
+        start, waits = clock[0], []
+        async with Http() as http:
+            while True:
+                await deliver_due(store, config, http, now=clock[0])
+                status, next_at = store.db.execute(
+                    "SELECT status, next_attempt_at FROM deliveries"
+                ).fetchone()
+                if status == "failed":
+                    break
+                waits.append(iso_to_epoch(next_at) - clock[0])
+                clock[0] = iso_to_epoch(next_at)
+        ids = {p.headers["webhook-id"] for p in hook.posts()}
+        store.close()
+    assert waits[:8] == [30, 60, 120, 240, 480, 960, 1920, 3600]
+    assert set(waits[8:]) == {3600}
+    assert 22 * 3600 <= clock[0] - start <= 26 * 3600  # then `failed`
+    assert len(ids) == 1  # the same webhook-id on every retry
