@@ -27,11 +27,11 @@ def next_due_at(row: Any, every: float) -> str:
     """When a source is next due, from its row in `sources`: resume where the archive left off."""
     if row is None or not row["last_fetched_at"]:
         return now_iso()
-    due = (iso_to_epoch(row["last_fetched_at"]) or 0) + every
-    backoff = iso_to_epoch(row["next_attempt_at"]) if row["failures"] else None
-    if backoff is not None:
-        due = max(due, backoff)
-    return now_iso(due)
+    if row["failures"] and iso_to_epoch(row["next_attempt_at"]) is not None:
+        # A failing source is tried again at its backoff, as the running daemon does: the
+        # backoff's jitter may put that a little before `every` has passed.
+        return str(row["next_attempt_at"])
+    return now_iso((iso_to_epoch(row["last_fetched_at"]) or 0) + every)
 
 
 def run_daemon(config: Config) -> int:

@@ -123,3 +123,19 @@ def test_a_source_that_failed_a_thousand_times_still_backs_off_and_records_the_f
     assert again.code == 1 and not again.escapes
     assert again.row("dead")["failures"] == 1101
     assert MAX_BACKOFF * 0.9 - 2 <= delays(again.db_path)["dead"] <= MAX_BACKOFF * 1.1 + 2
+
+
+def test_sources_next_due_after_a_failure_is_when_the_daemon_tries_again(
+    server: Hostile, tmp_path: Path, monkeypatch
+) -> None:
+    import random
+
+    monkeypatch.setattr(random, "uniform", lambda a, b: a)  # the backoff's jitter at its least
+    server.routes["/flaky"] = h.status(500)
+    config = write_config(tmp_path, source_toml("flaky", "feed", server.url("/flaky")))
+    failed = fetch(config)
+    row = failed.row("flaky")
+    # 0.9 h after the failure: the daemon (schedule.py) moves the source's job to exactly this.
+    assert delays(failed.db_path)["flaky"] < EVERY
+    (listed,) = json.loads(run_cli(config, "sources", "--json").out)
+    assert listed["next_due"] == row["next_attempt_at"]
