@@ -238,6 +238,49 @@ async def test_max_per_hour_records_matches_but_sends_no_more(tmp_path, monkeypa
     store.close()
 
 
+async def test_max_per_hour_is_a_rolling_hour_and_held_matches_are_never_sent_later(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
+    clock = [float(int(time.time()))]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    config = parse_config(
+        {
+            "monitor": {"database": str(tmp_path / "m.db")},
+            "sources": {"a": {"type": "fake", "name": "a"}},
+            "alerts": {"storm": {"query": "NATO", "notify": ["hook"], "max_per_hour": 2}},
+            "notifiers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
+        },
+        env={},
+    )
+    store = Store(config.database)
+    store.sync_sources([("a", "fake", None)])
+
+    def sent() -> list[str]:
+        return sorted(
+            r[0]
+            for r in store.db.execute(
+                "SELECT p.external_id FROM deliveries d JOIN posts p ON p.id = d.post_id"
+            )
+        )
+
+    posts = [Post(f"n{i}", None, title=f"NATO item {i}") for i in range(3)]
+    FakeSource.feeds["a"] = list(posts)
+    await run(config, store, "a")
+    assert sent() == ["n0", "n1"]  # n2 held
+    clock[0] += 59 * 60  # the same rolling hour, though a clock hour may have turned
+    FakeSource.feeds["a"] = posts = [*posts, Post("n3", None, title="NATO item 3")]
+    await run(config, store, "a")
+    assert sent() == ["n0", "n1"]
+    clock[0] += 2 * 60  # an hour after the first two were matched
+    FakeSource.feeds["a"] = [*posts, Post("n4", None, title="NATO item 4")]
+    r = await run(config, store, "a")
+    assert sent() == ["n0", "n1", "n4"]  # n2 and n3 stay recorded, searchable and unsent
+    assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 5
+    assert r.notices == []
+    store.close()
+
+
 async def test_a_pass_whose_alerts_cannot_run_says_so_and_the_next_pass_runs_them(env, monkeypatch):
     import sqlite3
 
