@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -146,9 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     level = logging.WARNING - 10 * args.verbose + 10 * args.quiet
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    # Log times are UTC, written as the times in the messages and the archive are: a daemon's
+    # "12:01 ... next at 06:31Z" in the machine's own zone reads as a schedule gone wrong.
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter(
+        "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
     )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=level, handlers=[handler])
     from monitor.config import ConfigError
 
     handler = COMMANDS[args.command]

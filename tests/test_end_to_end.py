@@ -393,3 +393,26 @@ def test_a_pass_with_no_alerts_records_its_matches_and_queues_nothing_for_later(
         "nato-troops-ukraine"
     ]
     assert db_rows(db, "SELECT * FROM deliveries") == []
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
+def test_log_lines_are_stamped_in_utc_whatever_the_local_zone(tmp_path, zone):
+    import calendar
+    import os
+    import subprocess
+    import sys
+
+    with Origin() as origin:
+        origin.routes["/tass.xml"] = Route(rss(OTHER))
+        origin.routes["/broken.xml"] = Route(b"", status=500)
+        cfg = write_config(tmp_path / "m.toml", origin)
+        before = time.time()
+        proc = subprocess.run(
+            [sys.executable, "-m", "monitor", "fetch", "-v", "--config", str(cfg)],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60,
+            env={**os.environ, "TZ": zone, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )  # fmt: skip
+    stamp = proc.stderr.split()[0]
+    assert stamp.endswith("Z"), proc.stderr
+    logged = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    assert abs(logged - before) < 60, proc.stderr
