@@ -83,6 +83,20 @@ def test_twelve_hour_times_and_zone_names_are_read():
     assert parse_date("garbage") is None
 
 
+@pytest.mark.parametrize(
+    ("written", "utc"),
+    [
+        ("Thu, 19 Nov 2026 14:52:14 TRT", "2026-11-19T11:52:14Z"),  # Türkiye: TRT World, AA
+        ("Thu, 19 Nov 2026 14:52:14 MSK", "2026-11-19T11:52:14Z"),
+        ("Thu, 19 Nov 2026 14:52:14 EAT", "2026-11-19T11:52:14Z"),
+        ("Thu, 19 Nov 2026 20:52:14 HKT", "2026-11-19T12:52:14Z"),
+        ("Fri, 20 Nov 2026 09:00:00 AEDT", "2026-11-19T22:00:00Z"),
+    ],
+)
+def test_zone_abbreviations_of_the_newsrooms_a_desk_follows_are_read(written, utc):
+    assert parse_date(written) == utc
+
+
 def _clean_space_by_lines(s: str) -> str:
     """clean_space as it was first written, one line at a time."""
     s = text._WS.sub(" ", s)
