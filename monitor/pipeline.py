@@ -108,7 +108,9 @@ async def run_source(
         raise
     except Exception as exc:  # noqa: BLE001 - one source's failure must never escape
         error = f"timed out after {deadline:g}s" if isinstance(exc, TimeoutError) else None
-        return _failed(source, config, store, started_at, exc, error, started, ctx.log)
+        return _failed(
+            source, config, store, started_at, exc, error, started, ctx.log, ctx.http_status
+        )
     try:
         # A crash after this commit can't lose an alert: the posts stay above the search mark
         # until a `match_pending` indexes and matches them, in its own commit.
@@ -130,7 +132,9 @@ async def run_source(
                 saved, found = write(db)
     except Exception as exc:  # noqa: BLE001
         error = f"could not store: {describe_error(exc)}"
-        return _failed(source, config, store, started_at, exc, error, started, ctx.log)
+        return _failed(
+            source, config, store, started_at, exc, error, started, ctx.log, ctx.http_status
+        )
     result = SourceResult(
         source.id, True, new=saved.new, updated=saved.updated,
         http_status=collected.http_status, not_modified=collected.not_modified,
@@ -155,9 +159,10 @@ def _failed(
     error: str | None,
     started: float,
     notices: list[str],
+    answered: int | None = None,
 ) -> SourceResult:
     error = config.redact(error or describe_error(exc))
-    status = exc.status if isinstance(exc, FetchError) else None
+    status = exc.status if isinstance(exc, FetchError) else answered
     retry_after = exc.retry_after if isinstance(exc, FetchError) else None
     row = store.source(source.id)
     failures = (row["failures"] if row is not None else 0) + 1

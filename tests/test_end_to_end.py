@@ -416,3 +416,20 @@ def test_log_lines_are_stamped_in_utc_whatever_the_local_zone(tmp_path, zone):
     assert stamp.endswith("Z"), proc.stderr
     logged = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
     assert abs(logged - before) < 60, proc.stderr
+
+
+def test_an_answer_that_cannot_be_read_keeps_its_http_status_in_the_fetch_log(
+    tmp_path, origin, capsys
+):
+    origin.routes["/broken.xml"] = Route(
+        b'<!doctype html><html><head><link rel="alternate" type="application/rss+xml" '
+        b'href="/tass.xml"></head><body>TASS</body></html>',
+        headers={"Content-Type": "text/html"},
+    )
+    cfg = write_config(tmp_path / "m.toml", origin)
+    assert main(["fetch", "broken", "--config", str(cfg), "--json"]) == 1
+    (out,) = json.loads(capsys.readouterr().out)["sources"]
+    assert out["http_status"] == 200 and out["error"].startswith("not a feed: the response is")
+    (row,) = db_rows(tmp_path / "monitor.db", "SELECT ok, http_status, error FROM fetches")
+    assert (row["ok"], row["http_status"]) == (0, 200)
+    assert origin.url("/tass.xml") in row["error"]

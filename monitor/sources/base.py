@@ -51,12 +51,16 @@ class FetchContext:
     timeout: float
     log: list[str] = field(default_factory=list)  # notices shown in the summary
     parser: ParseWorker | None = None
+    # The configured address's answer: the fetch log's status even when what came back could
+    # not be read (an HTML page where the feed was, a page whose selectors match nothing).
+    http_status: int | None = None
 
     async def get_configured(self, url: str, key: str = "url") -> Response:
         """GET the address the source's `key` configures, conditionally (its validators live
         in the state), with a notice when that address has moved for good: the next fetches
         would follow the same redirect, until the old address stops answering at all."""
         resp = await self.http.get(url, state=self.state, timeout=self.timeout)
+        self.http_status = resp.status
         if resp.moved_to:
             self.log.append(f"{key} has moved permanently to {resp.moved_to}: set {key} to it")
         return resp
