@@ -495,14 +495,8 @@ def _utc_minute(iso: str | None) -> str:
     return f"{iso[:16].replace('T', ' ')} UTC" if iso else ""
 
 
-def _fmt_seconds(s: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size and s % size == 0:
-            return f"{int(s // size)}{unit}"
-    return f"{s:g}s"
-
-
 def cmd_sources(args: argparse.Namespace) -> int:
+    from monitor.config_types import format_duration
     from monitor.schedule import next_due_at
     from monitor.store import Store, now_iso
 
@@ -521,7 +515,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
                 "id": sid,
                 "type": s.type,
                 "target": config.redact(s.describe()),
-                "every": _fmt_seconds(every),
+                "every": format_duration(every),
                 "enabled": s.enabled,
                 "last_fetched_at": r["last_fetched_at"] if r else None,
                 "last_ok_at": r["last_ok_at"] if r else None,

@@ -41,6 +41,14 @@ def parse_duration(value: object) -> float:
     return number * _UNITS[unit or "s"]
 
 
+def format_duration(seconds: float) -> str:
+    """`seconds` as a configuration writes it: 172800 → "2d", 90 → "90s"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_size(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a size such as 10MB")

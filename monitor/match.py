@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from monitor.config_types import format_duration
 from monitor.models import Match
 from monitor.store import Store, now_iso
 
@@ -159,7 +160,7 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
         for sid, n in old.items():
             found.notices.setdefault(sid, []).append(
                 f"alert {alert.id}: {n} match{'es' if n > 1 else ''} on posts older than "
-                f"max_age ({_duration(alert.max_age)}) recorded but not sent"
+                f"max_age ({format_duration(alert.max_age)}) recorded but not sent"
             )
     for sid, notices in found.notices.items():
         store.add_notices(db, sid, notices)
@@ -168,14 +169,6 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
 
 def _without_fragment(url: str | None) -> str | None:
     return url.split("#", 1)[0] if url else url
-
-
-def _duration(seconds: float | None) -> str:
-    """`seconds` as the configuration would write it: 172800 → "2d"."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def _hourly_budget(db: sqlite3.Connection, alert_id: str, max_per_hour: int | None) -> int | None:

@@ -210,20 +210,28 @@ async def test_posts_a_dead_pass_saved_but_never_matched_are_matched_once_by_the
         store.close()
 
 
-@pytest.mark.parametrize("batched", [False, True], ids=["per-source", "per-pass"])
-async def test_max_per_hour_records_matches_but_sends_no_more(tmp_path, monkeypatch, batched):
-    monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
+def one_source_and_alert(tmp_path, alert_id: str, alert: dict) -> tuple:
+    """A configuration of fake source `a`, one alert and a webhook, and its archive."""
     config = parse_config(
         {
             "monitor": {"database": str(tmp_path / "m.db")},
             "sources": {"a": {"type": "fake", "name": "a"}},
-            "alerts": {"storm": {"query": "NATO", "notify": ["hook"], "max_per_hour": 2}},
+            "alerts": {alert_id: alert},
             "notifiers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
         },
         env={},
     )
     store = Store(config.database)
     store.sync_sources([("a", "fake", None)])
+    return config, store
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-source", "per-pass"])
+async def test_max_per_hour_records_matches_but_sends_no_more(tmp_path, monkeypatch, batched):
+    monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
+    config, store = one_source_and_alert(
+        tmp_path, "storm", {"query": "NATO", "notify": ["hook"], "max_per_hour": 2}
+    )
     FakeSource.feeds["a"] = [Post(f"n{i}", None, title=f"NATO item {i}") for i in range(5)]
     if batched:
         async with Http() as http:
@@ -244,17 +252,9 @@ async def test_max_per_hour_is_a_rolling_hour_and_held_matches_are_never_sent_la
     monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
     clock = [float(int(time.time()))]
     monkeypatch.setattr(time, "time", lambda: clock[0])
-    config = parse_config(
-        {
-            "monitor": {"database": str(tmp_path / "m.db")},
-            "sources": {"a": {"type": "fake", "name": "a"}},
-            "alerts": {"storm": {"query": "NATO", "notify": ["hook"], "max_per_hour": 2}},
-            "notifiers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
-        },
-        env={},
+    config, store = one_source_and_alert(
+        tmp_path, "storm", {"query": "NATO", "notify": ["hook"], "max_per_hour": 2}
     )
-    store = Store(config.database)
-    store.sync_sources([("a", "fake", None)])
 
     def sent() -> list[str]:
         return sorted(
@@ -333,19 +333,9 @@ async def test_max_age_records_matches_on_old_posts_but_sends_only_the_news(
     from monitor.store import now_iso
 
     monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
-    config = parse_config(
-        {
-            "monitor": {"database": str(tmp_path / "m.db")},
-            "sources": {"a": {"type": "fake", "name": "a"}},
-            "alerts": {
-                "news": {"query": "NATO", "notify": ["hook"], "max_age": "2d", "max_per_hour": 2}
-            },
-            "notifiers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
-        },
-        env={},
+    config, store = one_source_and_alert(
+        tmp_path, "news", {"query": "NATO", "notify": ["hook"], "max_age": "2d", "max_per_hour": 2}
     )
-    store = Store(config.database)
-    store.sync_sources([("a", "fake", None)])
     day = 86400
     FakeSource.feeds["a"] = [
         Post("old1", None, title="NATO backlog 1", published_at=now_iso(time.time() - 30 * day)),

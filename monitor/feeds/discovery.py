@@ -21,16 +21,15 @@ def named_feeds(body: bytes, url: str, content_type: str | None = None) -> list[
     """(absolute URL, title or kind) of each feed the page at `url` links as an alternate."""
     from selectolax.lexbor import LexborHTMLParser
 
-    from monitor.sources.page import decode_html
+    from monitor.sources.page import base_url, decode_html
 
     tree = LexborHTMLParser(decode_html(body, content_type))
-    base_node = tree.css_first("base[href]")
-    base = absolute_url(base_node.attributes.get("href"), url) if base_node is not None else None
+    base = base_url(tree, url)
     found: dict[str, str] = {}
     for node in tree.css("link[href][type]"):
         rel = (node.attributes.get("rel") or "").lower().split()
         kind = _FEED_TYPES.get((node.attributes.get("type") or "").strip().lower())
-        href = absolute_url(node.attributes.get("href"), base or url)
+        href = absolute_url(node.attributes.get("href"), base)
         if "alternate" not in rel or kind is None or href is None:
             continue
         if href.startswith(("http://", "https://")) and href != url:

@@ -55,14 +55,14 @@ class FetchContext:
     # not be read (an HTML page where the feed was, a page whose selectors match nothing).
     http_status: int | None = None
 
-    async def get_configured(self, url: str, key: str = "url") -> Response:
-        """GET the address the source's `key` configures, conditionally (its validators live
+    async def get_configured(self, url: str) -> Response:
+        """GET the address the source's `url` configures, conditionally (its validators live
         in the state), with a notice when that address has moved for good: the next fetches
         would follow the same redirect, until the old address stops answering at all."""
         resp = await self.http.get(url, state=self.state, timeout=self.timeout)
         self.http_status = resp.status
         if resp.moved_to:
-            self.log.append(f"{key} has moved permanently to {resp.moved_to}: set {key} to it")
+            self.log.append(f"url has moved permanently to {resp.moved_to}: set url to it")
         return resp
 
     async def parse(self, fn: Callable[..., T], *args: Any) -> T:

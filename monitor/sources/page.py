@@ -71,7 +71,7 @@ def parse_page(
         raise ParseError(
             f"item selector {cfg.item!r} matched nothing on the page — has the site changed?"
         )
-    base = _base_url(tree, url)
+    base = base_url(tree, url)
     lang = _lang(tree)
     posts: list[Post] = []
     seen: set[str] = set()
@@ -192,7 +192,8 @@ def _date(node: LexborNode | None) -> str | None:
     return parse_human_date(_text(node))
 
 
-def _base_url(tree: LexborHTMLParser, url: str) -> str:
+def base_url(tree: LexborHTMLParser, url: str) -> str:
+    """The URL a page's relative links resolve against: its <base href>, else its own."""
     node = tree.css_first("base[href]")
     href = node.attributes.get("href") if node is not None else None
     return absolute_url(href, url) or url

@@ -112,8 +112,8 @@ class SitemapSource(SourceConfig):
         archive already, with its page's title, which the bare entry would overwrite.
         """
         read: dict[str, str] = ctx.state.get("read", {})
-        titled = [p for p in posts if p.title or not p.url]
-        todo = [p for p in posts if not (p.title or not p.url) and read.get(p.url) != _mark(p)]
+        titled = [p for p in posts if not _untitled(p)]
+        todo = [p for p in posts if _untitled(p) and read.get(str(p.url)) != _mark(p)]
         if len(todo) > MAX_READS:
             ctx.log.append(f"{len(todo) - MAX_READS} new pages left for the next fetch")
             todo = todo[:MAX_READS]
@@ -144,6 +144,10 @@ class SitemapSource(SourceConfig):
             published_at=head.published_at or post.published_at,
             lang=head.lang or post.lang, media=media,
         ), None  # fmt: skip
+
+
+def _untitled(post: Post) -> bool:
+    return bool(post.url) and not post.title
 
 
 def _mark(post: Post) -> str:
