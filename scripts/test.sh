@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, then runs them.
+# System packages that a test needs a real one of (a database server, a browser) are installed
+# from Debian when missing; the Python side goes into .venv. Arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# "command-to-look-for:debian-package" for each system tool the tests run for real.
+system_tools=()
+
+missing=()
+for pair in "${system_tools[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+python3 -m venv .venv
+.venv/bin/pip install -q -e '.[test,stt]'
+exec .venv/bin/python -m pytest -q "$@"
