@@ -8,20 +8,18 @@ import os
 import random
 import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.origin import AnswerHandler
+from tests.origin import AnswerHandler, QuietServer
 from tests.test_daemon import start, stop
 
 pytestmark = pytest.mark.slow
@@ -213,7 +211,7 @@ class Stage:
                         stage.posts_inflight.remove(hook)
                         stage.cond.notify_all()
 
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -231,13 +229,6 @@ class Stage:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A killed daemon resets its connections: expected here, and not worth a traceback.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 def _guids(body: bytes) -> list[str]:

@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +21,7 @@ from monitor.xmlsafe import (
     nesting_depth,
     parse_xml,
 )
+from tests.origin import QuietServer
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
@@ -81,7 +82,7 @@ def origin() -> Iterator[tuple[str, list[str]]]:
     """A real HTTP server on 127.0.0.1 that records every request it gets."""
     hits: list[str] = []
     handler = type("Recorder", (_Recorder,), {"hits": hits})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
