@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import json
 import logging
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -89,9 +91,10 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     command("run", "daemon: each source on its own schedule, alerts delivered in the background")
 
     p = command("search", "full-text search of the archive (same query language as alerts)")
-    p.add_argument("query", metavar="QUERY")
+    p.add_argument("query", metavar="QUERY", nargs="+", help="the query; its words may be unquoted")
     p.add_argument("--source", metavar="ID")
-    p.add_argument("--since", metavar="DATE", help="published on or after (YYYY-MM-DD or ISO time)")
+    p.add_argument("--since", metavar="WHEN",
+                   help="published on or after: YYYY-MM-DD, an ISO time, or a duration ago (2d)")  # fmt: skip
     p.add_argument("--limit", type=_positive, default=20, metavar="N")
     p.add_argument("--json", action="store_true")
 
@@ -141,6 +144,7 @@ def run() -> None:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    argv = _query_words_last(argv)
     parser = build_parser(json_errors="--json" in argv)
     args = parser.parse_args(argv)
     if not args.command:
@@ -184,6 +188,30 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
+# The options that take a value, wherever they stand: a word after one is its value.
+_VALUE_OPTIONS = {"--config", "--db", "--source", "--since", "--limit"}
+
+
+def _query_words_last(argv: list[str]) -> list[str]:
+    """`search`'s arguments with its query words after a `--`, so that a query may start with
+    `-` (`monitor search -exercise NATO`): argparse would read `-exercise` as an option."""
+    if "search" not in argv:
+        return argv
+    at = argv.index("search")
+    options, words = list(argv[: at + 1]), []
+    rest = iter(argv[at + 1 :])
+    for arg in rest:
+        if arg == "--":
+            words.extend(rest)
+        elif arg in _VALUE_OPTIONS:
+            options += [arg, next(rest, "")]
+        elif arg.startswith("--") or arg in ("-h", "-v", "-q") or re.fullmatch(r"-v+|-q+", arg):
+            options.append(arg)
+        else:
+            words.append(arg)
+    return [*options, "--", *words] if words else options
+
+
 def _config_path(args: argparse.Namespace) -> Path:
     from monitor.config import default_config_path
 
@@ -202,17 +230,26 @@ def _existing_config_path(args: argparse.Namespace) -> Path:
     return path
 
 
-def _load(args: argparse.Namespace) -> Config:
+def _load(args: argparse.Namespace, *, need_notifiers: bool = True) -> Config:
+    """The configuration; without `need_notifiers`, for a command that sends nothing, a
+    notifier whose ${VAR} is unset here is left out rather than refused."""
     import dataclasses
 
     from monitor.config import load_config
 
     path = _existing_config_path(args)
-    config = load_config(path)
+    config = load_config(path, need_notifiers=need_notifiers)
     if config.secrets:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_RedactLogs(config))
     if args.db:
+        # A directory named on the command line is not made: a typo would start a new,
+        # empty archive beside the real one.
+        where = Path(args.db).parent
+        if where.exists() and not where.is_dir():
+            raise UsageError(f"--db: {where} is a file, not a directory")
+        if not where.is_dir():
+            raise UsageError(f"--db: there is no directory {where} (make it first)")
         config = dataclasses.replace(
             config, monitor=dataclasses.replace(config.monitor, database=args.db)
         )
@@ -279,7 +316,7 @@ def _parse_worker(args: argparse.Namespace) -> Any:
 def _fetch(args: argparse.Namespace, worker: Any) -> int:
     from monitor.runner import fetch_pass, make_http, open_store, select_sources
 
-    config = _load(args)
+    config = _load(args, need_notifiers=not args.no_alerts)
     unknown = [i for i in args.source_ids if i not in config.sources]
     if unknown:
         from monitor.config import did_you_mean
@@ -314,7 +351,22 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
     # What a replay queues is what its note counts: not what earlier passes left pending.
     pending_before = store.pending_deliveries() if args.replay else 0
 
+    import asyncio
+
+    done: list[Any] = []
+    signals: list[int] = []
+
     async def go() -> Any:
+        import signal
+
+        # SIGTERM stops the pass as Ctrl-C does: cancelled, each source's fetch logged as
+        # interrupted, rather than the process gone without a word.
+        me = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(
+                signal.SIGTERM, lambda: (signals.append(signal.SIGTERM), me and me.cancel())
+            )
         if worker is not None:
             await worker.attach()
         try:
@@ -323,7 +375,7 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
                 # webhook: what it matches waits in the outbox rather than going out.
                 return await fetch_pass(
                     config, store, http, sources,
-                    deliver=not args.no_alerts and not args.replay, parser=worker,
+                    deliver=not args.no_alerts and not args.replay, parser=worker, done=done,
                 )  # fmt: skip
         finally:
             if worker is not None:
@@ -334,12 +386,16 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
         outcome = _run(go())
         if args.replay and not args.no_alerts:
             held = store.pending_deliveries() - pending_before
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _say_interrupted(done, sources, args)
+        return 143 if signals else 130
     finally:
         store.close()
         if args.replay:
             from monitor import ytdlp
 
             ytdlp.use_recording(None)
+    posts = _matched_posts(outcome, config.database)
     if args.json:
         _print_json(
             {
@@ -351,11 +407,7 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
                         "http_status": r.http_status, "not_modified": r.not_modified,
                         "error": r.error, "seconds": round(r.seconds, 3),
                         "next_attempt_at": r.next_attempt_at, "notices": r.notices,
-                        "matches": [
-                            {"alert": m.alert_id, "post": m.post_id, "snippet": m.snippet,
-                             "offset": m.offset}
-                            for m in r.matches
-                        ],
+                        "matches": [_match_doc(m, posts) for m in r.matches],
                     }
                     for r in outcome.sources
                 ],
@@ -366,7 +418,12 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
             }
         )  # fmt: skip
     elif not args.quiet:
-        _print_fetch_summary(outcome, store_path=config.database)
+        _print_fetch_summary(outcome, posts)
+        if args.replay:  # the offline demo's next step: its archive is not the default one
+            query = next((a.query for a in config.alerts.values()), "NATO")
+            where = f" --config {args.config}" if args.config else ""
+            print(f"search what it stored: monitor search {shlex.quote(query)}{where}"
+                  + (f" --db {args.db}" if args.db else ""))  # fmt: skip
     if held:
         print(
             f"monitor: a replayed pass sends no alerts; {held} "
@@ -377,21 +434,51 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
-def _print_fetch_summary(outcome: Any, store_path: str) -> None:
+def _say_interrupted(done: list[Any], sources: list[Any], args: argparse.Namespace) -> None:
+    """What a stopped pass stored: a desk that pressed Ctrl-C must not have to guess."""
+    new, updated = sum(r.new for r in done), sum(r.updated for r in done)
+    stopped = len(sources) - len(done)
+    line = (
+        f"interrupted: {len(done)} of {_count(len(sources), 'source')} done, "
+        f"{new} new and {updated} updated posts stored; {stopped} stopped mid-fetch "
+        "(the next pass matches what was stored and fetches the rest)"
+    )
+    if args.json:
+        _print_json({"ok": False, "interrupted": True, "done": [r.source_id for r in done],
+                     "new": new, "updated": updated, "stopped": stopped})  # fmt: skip
+    print(f"monitor: {line}", file=sys.stderr)
+
+
+def _matched_posts(outcome: Any, store_path: str) -> dict[str, tuple[str | None, str | None]]:
+    """The title and URL of each post the pass matched, by post id."""
     import sqlite3
 
+    ids = [m.post_id for r in outcome.sources for m in r.matches]
+    if not ids:
+        return {}
+    db = sqlite3.connect(store_path)
+    try:
+        marks = ",".join("?" * len(ids))
+        rows = db.execute(f"SELECT id, title, url FROM posts WHERE id IN ({marks})", ids)
+        return {pid: (title, url) for pid, title, url in rows}
+    finally:
+        db.close()
+
+
+def _match_doc(m: Any, posts: dict[str, tuple[str | None, str | None]]) -> dict[str, Any]:
+    """A match of `fetch --json`, with what `search --json` gives of its post."""
     from monitor.match import link_at
 
-    posts: dict[str, tuple[str, str | None]] = {}
-    ids = [m.post_id for r in outcome.sources for m in r.matches]
-    if ids:
-        db = sqlite3.connect(store_path)
-        marks = ",".join("?" * len(ids))
-        rows = db.execute(
-            f"SELECT id, coalesce(title, url, id), url FROM posts WHERE id IN ({marks})", ids
-        )
-        posts = {pid: (title, url) for pid, title, url in rows}
-        db.close()
+    title, url = posts.get(m.post_id, (None, None))
+    return {
+        "alert": m.alert_id, "post": m.post_id, "title": title, "url": url,
+        "link": link_at(url, m.offset) if url else None, "snippet": m.snippet, "offset": m.offset,
+    }  # fmt: skip
+
+
+def _print_fetch_summary(outcome: Any, posts: dict[str, tuple[str | None, str | None]]) -> None:
+    from monitor.match import link_at
+
     width = max((len(r.source_id) for r in outcome.sources), default=6)
     for r in outcome.sources:
         if not r.ok:
@@ -404,7 +491,8 @@ def _print_fetch_summary(outcome: Any, store_path: str) -> None:
         for notice in r.notices:
             print(f"{'':<{width}}  note: {notice}")
         for m in r.matches:
-            title, url = posts.get(m.post_id, (m.post_id, None))
+            title, url = posts.get(m.post_id, (None, None))
+            title = title or url or m.post_id
             at = f" @ {int(m.offset)}s" if m.offset is not None else ""
             print(f"{'':<{width}}  ↳ [{m.alert_id}] {title}{at}")
             print(f"{'':<{width}}      {m.snippet}")
@@ -416,8 +504,8 @@ def _print_fetch_summary(outcome: Any, store_path: str) -> None:
         f"{_count(len(outcome.sources), 'source')}, {failed} failed, "
         f"{_count(total, 'new match', 'new matches')}"
     )
-    if outcome.outbox is not None:
-        o = outcome.outbox
+    o = outcome.outbox
+    if o is not None and (o.sent or o.retrying or o.failed):  # nothing to say of no deliveries
         line += f"; deliveries: {o.sent} sent, {o.retrying} to retry, {o.failed} failed"
     print(line)
     if outcome.match_error:
@@ -439,17 +527,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from monitor.query import QueryError
-    from monitor.search import search
+    from monitor.search import count, search
     from monitor.store import Store
 
-    config = _load(args)
-    since = args.since
-    if since:
-        from monitor.text import parse_date
-
-        since = parse_date(since)
-        if since is None:
-            raise UsageError(f"--since: cannot read {args.since!r} as a date (use YYYY-MM-DD)")
+    config = _load(args, need_notifiers=False)
+    query = " ".join(args.query)
+    since = _since(args.since) if args.since else None
     store = Store(config.database, create=False)
     known = args.source is None or args.source in config.sources
     if not known and not store.has_source(args.source):
@@ -461,10 +544,13 @@ def cmd_search(args: argparse.Namespace) -> int:
             + did_you_mean(args.source, list(config.sources))
         )
     try:
-        hits = search(store, args.query, source=args.source, since=since, limit=args.limit)
+        hits = search(store, query, source=args.source, since=since, limit=args.limit)
+        total = len(hits)
+        if total == args.limit:  # there may be more than were shown
+            total = count(store, query, source=args.source, since=since)
     except QueryError as e:
         print(f"monitor: bad query: {e}", file=sys.stderr)
-        print(f"  {args.query}\n  {' ' * e.position}^", file=sys.stderr)
+        print(f"  {query}\n  {' ' * e.position}^", file=sys.stderr)
         if args.json:
             _print_json({"ok": False, "error": f"bad query: {e}", "position": e.position})
         return EXIT_USAGE
@@ -486,8 +572,31 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"    {h.snippet}")
         print(f"    {h.link}")
     if not args.quiet:
-        print(f"{len(hits)} result{'s' if len(hits) != 1 else ''}", file=sys.stderr)
+        shown = _count(total, "result")
+        if total > len(hits):
+            shown = f"{len(hits)} of {shown} (--limit {args.limit}; --json or a larger --limit)"
+        print(shown)
     return EXIT_OK
+
+
+def _since(text: str) -> str:
+    """--since as ISO UTC: a date or time as written, or a duration back from now (`2d`)."""
+    from monitor.config_types import parse_duration
+    from monitor.text import parse_date
+
+    when = parse_date(text)
+    if when is None:
+        try:
+            ago = parse_duration(text)
+        except ValueError:
+            raise UsageError(
+                f"--since: cannot read {text!r} as a date or a duration "
+                "(use YYYY-MM-DD, an ISO time, or 2d, 6h, 30m)"
+            ) from None
+        from monitor.store import now_iso
+
+        when = now_iso(time.time() - ago)
+    return when
 
 
 def _utc_minute(iso: str | None) -> str:
@@ -500,12 +609,16 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from monitor.schedule import next_due_at
     from monitor.store import Store, now_iso
 
-    config = _load(args)
+    config = _load(args, need_notifiers=False)
     rows = {}
     if Path(config.database).exists():  # else nothing was fetched yet: no need to make it
         store = Store(config.database)
         rows = {r["id"]: r for r in store.source_rows()}
         store.close()
+    elif args.db:  # an archive asked for by name that is not there is a mistake, as in search
+        Store(config.database, create=False)
+    elif not args.json:
+        print(f"(no archive at {config.database} yet: nothing fetched)", file=sys.stderr)
     out = []
     for sid, s in config.sources.items():
         r = rows.get(sid)
@@ -533,7 +646,9 @@ def cmd_sources(args: argparse.Namespace) -> int:
     now = now_iso()
     for o in out:
         state = "disabled" if not o["enabled"] else (
-            f"FAILING ×{o['failures']}" if o["failures"] else ("ok" if o["last_ok_at"] else "never fetched")
+            f"FAILING ×{o['failures']}" if o["failures"] else
+            "interrupted" if o["last_error"] == "interrupted" else
+            ("ok" if o["last_ok_at"] else "never fetched")
         )  # fmt: skip
         print(
             f"{o['id']}  [{o['type']}, every {o['every']}]  {state}  {_count(o['posts'], 'post')}"
@@ -552,8 +667,9 @@ def cmd_sources(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from monitor.store import Store
 
-    config = _load(args)
+    config = _load(args, need_notifiers=args.retry)
     store = Store(config.database, create=False)
+    code = EXIT_OK
     try:
         if args.retry:
             from monitor.outbox import deliver_due
@@ -564,6 +680,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                     return await deliver_due(store, config, http, force=True)
 
             o = _run(go())
+            # A retry that sent nothing it tried is a failure, to a script as to a person.
+            code = EXIT_FAILED if o.retrying or o.failed else EXIT_OK
             if not args.json:
                 print(f"deliveries: {o.sent} sent, {o.retrying} to retry, {o.failed} failed")
                 for err in o.errors:
@@ -585,7 +703,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         _print_json(rows)
-        return EXIT_OK
+        return code
     if not rows:
         print("no deliveries" + (f" with status {args.status}" if args.status else ""))
     for r in rows:
@@ -598,7 +716,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         print(f"    {r['title'] or r['url'] or r['post_id']}")
         if r["last_error"]:
             print(f"    last error: {r['last_error']}")
-    return EXIT_OK
+    return code
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -615,23 +733,65 @@ def cmd_check(args: argparse.Namespace) -> int:
             for problem in e.problems:
                 print(f"  {problem}")
         return EXIT_USAGE
+    database = args.db or config.database
+    archive, problem = _check_archive(database, "--db" if args.db else "monitor.database")
     summary = {
-        "ok": True,
+        "ok": problem is None,
         "config": str(path),
         "sources": len(config.sources),
         "alerts": len(config.alerts),
         "notifiers": len(config.notifiers),
-        "database": args.db or config.database,
+        "database": database,
+        "archive": archive,
     }
+    if problem is not None:
+        summary["problems"] = [problem]
     if args.json:
         _print_json(summary)
+    elif problem is not None:
+        print(f"{path}: 1 problem\n  {problem}")
     else:
         print(
             f"{path}: ok — {_count(summary['sources'], 'source')}, "
             f"{_count(summary['alerts'], 'alert')}, {_count(summary['notifiers'], 'notifier')}; "
-            f"database {summary['database']}"
+            f"database {database} ({archive})"
         )
-    return EXIT_OK
+    return EXIT_OK if problem is None else EXIT_USAGE
+
+
+def _check_archive(path: str, key: str) -> tuple[str, str | None]:
+    """What is at the archive's path, and the problem with it if it can't be used."""
+    import os
+    import sqlite3
+
+    from monitor.store import SCHEMA_VERSION
+
+    if path == ":memory:":
+        return "in memory", None
+    where = Path(path).resolve().parent
+    if not Path(path).exists():
+        if where.is_dir() and not os.access(where, os.W_OK | os.X_OK):
+            return "not made yet", f"{key}: cannot make {path}: {where} is not writable here"
+        if key == "--db" and not where.is_dir():
+            return "not made yet", f"{key}: there is no directory {where}"
+        return "not made yet: the first fetch makes it", None
+    try:
+        db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        try:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        return "unreadable", f"{key}: {path} cannot be read as an archive: {e}"
+    if version > SCHEMA_VERSION:
+        return f"schema {version}", (
+            f"{key}: {path} was made by a newer monitor (schema {version}; this one "
+            f"knows {SCHEMA_VERSION}): upgrade the monitor"
+        )
+    if not os.access(path, os.W_OK):
+        return f"schema {version}", f"{key}: {path} is not writable here"
+    return f"schema {version}", None
 
 
 def cmd_record(args: argparse.Namespace) -> int:

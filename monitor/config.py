@@ -101,7 +101,9 @@ def default_config_path() -> Path:
     return Path("monitor.toml")
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path, env: Mapping[str, str] | None = None, *, need_notifiers: bool = True
+) -> Config:
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -111,12 +113,24 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raise ConfigError([f"{path}: cannot read: {e}"]) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
-    return parse_config(raw, env=os.environ if env is None else env, path=path)
+    return parse_config(
+        raw, env=os.environ if env is None else env, path=path, need_notifiers=need_notifiers
+    )
 
 
 def parse_config(
-    raw: dict[str, Any], env: Mapping[str, str] | None = None, path: Path | None = None
+    raw: dict[str, Any],
+    env: Mapping[str, str] | None = None,
+    path: Path | None = None,
+    *,
+    need_notifiers: bool = True,
 ) -> Config:
+    """The configuration in `raw`, or ConfigError with every problem.
+
+    Without `need_notifiers` (a command that sends nothing: `search`, `sources`, `alerts`), a
+    notifier whose ${VAR} is not set is left out of `notifiers` instead of refusing the whole
+    file: the password of the mail server is the sender's business, not the reader's.
+    """
     from monitor.notifiers import TYPES as NOTIFIER_TYPES
     from monitor.notifiers import notifier_class
     from monitor.sources import TYPES as SOURCE_TYPES
@@ -125,6 +139,14 @@ def parse_config(
     problems: list[str] = []
     secrets: set[str] = set()
     raw = _substitute(raw, "", env if env is not None else os.environ, problems, secrets)
+    unsendable: set[str] = set()
+    if not need_notifiers:
+        tables = raw.get("notifiers")
+        for nid in tables if isinstance(tables, dict) else ():
+            mine = [p for p in problems if p.startswith(f"notifiers.{nid}.") and _UNSET in p]
+            if mine:
+                unsendable.add(nid)
+                problems[:] = [p for p in problems if p not in mine]
     for key in raw:
         if key not in ("monitor", "sources", "alerts", "notifiers"):
             problems.append(
@@ -144,7 +166,10 @@ def parse_config(
         key = f"sources.{sid}"
         type_name = table.get("type")
         if type_name is None:
-            problems.append(f"{key}.type: missing (one of {', '.join(sorted(SOURCE_TYPES))})")
+            problems.append(
+                f"{key}.type: missing (one of {', '.join(sorted(SOURCE_TYPES))})"
+                + _misspelt_type(table)
+            )
             continue
         if type_name not in SOURCE_TYPES:
             problems.append(
@@ -162,7 +187,12 @@ def parse_config(
         type_name = table.get("type")
         if type_name not in NOTIFIER_TYPES:
             what = "missing" if type_name is None else f"unknown notifier type {type_name!r}"
-            problems.append(f"{key}.type: {what} (one of {', '.join(sorted(NOTIFIER_TYPES))})")
+            problems.append(
+                f"{key}.type: {what} (one of {', '.join(sorted(NOTIFIER_TYPES))})"
+                + (_misspelt_type(table) if type_name is None else "")
+            )
+            continue
+        if nid in unsendable:  # checked where it is needed: by a command that sends
             continue
         obj = build(notifier_class(type_name), table, key, problems, extra={"id": nid})
         if obj is not None:
@@ -232,6 +262,9 @@ def _tables(raw: dict[str, Any], name: str, problems: list[str]) -> dict[str, di
     return out
 
 
+_UNSET = " is not set"
+
+
 class _FromEnv(str):
     """A setting that is one whole ${VAR}: the environment only holds strings, so a number
     or true/false is read from the text (`port = "${SMTP_PORT}"`)."""
@@ -251,7 +284,7 @@ def _substitute(
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in env:
-                problems.append(f"{key}: environment variable {name} is not set")
+                problems.append(f"{key}: environment variable {name}{_UNSET}")
                 return ""
             secrets.add(env[name])
             return env[name]
@@ -265,6 +298,12 @@ def _substitute(
     if isinstance(value, list):
         return [_substitute(v, f"{key}[{i}]", env, problems, secrets) for i, v in enumerate(value)]
     return value
+
+
+def _misspelt_type(table: dict[str, Any]) -> str:
+    """`; 'typ' is not a key (did you mean 'type'?)` when a key of the table is close to it."""
+    close = difflib.get_close_matches("type", [str(k) for k in table], n=1)
+    return f"; {close[0]!r} is not a key (did you mean 'type'?)" if close else ""
 
 
 def did_you_mean(word: str, choices: list[str]) -> str:

@@ -9,12 +9,12 @@ DURATION = "duration"
 SIZE = "size"
 
 Duration = Annotated[float, DURATION]  # seconds; written "30s", "5m", "2h", "1d"
-Size = Annotated[int, SIZE]  # bytes; written "10MB", "512KB" or a number
+Size = Annotated[int, SIZE]  # bytes; written "10MB", "512KB", "100B"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.I)
-_SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
                "kib": 1024, "mib": 1024**2, "gib": 1024**3}  # fmt: skip
 
 
@@ -52,10 +52,12 @@ def format_duration(seconds: float) -> str:
 def parse_size(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a size such as 10MB")
-    if isinstance(value, int) and value >= 0:
-        return value
-    if isinstance(value, str):
-        m = _SIZE.match(value)
-        if m:
-            return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
-    raise ValueError(f"expected a size such as 10MB or 512KB, got {value!r}")
+    m = _SIZE.match(str(value)) if isinstance(value, int | str) else None
+    if m is None:
+        raise ValueError(f"expected a size such as 10MB or 512KB, got {value!r}")
+    number, unit = float(m.group(1)), m.group(2)
+    if unit is None and number:
+        # As with durations: `max_body = "10"` meant 10MB to whoever wrote it, not 10 bytes.
+        shown = m.group(1)
+        raise ValueError(f"a size needs its unit: write {shown}B, {shown}KB or {shown}MB")
+    return int(number * _SIZE_UNITS[(unit or "b").lower()])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import pickle
 import struct
 import subprocess
@@ -56,7 +57,7 @@ class ParseWorker:
     def start(cls) -> ParseWorker:
         """Launch the process (blocking, a few ms); `attach` it once the event loop runs."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.parsework"],
+            [sys.executable, "-m", "monitor.parsework", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -200,6 +201,28 @@ def _serve() -> None:
             )
 
 
+def _die_with_parent(parent: int) -> None:
+    """On Linux, have the kernel end this worker when its parent ends, however it ends.
+
+    The worker reads its jobs until stdin closes, but a parent killed outright (SIGKILL, the
+    OOM killer) while the worker is deep in a 10 MB document would leave it parsing for
+    nobody, and holding the terminal's process group, until it next reads.
+    """
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: stdin's EOF is the only signal
+        return
+    if os.getppid() != parent:  # it ended before the line above: nobody to answer
+        os._exit(0)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        _die_with_parent(int(sys.argv[1]))
     with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
         _serve()

@@ -315,7 +315,8 @@ class _Parser:
         if not positive:
             if negative:
                 raise QueryError(
-                    "nothing to exclude from: NOT and '-' need a plain term beside them",
+                    "nothing to exclude from: NOT and '-' need a plain term beside them, "
+                    "as in 'NATO -exercise' or 'troops NOT exercise'",
                     first_negation,
                 )
             return None

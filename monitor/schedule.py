@@ -63,7 +63,9 @@ class Daemon:
             # Posts an interrupted process saved but never matched get their alerts first.
             found = match_pending(db, self.store, config)
         for sid, matches in found.matches.items():
-            log.info("%s: %d matches of posts saved before the restart", sid, len(matches))
+            n = len(matches)
+            log.info("%s: %d %s of posts saved before the restart", sid, n,
+                     "match" if n == 1 else "matches")  # fmt: skip
         self.http = make_http(config)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         rows = {r["id"]: r for r in self.store.source_rows()}
@@ -158,7 +160,8 @@ class Daemon:
                 if result.not_modified
                 else f"{result.new} new, {result.updated} updated"
             )
-            log.info("%s: %s, %d matches", source.id, what, len(result.matches))
+            n = len(result.matches)
+            log.info("%s: %s, %d %s", source.id, what, n, "match" if n == 1 else "matches")
             for notice in result.notices:
                 log.info("%s: note: %s", source.id, self.config.redact(notice))
         else:

@@ -31,16 +31,8 @@ def search(
     from monitor.snippet import snippet, transcript_offset
 
     query = parse_query(query_text)
-    sql = (
-        "SELECT p.* FROM posts_fts JOIN posts p ON p.rev = posts_fts.rowid WHERE posts_fts MATCH ?"
-    )
-    params: list[Any] = [query.fts()]
-    if source:
-        sql += " AND p.source_id = ?"
-        params.append(source)
-    if since:
-        sql += " AND coalesce(p.published_at, p.first_seen_at) >= ?"
-        params.append(since)
+    where, params = _where(query.fts(), source, since)
+    sql = f"SELECT p.* {where}"
     sql += " ORDER BY bm25(posts_fts, 4.0, 1.0, 1.0, 0.5), p.published_at DESC LIMIT ?"
     params.append(limit)
     hits = []
@@ -55,3 +47,26 @@ def search(
         post["extra"] = json.loads(post["extra"] or "{}")
         hits.append(Hit(post, snippet(query, fields), offset, link_at(row["url"], offset)))
     return hits
+
+
+def count(
+    store: Store, query_text: str, *, source: str | None = None, since: str | None = None
+) -> int:
+    """How many posts match, however many `search` was allowed to show."""
+    from monitor.query import parse_query
+
+    where, params = _where(parse_query(query_text).fts(), source, since)
+    (n,) = store.db.execute(f"SELECT count(*) {where}", params).fetchone()
+    return int(n)
+
+
+def _where(fts: str, source: str | None, since: str | None) -> tuple[str, list[Any]]:
+    sql = "FROM posts_fts JOIN posts p ON p.rev = posts_fts.rowid WHERE posts_fts MATCH ?"
+    params: list[Any] = [fts]
+    if source:
+        sql += " AND p.source_id = ?"
+        params.append(source)
+    if since:
+        sql += " AND coalesce(p.published_at, p.first_seen_at) >= ?"
+        params.append(since)
+    return sql, params

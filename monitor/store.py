@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.errors import ArchiveError
+from monitor.errors import ArchiveError, archive_open_error
 from monitor.models import Post
 from monitor.text import fold
 
@@ -231,7 +231,7 @@ class Store:
         except (sqlite3.Error, OSError) as e:
             with contextlib.suppress(AttributeError, sqlite3.Error):
                 self.db.close()
-            raise ArchiveError(f"cannot open the archive {self.path}: {e}") from None
+            raise archive_open_error(self.path, e) from None
 
     def _open(self, busy_timeout: float) -> None:
         # What this connection saved above the search mark, by rev, as the index wants it:
@@ -438,13 +438,15 @@ class Store:
         )
 
     def log_interrupted(self, source_id: str, started_at: str) -> None:
-        """A fetch abandoned at shutdown says so in the log (the source's state is unchanged)."""
+        """A fetch abandoned at shutdown says so in the log, and as the source's last error
+        (its schedule and failure count are unchanged: it was stopped, it did not fail)."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO fetches (source_id, started_at, finished_at, ok, error) "
                 "VALUES (?, ?, ?, 0, 'interrupted')",
                 (source_id, started_at, now_iso()),
             )
+            db.execute("UPDATE sources SET last_error = 'interrupted' WHERE id = ?", (source_id,))
 
     # -- posts ---------------------------------------------------------------------------
 

@@ -30,23 +30,80 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
-@pytest.mark.parametrize("command", [["search", "NATO"], ["alerts"]])
+@pytest.mark.parametrize("command", [["search", "NATO"], ["alerts"], ["sources"]])
 def test_reading_commands_do_not_make_an_archive_where_there_is_none(tmp_path, command, capsys):
-    missing = tmp_path / "typo" / "monitor.db"
+    missing = tmp_path / "monitor.db"
     cfg = ROOT / "config/demo.toml"
     assert main([*command, "--config", str(cfg), "--db", str(missing)]) == 2
     assert one_line_error(capsys) == (
         f"monitor: no archive at {missing} (`monitor fetch` or `monitor run` makes it)\n"
     )
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", [["search", "NATO"], ["fetch", "nato-news"], ["sources"]])
+def test_db_in_a_missing_directory_is_refused_not_made(tmp_path, command, capsys):
+    missing = tmp_path / "typo" / "monitor.db"
+    cfg = ROOT / "config/demo.toml"
+    argv = [*command, "--config", str(cfg), "--db", str(missing)]
+    assert main(argv) == 2
+    assert one_line_error(capsys) == (
+        f"monitor: --db: there is no directory {missing.parent} (make it first)\n"
+    )
     assert not missing.parent.exists()
 
 
-def test_sources_lists_the_configuration_before_any_archive_exists(tmp_path, capsys):
-    missing = tmp_path / "monitor.db"
+def test_sources_lists_the_configuration_before_any_archive_exists(tmp_path, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # the demo's database, demo.db, is relative to here
     cfg = ROOT / "config/demo.toml"
-    assert main(["sources", "--config", str(cfg), "--db", str(missing), "--json"]) == 0
+    assert main(["sources", "--config", str(cfg), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert len(listed) == 9 and not missing.exists()
+    assert len(listed) == 9 and not list(tmp_path.iterdir())
+    assert main(["sources", "--config", str(cfg)]) == 0
+    out = capsys.readouterr()
+    assert "never fetched" in out.out and "(no archive at demo.db yet: nothing fetched)" in out.err
+
+
+def test_check_checks_the_archive_it_is_given(tmp_path, demo, capsys):
+    cfg, db = demo
+    capsys.readouterr()
+    assert main(["check", "--config", str(cfg), "--db", str(db)]) == 0
+    assert f"database {db} (schema " in capsys.readouterr().out
+    garbled = tmp_path / "garbled.db"
+    garbled.write_text("# not a database\n" * 100)
+    assert main(["check", "--config", str(cfg), "--db", str(garbled), "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and doc["problems"] == [
+        f"--db: {garbled} cannot be read as an archive: file is not a database"
+    ]
+    assert main(["check", "--config", str(cfg), "--db", str(tmp_path / "nope" / "m.db")]) == 2
+    assert f"--db: there is no directory {tmp_path / 'nope'}" in capsys.readouterr().out
+
+
+def test_an_archive_in_a_read_only_place_says_so(tmp_path, capsys):
+    import os
+    import subprocess
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("needs root to mount a read-only file system")
+    try:
+        cfg = ROOT / "config/demo.toml"
+        db = ro / "monitor.db"
+        argv = ["fetch", "nato-news", "--replay", str(ROOT / "fixtures/demo"), "--db", str(db)]
+        assert main([*argv, "--config", str(cfg)]) == 2
+        assert one_line_error(capsys) == (
+            f"monitor: cannot make the archive {db}: the directory {ro} is not writable here\n"
+        )
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +133,7 @@ def test_an_archive_under_a_file_is_named(tmp_path, capsys):
     cfg = ROOT / "config/demo.toml"
     assert main(["fetch", "nato-news", "--replay", str(ROOT / "fixtures/demo"),
                  "--config", str(cfg), "--db", str(bad)]) == 2  # fmt: skip
-    assert one_line_error(capsys).startswith(f"monitor: cannot open the archive {bad}: ")
+    assert one_line_error(capsys) == f"monitor: --db: {bad.parent} is a file, not a directory\n"
 
 
 def test_search_names_a_source_it_does_not_know(demo, capsys):

@@ -56,6 +56,7 @@ def test_daemon_alerts_stops_on_sigterm_and_does_not_refetch_at_once_after_resta
                 proc.kill()
         text = log.read_text()
         assert "stopped" in text and "Traceback" not in text
+        assert "2 new, 0 updated, 1 match\n" in text  # one match, in the singular
         assert len(origin.gets("/tass.xml")) == 1
         db = tmp_path / "monitor.db"
         assert db_rows(db, "PRAGMA integrity_check")[0][0] == "ok"

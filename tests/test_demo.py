@@ -26,6 +26,8 @@ def test_offline_demo_finds_the_seed_story(tmp_path, capsys, monkeypatch):
             ("tass-en", "nato-troops-ukraine"), ("tass-en", "lavrov-macron"),
             ("tass-ru", "voyska-nato"), ("elysee", "troupes-au-sol"),
             ("trt-world-youtube", "nato-troops-ukraine")} <= set(matches)  # fmt: skip
+    # Every page the demo reads is recorded: no source notes a missing exchange.
+    assert [n for s in out["sources"] for n in s["notices"] if "no recorded" in n] == []
     said = matches[("trt-world-youtube", "nato-troops-ukraine")]
     assert said["offset"] == 17.3  # the second the words are said in the video
     db = tmp_path / "demo.db"
@@ -46,3 +48,18 @@ def test_the_demo_as_a_command_prints_its_whole_report_before_it_exits(tmp_path)
     assert done.returncode == 0, done.stderr.decode()
     report = json.loads(done.stdout)
     assert len(report["sources"]) == 9 and report["ok"] is True
+
+
+def test_the_demo_says_how_to_search_what_it_stored(tmp_path, capsys, monkeypatch):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    monkeypatch.chdir(tmp_path)
+    assert main(["fetch", "--replay", str(ROOT / "fixtures/demo"), "--config",
+                 "config/demo.toml"]) == 0  # fmt: skip
+    hint = capsys.readouterr().out.splitlines()[-1]
+    assert (
+        hint
+        == "search what it stored: monitor search 'NATO troops Ukraine' --config config/demo.toml"
+    )
+    # ... and that command finds what the pass stored.
+    assert main(["search", "NATO troops Ukraine", "--config", "config/demo.toml"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("results")

@@ -100,7 +100,7 @@ def test_billion_laughs_is_refused_quickly():
     start = time.perf_counter()
     with pytest.raises(UnsafeXML, match="entity declarations"):
         parse_xml(BILLION_LAUGHS)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5.0  # refused before expanding: expanded, it never ends
 
 
 def test_quadratic_blowup_is_refused():
@@ -208,7 +208,9 @@ def test_cdata_and_comments_do_not_count_as_nesting():
 def test_nesting_scan_stays_linear_on_hostile_input(body: bytes):
     start = time.perf_counter()
     nesting_depth(body)
-    assert time.perf_counter() - start < 1.0
+    # Linear takes well under a second; quadratic on these 3 MB would take hours. The bound
+    # is loose so that a machine busy with other work does not fail a linear scan.
+    assert time.perf_counter() - start < 10.0
 
 
 @pytest.mark.parametrize(
