@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from monitor.errors import ArchiveError
+from monitor.errors import ArchiveError, SetupError
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -114,6 +114,15 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     p = command("check", "validate the configuration; print every problem with its key")
     p.add_argument("--json", action="store_true")
 
+    p = command("health", "exit 0 when the daemon is alive and doing its job, else 1 with why")
+    p.add_argument("--max-silence", metavar="DURATION", default="90s",
+                   help="longest time without a daemon heartbeat (default 90s)")  # fmt: skip
+    p.add_argument("--max-failing", metavar="SHARE", type=float, default=0.5,
+                   help="share of sources failing that is unhealthy (default 0.5)")  # fmt: skip
+    p.add_argument("--max-backlog", metavar="DURATION", default="1h",
+                   help="age of the oldest pending delivery that is unhealthy (default 1h)")  # fmt: skip
+    p.add_argument("--json", action="store_true")
+
     p = command("record", "fetch one source live and save every exchange in DIR")
     p.add_argument("source_id", metavar="SOURCE_ID")
     p.add_argument("directory", metavar="DIR")
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "json", False):
             _print_json({"ok": False, "config": str(_config_path(args)), "problems": e.problems})
         return EXIT_USAGE
-    except (UsageError, ArchiveError) as e:
+    except (UsageError, ArchiveError, SetupError) as e:
         print(f"monitor: {e}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading stdout gets a document, not nothing
             _print_json({"ok": False, "error": str(e)})
@@ -355,6 +364,12 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
 
     done: list[Any] = []
     signals: list[int] = []
+    progress = _Progress(len(sources)) if _shows_progress(args, len(sources)) else None
+
+    def on_done(result: Any) -> None:
+        done.append(result)
+        if progress is not None:
+            progress.show(done)
 
     async def go() -> Any:
         import signal
@@ -375,7 +390,8 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
                 # webhook: what it matches waits in the outbox rather than going out.
                 return await fetch_pass(
                     config, store, http, sources,
-                    deliver=not args.no_alerts and not args.replay, parser=worker, done=done,
+                    deliver=not args.no_alerts and not args.replay, parser=worker,
+                    on_done=on_done,
                 )  # fmt: skip
         finally:
             if worker is not None:
@@ -387,9 +403,13 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
         if args.replay and not args.no_alerts:
             held = store.pending_deliveries() - pending_before
     except (KeyboardInterrupt, asyncio.CancelledError):
+        if progress is not None:
+            progress.clear()
         _say_interrupted(done, sources, args)
         return 143 if signals else 130
     finally:
+        if progress is not None:
+            progress.clear()
         store.close()
         if args.replay:
             from monitor import ytdlp
@@ -432,6 +452,43 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
             file=sys.stderr,
         )
     return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+# A pass over more sources than this shows a progress line on a terminal.
+PROGRESS_FROM = 4
+
+
+def _shows_progress(args: argparse.Namespace, sources: int) -> bool:
+    """Live progress only for a person watching: a terminal, not --json, -q or a pipe."""
+    return sources >= PROGRESS_FROM and not args.json and not args.quiet and sys.stderr.isatty()
+
+
+class _Progress:
+    """One line on stderr, redrawn as sources finish, and wiped before the summary."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.drawn = False
+        self.last = 0.0
+
+    def show(self, done: list[Any]) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and len(done) < self.total:  # a terminal redraws at 10 Hz
+            return
+        self.last = now
+        failed = sum(not r.ok for r in done)
+        new = sum(r.new for r in done)
+        sys.stderr.write(
+            f"\r\x1b[Kfetching: {len(done)}/{self.total} sources, {failed} failed, {new} new"
+        )
+        sys.stderr.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.drawn = False
 
 
 def _say_interrupted(done: list[Any], sources: list[Any], args: argparse.Namespace) -> None:
@@ -794,6 +851,46 @@ def _check_archive(path: str, key: str) -> tuple[str, str | None]:
     return f"schema {version}", None
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from monitor import health
+    from monitor.config_types import parse_duration
+    from monitor.store import Store
+
+    limits = []
+    for option, value in (("--max-silence", args.max_silence), ("--max-backlog", args.max_backlog)):
+        try:
+            limits.append(parse_duration(value))
+        except ValueError as e:
+            raise UsageError(f"{option}: {e}") from None
+    if not 0 < args.max_failing <= 1:
+        raise UsageError(f"--max-failing: a share from 0 to 1, got {args.max_failing}")
+    config = _load(args, need_notifiers=False)
+    store = Store(config.database, create=False)
+    try:
+        enabled = [s.id for s in config.sources.values() if s.enabled]
+        state = health.check(store.db, enabled, health.Limits(limits[0], args.max_failing,
+                                                               limits[1]))  # fmt: skip
+    except sqlite3.Error as e:
+        raise ArchiveError(f"cannot read the archive {config.database}: {e}") from None
+    finally:
+        store.close()
+    if args.json:
+        _print_json({"ok": state.ok, "problems": state.problems, "daemon": state.daemon,
+                     "sources": state.sources, "failing": state.failing,
+                     "pending": state.pending, "oldest_pending_at": state.oldest_pending_at})  # fmt: skip
+    elif state.ok:
+        beat = state.daemon["beat_at"] if state.daemon else "-"
+        print(f"ok — daemon alive (last heartbeat {beat}), {len(state.failing)} of "
+              f"{_count(state.sources, 'source')} failing, "
+              f"{_count(state.pending, 'delivery', 'deliveries')} pending")  # fmt: skip
+    else:
+        for problem in state.problems:
+            print(f"unhealthy: {problem}")
+    return EXIT_OK if state.ok else EXIT_FAILED
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from monitor.pipeline import describe_error
     from monitor.recording import Recorder
@@ -848,5 +945,6 @@ COMMANDS = {
     "sources": cmd_sources,
     "alerts": cmd_alerts,
     "check": cmd_check,
+    "health": cmd_health,
     "record": cmd_record,
 }

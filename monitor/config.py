@@ -46,15 +46,23 @@ class MonitorSettings:
     concurrency: int = 32  # requests in flight across all hosts
     allow_private: bool = False
     jitter: Duration = 30.0  # at most this much (and at most a tenth of `every`) added per run
+    metrics: str | None = None  # host:port where the daemon serves Prometheus metrics
 
     def validate(self) -> list[str]:
         # A limit of 0 requests in flight is not "unlimited": every request waits for a slot
         # that never frees, and every fetch times out.
-        return [
+        problems = [
             f"{key}: must be at least 1, got {value}"
             for key, value in (("per_host", self.per_host), ("concurrency", self.concurrency))
             if value < 1
         ]
+        if self.metrics is not None:
+            host, _, port = self.metrics.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                problems.append(
+                    f"metrics: expected host:port such as 127.0.0.1:9108, got {self.metrics!r}"
+                )
+        return problems
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,11 @@ class ArchiveError(Exception):
     """The archive cannot be opened or written at all; `str()` names the file and the reason."""
 
 
+class SetupError(Exception):
+    """A setting that cannot be put to use on this machine (a port already taken); `str()`
+    names the key."""
+
+
 def archive_open_error(path: str, error: Exception) -> ArchiveError:
     """Why `path` could not be opened, in the words of the fix rather than SQLite's."""
     import os

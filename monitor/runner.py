@@ -88,10 +88,10 @@ async def fetch_pass(
     *,
     deliver: bool = True,
     parser: ParseWorker | None = None,
-    done: list[SourceResult] | None = None,
+    on_done: Callable[[SourceResult], None] | None = None,
 ) -> PassResult:
-    """One pass over `sources`; each source's result also goes to `done` as it finishes, so
-    that a pass stopped half-way can still say what it stored."""
+    """One pass over `sources`; `on_done` hears of each source as it finishes (a progress
+    line, and what a pass stopped half-way can still say it stored)."""
     found = PassMatches()
     unmatched = 0
 
@@ -109,8 +109,8 @@ async def fetch_pass(
             source, config, store, http, parser, match=False, commits=commits, matched=found
         )
         unmatched += result.new + result.updated
-        if done is not None:
-            done.append(result)
+        if on_done is not None:
+            on_done(result)
         if unmatched >= MATCH_BATCH:
             with contextlib.suppress(sqlite3.Error):  # the last batch will say what is wrong
                 match()

@@ -7,11 +7,13 @@ import contextlib
 import logging
 import random
 import signal
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from monitor.errors import SetupError
 from monitor.store import iso_to_epoch, now_iso
 
 if TYPE_CHECKING:
@@ -66,6 +68,10 @@ class Daemon:
             n = len(matches)
             log.info("%s: %d %s of posts saved before the restart", sid, n,
                      "match" if n == 1 else "matches")  # fmt: skip
+        self.metrics, metrics_server = self._serve_metrics()
+        from monitor import health
+
+        self.ident, started_at = health.daemon_id(), now_iso()
         self.http = make_http(config)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         rows = {r["id"]: r for r in self.store.source_rows()}
@@ -90,6 +96,11 @@ class Daemon:
             next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
             misfire_grace_time=None,
         )  # fmt: skip
+        self.scheduler.add_job(
+            self._beat, IntervalTrigger(seconds=health.BEAT_EVERY, timezone=UTC), id="heartbeat",
+            args=[started_at], next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
+            misfire_grace_time=None,
+        )  # fmt: skip
         self.scheduler.start()
         log.info("monitor running: %d sources; database %s", len(config.sources), config.database)
         try:
@@ -102,8 +113,37 @@ class Daemon:
             if ytdlp is not None:
                 ytdlp.shutdown()  # its worker processes must not outlive the daemon
             await self.http.aclose()
+            with contextlib.suppress(Exception), self.store.transaction() as db:
+                health.stopped(db, self.ident)  # best effort: a full disk must not stop a stop
             self.store.close()
+            if metrics_server is not None:
+                metrics_server.shutdown()
             log.info("stopped")
+
+    def _serve_metrics(self) -> tuple[Any, Any]:
+        """The metrics and their server, when `[monitor] metrics` asks for them."""
+        address = self.config.monitor.metrics
+        if not address:
+            return None, None
+        from monitor.metrics import Metrics
+
+        types = {s.id: s.type for s in self.config.sources.values()}
+        metrics = Metrics(self.config.database, types)
+        try:
+            server = metrics.serve(address)
+        except OSError as e:
+            raise SetupError(f"monitor.metrics: cannot serve metrics at {address}: {e}") from None
+        log.info("metrics at http://%s/metrics", address)
+        return metrics, server
+
+    def _beat(self, started_at: str) -> None:
+        from monitor import health
+
+        try:
+            with self.store.transaction() as db:
+                health.beat(db, self.ident, started_at)
+        except sqlite3.Error as e:  # a full disk: `monitor health` will say the beat stopped
+            log.warning("heartbeat not written: %s", e)
 
     def _on_signal(self) -> None:
         if self.stop.is_set():
@@ -154,6 +194,8 @@ class Daemon:
         result = await self._tracked(run_source(source, self.config, self.store, self.http))
         if result is None:
             return
+        if self.metrics is not None:
+            self.metrics.fetched(result)
         if result.ok:
             what = (
                 "not modified"

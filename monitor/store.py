@@ -18,7 +18,7 @@ from monitor.errors import ArchiveError, archive_open_error
 from monitor.models import Post
 from monitor.text import fold
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # Columns added after version 1, for archives created before them: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
@@ -137,6 +137,16 @@ CREATE TABLE IF NOT EXISTS search_state (
     -- Posts up to this rev are in posts_fts and the alerts have run on them; the ones above
     -- were saved since and wait for the next `index_pending` (by any process).
     indexed_rev INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS daemons (
+    -- One row per `monitor run` process: its heartbeat, for `monitor health`.
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    roles TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    beat_at TEXT NOT NULL,
+    stopped_at TEXT
 );
 """
 
