@@ -3,3 +3,7 @@
 
 class ArchiveError(Exception):
     """The archive cannot be opened or written at all; `str()` names the file and the reason."""
+
+
+class ParseError(Exception):
+    """A response that cannot be read as what the source expects; the message says where."""
