@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from monitor.errors import ParseError
 from monitor.models import Segment
-from monitor.sources.base import ParseError
 
 if TYPE_CHECKING:
     from lxml import etree

@@ -1,4 +1,4 @@
-"""Pure: the legacy 8-bit encoding of a document that names none and is not UTF-8.
+"""Pure: the encoding of a document's bytes, as declared, else the legacy code page they read as.
 
 A feed or page with no BOM, no declaration and no HTTP charset is UTF-8 by the rules; when
 its bytes are not, it was written in a national code page and the rules give no answer.
@@ -17,6 +17,7 @@ lower-case Cyrillic in the Cyrillic code pages, as plausible to these rules as R
 
 from __future__ import annotations
 
+import codecs
 import functools
 import itertools
 import re
@@ -128,3 +129,48 @@ def _plausible(word: str) -> bool:
 @functools.cache
 def _script(letter: str) -> str:
     return unicodedata.name(letter, "").split(" ", 1)[0]  # "CYRILLIC SMALL LETTER A"
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))  # fmt: skip
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
+_META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
+# Browsers (WHATWG Encoding) read these labels as a superset; so must we, or the bytes
+# 0x80-0x9F (curly quotes, dashes, the euro) come out as control characters.
+_LABELS = {"iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "l1": "cp1252",
+           "ascii": "cp1252", "us-ascii": "cp1252", "iso-8859-9": "cp1254",
+           "iso8859-9": "cp1254", "latin5": "cp1254", "gb2312": "gb18030", "gbk": "gb18030",
+           "tis-620": "cp874", "euc-kr": "cp949"}  # fmt: skip
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> str:
+    """HTML bytes as text: BOM, HTTP charset, <meta charset>, UTF-8, else a guessed code page."""
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(encoding, errors="replace")
+    declared = None
+    if content_type:
+        m = _HEADER_CHARSET.search(content_type)
+        declared = _codec(m.group(1)) if m else None
+    if declared is None:
+        m = _META_CHARSET.search(body[:4096])
+        declared = _codec(m.group(1).decode("ascii", "replace")) if m else None
+        if declared and declared.startswith("utf-16"):
+            declared = "utf-8"  # a <meta> that could be read as ASCII cannot be UTF-16
+    if declared:
+        return body.decode(declared, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode(guess_legacy(body), errors="replace")
+
+
+def _codec(label: str) -> str | None:
+    label = label.strip().lower()
+    label = _LABELS.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None

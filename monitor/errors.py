@@ -5,6 +5,10 @@ class ArchiveError(Exception):
     """The archive cannot be opened or written at all; `str()` names the file and the reason."""
 
 
+class ParseError(Exception):
+    """A response that cannot be read as what the source expects; the message says where."""
+
+
 class SetupError(Exception):
     """A setting that cannot be put to use on this machine (a port already taken); `str()`
     names the key."""

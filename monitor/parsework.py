@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from monitor.sources.base import ParseError
+from monitor.errors import ParseError
 from monitor.text import folds_of, remember_folds
 
 # The parsers the worker runs: pure functions, bytes and strings in, posts out.

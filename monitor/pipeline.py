@@ -12,10 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from monitor.errors import ParseError
 from monitor.http import FetchError, collection_deadline
 from monitor.match import PassMatches, match_pending
 from monitor.models import Match
-from monitor.sources.base import FetchContext, ParseError
+from monitor.sources.base import FetchContext
 from monitor.store import SaveResult, Store, now_iso
 
 if TYPE_CHECKING:

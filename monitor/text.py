@@ -8,7 +8,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from html import unescape as html_unescape
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
+
+if TYPE_CHECKING:
+    from selectolax.lexbor import LexborHTMLParser
 
 _WS = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANKS = re.compile(r"\n\s*\n\s*")
@@ -130,6 +134,13 @@ def absolute_url(href: str | None, base: str | None) -> str | None:
     if not href or href.startswith(("javascript:", "mailto:", "data:", "#")):
         return None
     return urljoin(base, href) if base else href
+
+
+def base_url(tree: LexborHTMLParser, url: str) -> str:
+    """The URL a page's relative links resolve against: its <base href>, else its own."""
+    node = tree.css_first("base[href]")
+    href = node.attributes.get("href") if node is not None else None
+    return absolute_url(href, url) or url
 
 
 def to_utc_iso(dt: datetime) -> str:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from monitor.captions import parse_captions, transcript_text
+from monitor.errors import ParseError
 from monitor.http import FetchError, same_origin
 from monitor.models import Media, Post
-from monitor.sources.base import ParseError
 
 if TYPE_CHECKING:
     from monitor.sources.base import FetchContext

@@ -8,7 +8,7 @@ import re
 from lxml import etree
 
 from monitor.charset import in_utf8, undeclared_legacy
-from monitor.sources.base import ParseError
+from monitor.errors import ParseError
 
 # libxml2's own limit without huge_tree; the scan before feedparser uses the same number so
 # both paths refuse the same documents.

@@ -13,8 +13,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from monitor.errors import ParseError
 from monitor.http import FetchError
-from monitor.sources.base import ParseError
 
 MAX_WORKERS = 4  # extractions at once per event loop, and idle workers kept
 RECYCLE_AFTER = 50  # extractions before a worker is replaced

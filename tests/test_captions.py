@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.captions import FORMATS, parse_captions, transcript_text
+from monitor.errors import ParseError
 from monitor.models import Segment
-from monitor.sources.base import ParseError
 from tests.conftest import FIXTURES
 
 INFO_JSON = "youtube/yt-dlp-info-json-youtube-2024-anonymized.json"

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from monitor.errors import ParseError
 from monitor.parsework import ParseWorker
-from monitor.sources.base import ParseError
 from monitor.sources.feed import parse_feed
 from tests.conftest import FIXTURES
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from monitor import ytdlp
+from monitor.errors import ParseError
 from monitor.http import FetchError
-from monitor.sources.base import ParseError
 from tests.conftest import REPO
 from tests.origin import Origin, Route
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from monitor.text import absolute_url, clean_space
+from monitor.charset import decode_html
+from monitor.text import absolute_url, base_url, clean_space
 
 # The types a page's <link rel="alternate"> gives its feeds. Not application/json: WordPress
 # names its REST API that way on every post, and that is not a feed of posts.
@@ -20,8 +21,6 @@ SHOWN = 3  # a page may name dozens (one per category); the error names the firs
 def named_feeds(body: bytes, url: str, content_type: str | None = None) -> list[tuple[str, str]]:
     """(absolute URL, title or kind) of each feed the page at `url` links as an alternate."""
     from selectolax.lexbor import LexborHTMLParser
-
-    from monitor.sources.page import base_url, decode_html
 
     tree = LexborHTMLParser(decode_html(body, content_type))
     base = base_url(tree, url)

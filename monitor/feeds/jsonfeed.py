@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from monitor.errors import ParseError
 from monitor.feeds.common import (
     _abs,
     _date,
@@ -17,7 +18,6 @@ from monitor.feeds.common import (
     _title,
 )
 from monitor.models import Media, Post
-from monitor.sources.base import ParseError
 
 
 def _s(value: Any) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from monitor.errors import ParseError
 from monitor.feeds.common import (
     _abs,
     _date,
@@ -18,7 +19,6 @@ from monitor.feeds.common import (
 from monitor.feeds.discovery import html_page_error
 from monitor.feeds.media import enclosure, media_content, media_thumbnail
 from monitor.models import Media, Post
-from monitor.sources.base import ParseError
 from monitor.xmlsafe import check_safe
 
 _SITEMAPS = ("urlset", "sitemapindex")

@@ -28,7 +28,8 @@ def read_article_head(body: bytes, url: str, content_type: str | None = None) ->
     """The title, summary, publication time, language and picture an article page gives."""
     from selectolax.lexbor import LexborHTMLParser
 
-    from monitor.sources.page import decode_html, parse_human_date
+    from monitor.charset import decode_html
+    from monitor.sources.page import parse_human_date
 
     tree = LexborHTMLParser(decode_html(body, content_type))
     metas: dict[str, str] = {}

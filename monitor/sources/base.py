@@ -17,10 +17,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class ParseError(Exception):
-    """A response that cannot be read as what the source expects; the message says where."""
-
-
 @dataclass(frozen=True, kw_only=True)
 class SourceConfig:
     """Keys every `[sources.<id>]` table accepts. Subclasses add their own keys as fields."""

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from monitor.errors import ParseError
 from monitor.http import FetchError
 from monitor.models import Kind, Media, Post
-from monitor.sources.base import Collected, FetchContext, PageBudget, ParseError, SourceConfig
+from monitor.sources.base import Collected, FetchContext, PageBudget, SourceConfig
 from monitor.text import parse_date
 
 _HANDLE = re.compile(

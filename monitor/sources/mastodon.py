@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
+from monitor.errors import ParseError
 from monitor.http import FetchError, Response
 from monitor.models import Kind, Media, Post
-from monitor.sources.base import Collected, FetchContext, PageBudget, ParseError, SourceConfig
+from monitor.sources.base import Collected, FetchContext, PageBudget, SourceConfig
 from monitor.text import html_to_text, parse_date
 
 # Mastodon names are [A-Za-z0-9_]; other servers speaking its API (Akkoma, GoToSocial)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urldefrag, urlsplit
 
-from monitor.charset import guess_legacy
+from monitor.charset import decode_html
+from monitor.errors import ParseError
 from monitor.models import Media, Post
-from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
-from monitor.text import absolute_url, fold, html_to_text, parse_date, to_utc_iso
+from monitor.sources.base import Collected, FetchContext, SourceConfig
+from monitor.text import absolute_url, base_url, fold, html_to_text, parse_date, to_utc_iso
 
 if TYPE_CHECKING:
     from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -192,62 +192,10 @@ def _date(node: LexborNode | None) -> str | None:
     return parse_human_date(_text(node))
 
 
-def base_url(tree: LexborHTMLParser, url: str) -> str:
-    """The URL a page's relative links resolve against: its <base href>, else its own."""
-    node = tree.css_first("base[href]")
-    href = node.attributes.get("href") if node is not None else None
-    return absolute_url(href, url) or url
-
-
 def _lang(tree: LexborHTMLParser) -> str | None:
     node = tree.css_first("html[lang]")
     lang = (node.attributes.get("lang") or "").strip() if node is not None else ""
     return lang or None
-
-
-# --- decoding -------------------------------------------------------------------------------
-
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-         (codecs.BOM_UTF16_BE, "utf-16-be"))  # fmt: skip
-_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
-_META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
-# Browsers (WHATWG Encoding) read these labels as a superset; so must we, or the bytes
-# 0x80-0x9F (curly quotes, dashes, the euro) come out as control characters.
-_LABELS = {"iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "l1": "cp1252",
-           "ascii": "cp1252", "us-ascii": "cp1252", "iso-8859-9": "cp1254",
-           "iso8859-9": "cp1254", "latin5": "cp1254", "gb2312": "gb18030", "gbk": "gb18030",
-           "tis-620": "cp874", "euc-kr": "cp949"}  # fmt: skip
-
-
-def decode_html(body: bytes, content_type: str | None = None) -> str:
-    """HTML bytes as text: BOM, HTTP charset, <meta charset>, UTF-8, else a guessed code page."""
-    for bom, encoding in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom) :].decode(encoding, errors="replace")
-    declared = None
-    if content_type:
-        m = _HEADER_CHARSET.search(content_type)
-        declared = _codec(m.group(1)) if m else None
-    if declared is None:
-        m = _META_CHARSET.search(body[:4096])
-        declared = _codec(m.group(1).decode("ascii", "replace")) if m else None
-        if declared and declared.startswith("utf-16"):
-            declared = "utf-8"  # a <meta> that could be read as ASCII cannot be UTF-16
-    if declared:
-        return body.decode(declared, errors="replace")
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return body.decode(guess_legacy(body), errors="replace")
-
-
-def _codec(label: str) -> str | None:
-    label = label.strip().lower()
-    label = _LABELS.get(label, label)
-    try:
-        return codecs.lookup(label).name
-    except LookupError:
-        return None
 
 
 # --- dates as listing pages write them ------------------------------------------------------

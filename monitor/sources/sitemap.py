@@ -10,10 +10,11 @@ from typing import Any, ClassVar
 
 from lxml import etree
 
+from monitor.errors import ParseError
 from monitor.http import FetchError, same_origin
 from monitor.models import Media, Post
 from monitor.sources.article import read_article_head
-from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
+from monitor.sources.base import Collected, FetchContext, SourceConfig
 from monitor.text import absolute_url, html_to_text, parse_date
 from monitor.xmlsafe import parse_xml
 

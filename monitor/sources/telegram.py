@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from monitor.charset import decode_html
+from monitor.errors import ParseError
 from monitor.models import Kind, Media, Post
-from monitor.sources.base import Collected, FetchContext, PageBudget, ParseError, SourceConfig
-from monitor.sources.page import decode_html
+from monitor.sources.base import Collected, FetchContext, PageBudget, SourceConfig
 from monitor.text import absolute_url, clean_space, html_to_text, parse_date
 
 if TYPE_CHECKING:

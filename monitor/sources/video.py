@@ -11,9 +11,10 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from monitor import ytdlp
+from monitor.errors import ParseError
 from monitor.http import FetchError
 from monitor.models import Media, Post
-from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
+from monitor.sources.base import Collected, FetchContext, SourceConfig
 from monitor.text import clean_space, parse_date, to_utc_iso
 from monitor.transcripts import merge_transcribed
 

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from monitor.errors import ParseError
 from monitor.http import MAX_RETRY_AFTER, FetchError, Response
 from monitor.models import Media, Post
-from monitor.sources.base import Collected, FetchContext, ParseError
+from monitor.sources.base import Collected, FetchContext
 from monitor.text import parse_date
 
 if TYPE_CHECKING:

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from monitor.errors import ParseError
 from monitor.http import FetchError
 from monitor.models import Media, Post
-from monitor.sources.base import Collected, FetchContext, ParseError
+from monitor.sources.base import Collected, FetchContext
 from monitor.sources.feed import parse_feed
 from monitor.text import clean_space, html_to_text
 from monitor.xmlsafe import parse_xml

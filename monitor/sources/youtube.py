@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 from monitor import ytdlp
+from monitor.errors import ParseError
 from monitor.http import FetchError
 from monitor.models import Media, Post
-from monitor.sources.base import Collected, FetchContext, ParseError, SourceConfig
+from monitor.sources.base import Collected, FetchContext, SourceConfig
 from monitor.sources.video import (
     needs_details,
     record_failure,

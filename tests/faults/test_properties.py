@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.captions import parse_captions
-from monitor.sources.base import ParseError
+from monitor.errors import ParseError
 from monitor.sources.feed import parse_feed
 from monitor.sources.page import PageSource, parse_page
 from monitor.sources.sitemap import parse_sitemap

@@ -11,8 +11,9 @@ import pytest
 import respx
 
 from monitor.config import build
+from monitor.errors import ParseError
 from monitor.http import FetchError, Http
-from monitor.sources.base import FetchContext, ParseError
+from monitor.sources.base import FetchContext
 from monitor.sources.bluesky import (
     BlueskySource,
     expand_links,

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import monitor.feeds.document as feed_module
+from monitor.errors import ParseError
 from monitor.http import Http
 from monitor.models import Media, Post
-from monitor.sources.base import FetchContext, ParseError
+from monitor.sources.base import FetchContext
 from monitor.sources.feed import FeedSource, parse_feed
 from monitor.text import html_to_text
 from monitor.xmlsafe import UnsafeXML

@@ -11,8 +11,9 @@ import pytest
 import respx
 
 from monitor.config import build
+from monitor.errors import ParseError
 from monitor.http import FetchError, Http
-from monitor.sources.base import FetchContext, ParseError
+from monitor.sources.base import FetchContext
 from monitor.sources.mastodon import MastodonSource, account_name, parse_status, parse_statuses
 from tests.conftest import real_bytes
 

@@ -10,9 +10,11 @@ import httpx
 import pytest
 import respx
 
+from monitor.charset import decode_html
+from monitor.errors import ParseError
 from monitor.http import Http
-from monitor.sources.base import FetchContext, ParseError
-from monitor.sources.page import PageSource, decode_html, parse_human_date, parse_page
+from monitor.sources.base import FetchContext
+from monitor.sources.page import PageSource, parse_human_date, parse_page
 from tests.conftest import real_bytes
 
 REPO = Path(__file__).resolve().parents[2]

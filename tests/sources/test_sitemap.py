@@ -9,9 +9,10 @@ import httpx
 import pytest
 import respx
 
+from monitor.errors import ParseError
 from monitor.http import FetchError, Http
 from monitor.models import Media
-from monitor.sources.base import FetchContext, ParseError
+from monitor.sources.base import FetchContext
 from monitor.sources.sitemap import SitemapSource, gunzip, newest, parse_sitemap
 from monitor.xmlsafe import UnsafeXML
 from tests.conftest import REALDATA

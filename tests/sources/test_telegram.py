@@ -9,8 +9,9 @@ import pytest
 import respx
 
 from monitor.config import build
+from monitor.errors import ParseError
 from monitor.http import FetchError, Http
-from monitor.sources.base import FetchContext, ParseError
+from monitor.sources.base import FetchContext
 from monitor.sources.telegram import TelegramSource, parse_count, parse_duration, parse_preview
 from tests.conftest import real_bytes
 

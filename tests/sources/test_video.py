@@ -13,10 +13,11 @@ import pytest
 from monitor import sources as registry
 from monitor import ytdlp
 from monitor.config import parse_config
+from monitor.errors import ParseError
 from monitor.http import FetchError, Http
 from monitor.models import Media
 from monitor.pipeline import run_source
-from monitor.sources.base import Collected, FetchContext, ParseError
+from monitor.sources.base import Collected, FetchContext
 from monitor.sources.video import (
     SEEN_KEPT,
     VideoSource,

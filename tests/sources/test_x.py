@@ -13,11 +13,12 @@ import respx
 
 from monitor import sources as registry
 from monitor.config import ConfigError, parse_config
+from monitor.errors import ParseError
 from monitor.http import FetchError, Http
 from monitor.models import Post, Segment
 from monitor.pipeline import run_source
 from monitor.sources import x as xmod
-from monitor.sources.base import FetchContext, ParseError
+from monitor.sources.base import FetchContext
 from monitor.sources.x import XSource, add_transcripts
 from monitor.sources.x_api import parse_jsonl, parse_timeline, parse_user
 from monitor.sources.x_nitter import parse_nitter

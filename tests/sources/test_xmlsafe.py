@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.sources.base import ParseError
+from monitor.errors import ParseError
 from monitor.xmlsafe import (
     MAX_DEPTH,
     MalformedXML,
