@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # "command-to-look-for:debian-package" for each system tool the tests run for real.
-system_tools=()
+system_tools=(chromium:chromium chromedriver:chromium-driver)
 
 missing=()
 for pair in "${system_tools[@]}"; do

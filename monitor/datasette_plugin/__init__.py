@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from datasette import hookimpl
+from jinja2 import BaseLoader, TemplateNotFound
 
 from monitor.datasette_plugin.pages import latest_matches, reorder_posts
 
@@ -120,22 +121,29 @@ def register_routes() -> list[tuple[str, Any]]:
 
 @hookimpl
 def prepare_jinja2_environment(env: Any) -> None:
-    from jinja2 import ChoiceLoader, FunctionLoader
+    from jinja2 import ChoiceLoader
 
-    # The posts table and row pages try `_table-<database>-posts.html` before Datasette's own
-    # `_table.html`: a template by that name, after any the user has, shows the desk's columns
-    # first. It only reorders and then includes Datasette's template, so nothing else changes.
-    def load(name: str) -> str | None:
-        if _POSTS_TEMPLATE.fullmatch(name):
-            return (
-                "{% set display_columns, display_rows = "
-                "monitor_reorder(display_columns, display_rows) %}"
-                '{% include "_table.html" %}'
-            )
-        return None
-
-    env.loader = ChoiceLoader([env.loader, FunctionLoader(load)])
+    env.loader = ChoiceLoader([env.loader, _PostsTemplateLoader()])
     env.globals["monitor_reorder"] = reorder_posts
+
+
+class _PostsTemplateLoader(BaseLoader):
+    """The posts table and row pages try `_table-<database>-posts.html` before Datasette's own
+    `_table.html`: this answers that name, after any template the user has, with one that only
+    puts the desk's columns first and then includes Datasette's, so nothing else changes."""
+
+    SOURCE = (
+        "{% set display_columns, display_rows = monitor_reorder(display_columns, display_rows) %}"
+        '{% include "_table.html" %}'
+    )
+
+    def get_source(self, environment: Any, name: str) -> tuple[str, None, Any]:
+        if not _POSTS_TEMPLATE.fullmatch(name):
+            raise TemplateNotFound(name)
+        return self.SOURCE, None, lambda: True
+
+    def list_templates(self) -> list[str]:
+        return []  # `datasette serve` lists templates at start: a name pattern has none
 
 
 _POSTS_TEMPLATE = re.compile(r"_table-(?:table-|row-)?.+-posts\.html")
