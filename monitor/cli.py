@@ -102,6 +102,12 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
         "sources", "each source: type, schedule, last success and error, failures, posts, next due"
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument("--opml", action="store_true", help="every feed, sitemap and page as OPML")
+
+    p = command("import", "add the feeds of an OPML file to the configuration as sources")
+    p.add_argument("file", metavar="FILE.opml")
+    p.add_argument("--dry-run", action="store_true", help="say what would be added; write nothing")
+    p.add_argument("--json", action="store_true")
 
     p = command("alerts", "the delivery outbox")
     p.add_argument("--status", choices=["pending", "sent", "failed"])
@@ -667,6 +673,10 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from monitor.store import Store, now_iso
 
     config = _load(args, need_notifiers=False)
+    if args.opml:
+        from monitor.opml_cli import print_sources_opml
+
+        return print_sources_opml(config)  # type: ignore[no-any-return]
     rows = {}
     if Path(config.database).exists():  # else nothing was fetched yet: no need to make it
         store = Store(config.database)
@@ -694,6 +704,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
                 "failures": r["failures"] if r else 0,
                 "posts": r["posts"] if r else 0,
                 "notices": json.loads(r["notices"]) if r and r["notices"] else [],
+                "name": s.name,
+                "tags": s.tags,
                 "next_due": next_due_at(r, every) if s.enabled else None,
             }
         )
@@ -711,6 +723,9 @@ def cmd_sources(args: argparse.Namespace) -> int:
             f"{o['id']}  [{o['type']}, every {o['every']}]  {state}  {_count(o['posts'], 'post')}"
         )
         print(f"    {o['target']}")
+        if o["name"] or o["tags"]:
+            print(f"    {o['name'] or ''}{'  ' if o['name'] and o['tags'] else ''}"
+                  f"{' '.join(f'#{t}' for t in o['tags'])}")  # fmt: skip
         print(f"    last ok: {o['last_ok_at'] or '-'}   last new post: {o['last_new_at'] or '-'}"
               f"   next due: "
               f"{'now' if o['next_due'] and o['next_due'] <= now else (o['next_due'] or '-')}")  # fmt: skip
@@ -719,6 +734,12 @@ def cmd_sources(args: argparse.Namespace) -> int:
         for notice in o["notices"]:
             print(f"    note: {notice}")
     return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from monitor.opml_cli import run_import
+
+    return run_import(_config_path(args), args.file, dry_run=args.dry_run, as_json=args.json)
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -943,6 +964,7 @@ COMMANDS = {
     "run": cmd_run,
     "search": cmd_search,
     "sources": cmd_sources,
+    "import": cmd_import,
     "alerts": cmd_alerts,
     "check": cmd_check,
     "health": cmd_health,

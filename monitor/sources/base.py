@@ -27,6 +27,9 @@ class SourceConfig:
     every: Duration | None = None  # None: the `[monitor] every` default
     timeout: Duration | None = None
     enabled: bool = True
+    name: str | None = None  # what a reader called it (an imported OPML outline's title)
+    # Labels for people: the folders of an imported OPML file ("News/Europe"), kept on export.
+    tags: list[str] = field(default_factory=list)
 
     async def collect(self, ctx: FetchContext) -> Collected:
         """Fetch through `ctx.http` and return the posts found; raise on failure."""
