@@ -221,10 +221,11 @@ def test_a_missing_file_or_broken_config_is_an_error_naming_it(tmp_path, capsys)
     assert cfg.read_text() == "[sources\n"
 
 
-def test_sources_json_shows_name_and_tags(tmp_path, capsys):
+def test_sources_json_shows_name_and_tags(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the configuration's archive, monitor.db, is not made yet
     cfg = tmp_path / "monitor.toml"
     run(["import", str(OPML / "thunderbird.opml"), "--config", str(cfg)], capsys)
-    code, out, _ = run(["sources", "--json", "--config", str(cfg), "--db", str(tmp_path / "m.db")], capsys)  # fmt: skip
+    code, out, _ = run(["sources", "--json", "--config", str(cfg)], capsys)
     assert code == 0
     first = json.loads(out)[0]
     assert (first["id"], first["name"], first["tags"]) == (
