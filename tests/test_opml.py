@@ -230,3 +230,21 @@ def test_sources_json_shows_name_and_tags(tmp_path, capsys, monkeypatch):
     first = json.loads(out)[0]
     assert (first["id"], first["name"], first["tags"]) == (
         "balkan-insight", "Balkan Insight", ["Wires/Europe/Balkans"])  # fmt: skip
+
+
+def test_import_into_a_config_whose_sources_are_split_by_other_tables(tmp_path, capsys):
+    # The demo's last source comes after its alerts: tomlkit still adds the new ones beside
+    # the first group of sources and leaves the rest where it was.
+    cfg = tmp_path / "demo.toml"
+    shutil.copy(ROOT / "config/demo.toml", cfg)
+    before = cfg.read_text(encoding="utf-8")
+    assert run(["import", str(OPML / "netnewswire.opml"), "--config", str(cfg)], capsys)[0] == 0
+    after = cfg.read_text(encoding="utf-8")
+    config = load_config(cfg)
+    assert {"daring-fireball", "kyiv-independent", "trt-world-youtube"} <= set(config.sources)
+    assert after.index("[sources.daring-fireball]") < after.index("[alerts.")
+    assert after.index("[sources.trt-world-youtube]") > after.index("[alerts.")
+    assert (
+        after.replace(after[after.index("[sources.daring-fireball]") : after.index("[alerts.")], "")
+        == before
+    )
