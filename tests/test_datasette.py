@@ -104,6 +104,13 @@ def test_search_box_refuses_a_bad_query_with_its_column(archive):
     assert r.status_code == 400
     assert "bad query: AND needs a term on each side at column 6" in r.json()["error"]
 
+    async def per_column():  # noqa: ANN202
+        ds = await started(db)
+        return await ds.client.get("/desk-archive/posts.json", params={"_search_title": "Lavrov"})
+
+    r = run(per_column())
+    assert r.status_code == 400 and "_search=title:word" in r.json()["error"]
+
 
 def test_posts_page_has_a_search_box_and_the_desk_columns_first(archive):
     db, _ = archive
