@@ -68,7 +68,7 @@ def parse_opml(body: bytes) -> tuple[list[Outline], list[Skipped]]:
     Raises OPMLError for a file that is not OPML or is refused (entity declarations: XXE,
     billion laughs; absurd nesting), with the reason.
     """
-    from monitor.sources.base import ParseError
+    from monitor.errors import ParseError
     from monitor.xmlsafe import parse_xml
 
     try:
