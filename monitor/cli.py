@@ -437,6 +437,7 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
                     }
                     for r in outcome.sources
                 ],
+                "health": [e.payload for e in outcome.health],
                 "deliveries": None if outcome.outbox is None else {
                     "sent": outcome.outbox.sent, "retrying": outcome.outbox.retrying,
                     "failed": outcome.outbox.failed, "errors": outcome.outbox.errors,
@@ -561,6 +562,11 @@ def _print_fetch_summary(outcome: Any, posts: dict[str, tuple[str | None, str | 
             print(f"{'':<{width}}      {m.snippet}")
             if url:
                 print(f"{'':<{width}}      {link_at(url, m.offset)}")
+    if outcome.health:
+        from monitor.notifiers.message import event_title
+
+        for event in outcome.health:
+            print(f"source alert [{event.alert_id}] {event_title(event.payload)}")
     total = sum(len(r.matches) for r in outcome.sources)
     failed = sum(not r.ok for r in outcome.sources)
     line = (
@@ -766,7 +772,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                     print(f"  error: {err}")
         sql = (
             "SELECT d.id, d.alert_id, d.post_id, d.notifier, d.status, d.attempts, d.last_error,"
-            " d.created_at, d.sent_at, d.next_attempt_at, p.title, p.url FROM deliveries d"
+            " d.created_at, d.sent_at, d.next_attempt_at, p.title, p.url, d.event,"
+            " e.source_id AS source FROM deliveries d"
+            " LEFT JOIN source_episodes e ON e.id = d.episode_id"
             " LEFT JOIN posts p ON p.id = d.post_id"
         )
         params: list[Any] = []
@@ -791,7 +799,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         print(
             f"{r['status']:<7}  {r['alert_id']} → {r['notifier']}  attempts {r['attempts']}{extra}"
         )
-        print(f"    {r['title'] or r['url'] or r['post_id']}")
+        what = f"{r['source']}: {r['event']}" if r["event"] else None
+        print(f"    {what or r['title'] or r['url'] or r['post_id']}")
         if r["last_error"]:
             print(f"    last error: {r['last_error']}")
     return code

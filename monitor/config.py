@@ -68,13 +68,21 @@ class MonitorSettings:
 @dataclass(frozen=True, kw_only=True)
 class AlertConfig:
     id: str
-    query: str
+    query: str | None = None  # an alert on posts; or, with the two below, on sources' health
     sources: list[str] = field(default_factory=lambda: ["*"])
     notify: list[str] = field(default_factory=list)
     max_per_hour: int | None = None
     # Matches on posts published longer ago than this are recorded but not sent: a source's
     # first fetch brings its backlog, and last month's stories are not news to the desk.
     max_age: Duration | None = None
+    # A source-health alert: fires once when a source has failed, or found no new post, for
+    # this long, and once more when it recovers (monitor/source_health.py).
+    failing_for: Duration | None = None
+    silent_for: Duration | None = None
+
+    @property
+    def watches_sources(self) -> bool:
+        return self.failing_for is not None or self.silent_for is not None
 
     def applies_to(self, source_id: str) -> bool:
         return any(fnmatchcase(source_id, pattern) for pattern in self.sources)
@@ -215,11 +223,22 @@ def parse_config(
             continue
         from monitor.query import QueryError, parse_query
 
-        try:
-            queries[aid] = parse_query(alert.query)
-        except QueryError as e:
-            problems.append(f"{key}.query: {e}")
-            continue
+        if alert.query is not None and alert.watches_sources:
+            problems.append(
+                f"{key}: an alert watches posts (query) or sources (failing_for, silent_for),"
+                " not both: make it two alerts"
+            )
+        elif alert.query is None and not alert.watches_sources and "query" not in table:
+            problems.append(
+                f"{key}.query: missing (required; or failing_for / silent_for, for an alert"
+                " on the sources themselves)"
+            )
+        if alert.query is not None:
+            try:
+                queries[aid] = parse_query(alert.query)
+            except QueryError as e:
+                problems.append(f"{key}.query: {e}")
+                continue
         for pattern in alert.sources:
             if not any(fnmatchcase(s, pattern) for s in source_tables) and source_tables:
                 problems.append(f"{key}.sources: {pattern!r} matches no source")
@@ -383,7 +402,7 @@ def _key_of(problem: str) -> str:
 
 # Durations that make no sense below a second: a fetch every 0s polls an outlet in a loop,
 # and a 0s timeout fails every fetch.
-_AT_LEAST = {"every": 1.0, "timeout": 1.0, "max_age": 1.0}
+_AT_LEAST = {"every": 1.0, "timeout": 1.0, "max_age": 1.0, "failing_for": 1.0, "silent_for": 1.0}
 
 
 def _redact(text: str, secrets: frozenset[str]) -> str:

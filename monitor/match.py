@@ -100,7 +100,9 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
 
     types = dict(db.execute("SELECT id, type FROM sources").fetchall())
     for alert in config.alerts.values():
-        query = config.queries[alert.id]
+        query = config.queries.get(alert.id)
+        if query is None:
+            continue  # an alert on sources' health (monitor/source_health.py)
         revs = [
             r[0]
             for r in db.execute(
@@ -127,7 +129,7 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
             offset = None
             if row["transcript"]:
                 offset = transcript_offset(query, store.segments(db, row["id"]))
-            body = payload(alert.id, alert.query, row, types.get(sid, ""), snip, offset)
+            body = payload(alert.id, alert.query or "", row, types.get(sid, ""), snip, offset)
             notify = list(alert.notify)
             published = row["published_at"]
             link = _without_fragment(row["url"])

@@ -129,9 +129,13 @@ async def _deliver_to(
         ids = [row["id"] for row in batch]
         # A digest is identified by its first delivery: the same id on every retry.
         message_id = (batch[0]["batch"] or ids[0]) if digest else ids[0]
+        # The targets an earlier try reached (a notifier with several URLs): not sent again.
+        reached = frozenset(json.loads(batch[0]["reached"] or "[]"))
         try:
             await asyncio.wait_for(
-                notifier.send([json.loads(row["payload"]) for row in batch], message_id, http),
+                notifier.send(
+                    [json.loads(row["payload"]) for row in batch], message_id, http, reached=reached
+                ),
                 notifier.timeout + 5,
             )
         except asyncio.CancelledError:
@@ -144,7 +148,9 @@ async def _deliver_to(
             else:
                 reason = f"internal error: {type(exc).__name__}: {exc}"
             retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
-            _record_failure(store, config, batch, reason, retry_after, result)
+            if isinstance(exc, DeliveryError) and exc.reached:
+                reached = exc.reached
+            _record_failure(store, config, batch, reason, retry_after, result, reached)
             continue
         with store.transaction() as db:
             db.executemany(
@@ -195,7 +201,7 @@ class _Busy(Exception):
 
 def _record_failure(
     store: Store, config: Config, batch: list[Any], reason: str, retry_after: float | None,
-    result: OutboxResult,
+    result: OutboxResult, reached: frozenset[str] = frozenset(),
 ) -> None:  # fmt: skip
     reason = config.redact(reason)
     first = batch[0]
@@ -214,15 +220,15 @@ def _record_failure(
             if attempts >= MAX_ATTEMPTS:
                 db.execute(
                     "UPDATE deliveries SET status = 'failed', last_error = ?, "
-                    "next_attempt_at = NULL, claimed_until = NULL WHERE id = ?",
-                    (reason, row["id"]),
+                    "next_attempt_at = NULL, claimed_until = NULL, reached = ? WHERE id = ?",
+                    (reason, json.dumps(sorted(reached)) if reached else None, row["id"]),
                 )
                 result.failed += 1
             else:
                 db.execute(
                     "UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ?,"
-                    " claimed_until = NULL WHERE id = ?",
-                    (reason, next_at, row["id"]),
+                    " claimed_until = NULL, reached = ? WHERE id = ?",
+                    (reason, next_at, json.dumps(sorted(reached)) if reached else None, row["id"]),
                 )
                 result.retrying += 1
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from monitor.commits import GroupCommit
 from monitor.errors import ArchiveError
+from monitor.source_health import HealthEvent, check_sources
 from monitor.http import Http, Response
 from monitor.match import PassMatches, match_pending
 from monitor.outbox import OutboxResult, deliver_due
@@ -37,6 +38,7 @@ class PassResult:
     sources: list[SourceResult] = field(default_factory=list)
     outbox: OutboxResult | None = None
     match_error: str | None = None  # the alerts could not run; the posts wait for the next pass
+    health: list[HealthEvent] = field(default_factory=list)  # source-health episodes begun or ended
 
     @property
     def ok(self) -> bool:
@@ -123,6 +125,15 @@ async def fetch_pass(
         outcome.match_error = f"the alerts could not run: {describe_error(exc)}"
     for r in outcome.sources:
         r.take(found)
+    try:
+        # After the fetches have written their sources' rows, before the outbox: this pass's
+        # health episodes go out with its matches.
+        with store.transaction() as db:
+            outcome.health = check_sources(db, store, config, [s.id for s in sources])
+    except sqlite3.Error as exc:
+        outcome.match_error = outcome.match_error or (
+            f"the source-health alerts could not run: {describe_error(exc)}"
+        )
     if deliver:
         outcome.outbox = await deliver_due(store, config, http)
     return outcome

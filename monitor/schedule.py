@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("monitor.run")
 OUTBOX_EVERY = 15.0
+HEALTH_EVERY = 60.0  # how often source-health alerts look at the sources' rows
 STOP_GRACE = 10.0  # seconds in-flight fetches get to finish after SIGTERM
 
 
@@ -101,6 +102,14 @@ class Daemon:
             args=[started_at], next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
             misfire_grace_time=None,
         )  # fmt: skip
+        if any(a.watches_sources for a in config.alerts.values()):
+            # On a clock of its own: a source crosses `failing_for` or `silent_for` while
+            # nothing is fetched, and a recovery is seen within a minute of the fetch.
+            self.scheduler.add_job(
+                self._check_health, IntervalTrigger(seconds=HEALTH_EVERY, timezone=UTC),
+                id="health", next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
+                misfire_grace_time=None,
+            )  # fmt: skip
         self.scheduler.start()
         log.info("monitor running: %d sources; database %s", len(config.sources), config.database)
         try:
@@ -215,6 +224,25 @@ class Daemon:
             if at is not None and job is not None:
                 job.modify(next_run_time=datetime.fromtimestamp(at, UTC))
         if result.matches:
+            job = self.scheduler.get_job("outbox")
+            if job is not None:
+                job.modify(next_run_time=datetime.now(UTC))
+
+    async def _check_health(self) -> None:
+        from monitor.source_health import check_sources
+
+        async def check() -> list[Any]:
+            with self.store.transaction() as db:
+                return check_sources(db, self.store, self.config)
+
+        try:
+            events = await self._tracked(check())
+        except Exception as exc:  # noqa: BLE001 - tried again at the next tick
+            log.warning("source-health alerts could not run: %s", exc)
+            return
+        for event in events or []:
+            log.info("%s: %s (alert %s)", event.source_id, event.event, event.alert_id)
+        if events:
             job = self.scheduler.get_job("outbox")
             if job is not None:
                 job.modify(next_run_time=datetime.now(UTC))

@@ -18,7 +18,7 @@ from monitor.errors import ArchiveError, archive_open_error
 from monitor.models import Post
 from monitor.text import fold
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 # Columns added after version 1, for archives created before them: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
@@ -27,16 +27,24 @@ _ADDED_COLUMNS = [
     ("deliveries", "batch", "TEXT"),
     ("sources", "last_new_at", "TEXT"),
     ("matches", "url", "TEXT"),
+    ("sources", "failing_since", "TEXT"),
 ]
 # What an added column starts as in an archive that had none.
 _BACKFILLS = {
     "last_new_at": "UPDATE sources SET last_new_at = "
     "(SELECT max(first_seen_at) FROM posts p WHERE p.source_id = sources.id)",
     "url": "UPDATE matches SET url = (SELECT url FROM posts p WHERE p.id = matches.post_id)",
+    # The first failure since the last success (interrupted fetches were never failures).
+    "failing_since": "UPDATE sources SET failing_since = (SELECT min(f.started_at) FROM fetches f"
+    " WHERE f.source_id = sources.id AND f.ok = 0 AND f.error IS NOT 'interrupted'"
+    " AND f.started_at >= coalesce(sources.last_ok_at, '')) WHERE failures > 0",
 }
 # Indexes on added columns: made once the columns exist, in a new archive and an old one.
 _LATE_INDEXES = [
     "CREATE INDEX IF NOT EXISTS matches_alert_url ON matches(alert_id, url)",
+    # An episode's event goes once to each notifier, as a match does (post_id is NULL there).
+    "CREATE UNIQUE INDEX IF NOT EXISTS deliveries_episode "
+    "ON deliveries(episode_id, event, notifier) WHERE episode_id IS NOT NULL",
 ]
 
 SCHEMA = """
@@ -51,7 +59,8 @@ CREATE TABLE IF NOT EXISTS sources (
     next_attempt_at TEXT,
     notices TEXT,  -- what the last fetch had to say besides success or failure (JSON list)
     state TEXT NOT NULL DEFAULT '{}',
-    last_new_at TEXT  -- when a fetch last found a post not seen before
+    last_new_at TEXT,  -- when a fetch last found a post not seen before
+    failing_since TEXT  -- when the current run of failures began; NULL while it succeeds
 );
 CREATE TABLE IF NOT EXISTS posts (
     id TEXT PRIMARY KEY,
@@ -106,7 +115,7 @@ CREATE TABLE IF NOT EXISTS matches (
 CREATE TABLE IF NOT EXISTS deliveries (
     id TEXT PRIMARY KEY,
     alert_id TEXT NOT NULL,
-    post_id TEXT NOT NULL REFERENCES posts(id),
+    post_id TEXT REFERENCES posts(id),  -- NULL for a source-health event (episode_id)
     notifier TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -117,6 +126,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     claimed_until TEXT,  -- a process is sending it: others keep off until then
     batch TEXT,  -- the digest message it went out in, by that message's id: fixed once tried
     payload TEXT NOT NULL,
+    episode_id INTEGER REFERENCES source_episodes(id),  -- the source-health episode it tells of
+    event TEXT,  -- for an episode: source_failing, source_silent or source_recovered
+    reached TEXT,  -- targets a notifier with several already has it (JSON list), kept for retries
     UNIQUE (alert_id, post_id, notifier)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_attempt_at);
@@ -132,6 +144,18 @@ CREATE TABLE IF NOT EXISTS fetches (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS fetches_source ON fetches(source_id, started_at);
+CREATE TABLE IF NOT EXISTS source_episodes (
+    id INTEGER PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    kind TEXT NOT NULL,  -- failing | silent
+    since TEXT NOT NULL,  -- when the condition began: the first failure, the last new post
+    opened_at TEXT NOT NULL,  -- when the alert fired
+    closed_at TEXT,  -- when the source recovered; NULL while the episode lasts
+    detail TEXT  -- the source's last error when it fired
+);
+CREATE UNIQUE INDEX IF NOT EXISTS source_episodes_open
+    ON source_episodes(alert_id, source_id, kind) WHERE closed_at IS NULL;
 CREATE TABLE IF NOT EXISTS search_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     -- Posts up to this rev are in posts_fts and the alerts have run on them; the ones above
@@ -280,6 +304,15 @@ class Store:
         # One transaction, the version read again inside it: two processes starting on the same
         # file can't both create or both alter it. CREATE ... IF NOT EXISTS brings a new file to
         # the current schema; the columns later versions added are added to an older one.
+        # Off while a table is rebuilt (SQLite's own procedure for it), so that an old archive
+        # with a delivery whose post is gone still opens; back on whatever happens.
+        self.db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            self._upgrade()
+        finally:
+            self.db.execute("PRAGMA foreign_keys = ON")
+
+    def _upgrade(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             (version,) = self.db.execute("PRAGMA user_version").fetchone()
@@ -297,6 +330,7 @@ class Store:
                         self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
                         if column in _BACKFILLS:
                             self.db.execute(_BACKFILLS[column])
+                self._rebuild_deliveries()
                 for statement in _LATE_INDEXES:
                     self.db.execute(statement)
                 (fts_sql,) = self.db.execute(
@@ -323,6 +357,26 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def _rebuild_deliveries(self) -> None:
+        """Version 9: `deliveries.post_id` may be NULL (a source-health event has no post).
+
+        SQLite cannot drop a NOT NULL, so a table from before is copied into the new shape.
+        Nothing references `deliveries`, so it can be replaced inside the migration's
+        transaction with foreign keys on.
+        """
+        have = [r[1] for r in self.db.execute("PRAGMA table_info(deliveries)")]
+        if "episode_id" in have:
+            return
+        create = next(x for x in _statements(SCHEMA) if "TABLE IF NOT EXISTS deliveries" in x)
+        self.db.execute(create.replace("IF NOT EXISTS deliveries", "deliveries_v9", 1))
+        cols = ", ".join(f'"{c}"' for c in have)
+        self.db.execute(f"INSERT INTO deliveries_v9 ({cols}) SELECT {cols} FROM deliveries")
+        self.db.execute("DROP TABLE deliveries")
+        self.db.execute("ALTER TABLE deliveries_v9 RENAME TO deliveries")
+        self.db.execute(
+            next(x for x in _statements(SCHEMA) if "INDEX IF NOT EXISTS deliveries_" in x)
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -408,8 +462,9 @@ class Store:
         )
         db.execute(
             "UPDATE sources SET last_fetched_at = ?, last_error = ?, failures = failures + 1, "
-            "next_attempt_at = ?, notices = ? WHERE id = ?",
-            (started_at, error, next_attempt_at, _notices(notices), source_id),
+            "next_attempt_at = ?, notices = ?, failing_since = coalesce(failing_since, ?) "
+            "WHERE id = ?",
+            (started_at, error, next_attempt_at, _notices(notices), started_at, source_id),
         )
 
     def finish_fetch_ok(
@@ -431,7 +486,7 @@ class Store:
         )
         db.execute(
             "UPDATE sources SET last_fetched_at = ?, last_ok_at = ?, last_error = NULL, "
-            "failures = 0, next_attempt_at = NULL, state = ?, notices = ?, "
+            "failures = 0, next_attempt_at = NULL, state = ?, notices = ?, failing_since = NULL, "
             "last_new_at = CASE WHEN ? THEN ? ELSE last_new_at END WHERE id = ?",
             (started_at, finished, json.dumps(state, ensure_ascii=False), _notices(notices),
              result.new > 0, finished, source_id),
@@ -693,6 +748,61 @@ class Store:
                 (new_delivery_id(), alert_id, pid, notifier, created, created, body),
             )
         return True
+
+    # -- source health -------------------------------------------------------------------
+
+    def open_episodes(self, db: sqlite3.Connection, alert_id: str) -> list[sqlite3.Row]:
+        return db.execute(
+            "SELECT * FROM source_episodes WHERE alert_id = ? AND closed_at IS NULL", (alert_id,)
+        ).fetchall()
+
+    def open_episode(
+        self,
+        db: sqlite3.Connection,
+        alert_id: str,
+        source_id: str,
+        kind: str,
+        since: str,
+        detail: str | None,
+        notifiers: list[str],
+        payload: dict[str, Any],
+    ) -> int:
+        """Record that a source is failing or silent for this alert, and queue its message."""
+        cur = db.execute(
+            "INSERT INTO source_episodes (alert_id, source_id, kind, since, opened_at, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (alert_id, source_id, kind, since, now_iso(), detail),
+        )
+        episode = int(cur.lastrowid or 0)
+        self._enqueue_event(db, alert_id, episode, f"source_{kind}", notifiers, payload)
+        return episode
+
+    def close_episode(
+        self, db: sqlite3.Connection, episode: sqlite3.Row, notifiers: list[str],
+        payload: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """The source recovered: the episode ends, and its message is queued."""
+        db.execute(
+            "UPDATE source_episodes SET closed_at = ? WHERE id = ?", (now_iso(), episode["id"])
+        )
+        self._enqueue_event(
+            db, episode["alert_id"], episode["id"], "source_recovered", notifiers, payload
+        )
+
+    @staticmethod
+    def _enqueue_event(
+        db: sqlite3.Connection, alert_id: str, episode: int, event: str, notifiers: list[str],
+        payload: dict[str, Any],
+    ) -> None:  # fmt: skip
+        body = json.dumps(payload, ensure_ascii=False)
+        created = now_iso()
+        for notifier in notifiers:
+            db.execute(
+                "INSERT OR IGNORE INTO deliveries (id, alert_id, notifier, status, created_at, "
+                "next_attempt_at, payload, episode_id, event) "
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                (new_delivery_id(), alert_id, notifier, created, created, body, episode, event),
+            )
 
     def matched_elsewhere(
         self, db: sqlite3.Connection, alert_id: str, pid: str, url: str | None

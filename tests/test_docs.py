@@ -72,3 +72,12 @@ def test_help_does_not_import_heavy_modules():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "", f"imported at --help: {out.stdout}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["source_failing", "source_silent", "source_recovered", "source_episodes", "failing_since",
+     "episode_id", "reached"],
+)  # fmt: skip
+def test_source_health_payloads_and_tables_are_documented(name):
+    assert f"`{name}`" in README or f'"{name}"' in README

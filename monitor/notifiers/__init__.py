@@ -7,6 +7,7 @@ import importlib
 from monitor.notifiers.base import NotifierConfig
 
 TYPES: dict[str, str] = {
+    "apprise": "monitor.notifiers.apprise:AppriseNotifier",
     "email": "monitor.notifiers.email:EmailNotifier",
     "webhook": "monitor.notifiers.webhook:WebhookNotifier",
 }

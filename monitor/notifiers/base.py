@@ -14,9 +14,13 @@ if TYPE_CHECKING:
 class DeliveryError(Exception):
     """A delivery that did not go through; the message is what `monitor alerts` shows."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    def __init__(
+        self, reason: str, retry_after: float | None = None, reached: frozenset[str] = frozenset()
+    ):
         super().__init__(reason)
         self.retry_after = retry_after
+        # A notifier with several targets: those that have the message, not to be sent again.
+        self.reached = reached
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,10 +32,18 @@ class NotifierConfig:
     digest: Duration | None = None  # group matches of this window into one message
     timeout: Duration = 20.0
 
-    async def send(self, payloads: list[dict[str, Any]], delivery_id: str, http: Http) -> None:
+    async def send(
+        self,
+        payloads: list[dict[str, Any]],
+        delivery_id: str,
+        http: Http,
+        *,
+        reached: frozenset[str] = frozenset(),
+    ) -> None:
         """Deliver one alert payload (or, for a digest, several) or raise DeliveryError.
 
         `delivery_id` is the same on every retry of this delivery, so receivers can
-        de-duplicate (Standard Webhooks `webhook-id`, email `Message-ID`).
+        de-duplicate (Standard Webhooks `webhook-id`, email `Message-ID`). `reached` holds
+        what an earlier try's DeliveryError said had the message already.
         """
         raise NotImplementedError

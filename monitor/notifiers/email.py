@@ -134,7 +134,14 @@ class EmailNotifier(NotifierConfig):
             problems.append(f"ca_file: no such file: {self.ca_file}")
         return problems
 
-    async def send(self, payloads: list[dict[str, Any]], delivery_id: str, http: Http) -> None:
+    async def send(
+        self,
+        payloads: list[dict[str, Any]],
+        delivery_id: str,
+        http: Http,
+        *,
+        reached: frozenset[str] = frozenset(),  # one target: never partly sent
+    ) -> None:
         msg = build_message(payloads, delivery_id, self.from_, self.to)
         try:
             await asyncio.to_thread(self._send_sync, msg)

@@ -65,8 +65,51 @@ def body_text(text: str | None) -> str:
     )
 
 
+def span(seconds: Any) -> str:
+    """A time span as a desk reads it: `3d 4h`, `6h 5m`, `12m`, `45s`."""
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        return "?"
+    total = max(0, int(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size or (unit == "s" and not parts):
+            parts.append(f"{total // size}{unit}")
+            total %= size
+    return " ".join(parts[:2])
+
+
+def event_title(payload: dict[str, Any]) -> str:
+    """A one-line title for a source-health event (`type` source_failing, _silent, _recovered)."""
+    source = one_line(str((payload.get("source") or {}).get("id", ""))) or "(source)"
+    lasted = span(payload.get("seconds"))
+    kind = payload.get("type")
+    if kind == "source_failing":
+        error = one_line(payload.get("last_error"))
+        return f"{source} failing for {lasted}" + (f": {error}" if error else "")
+    if kind == "source_silent":
+        return f"{source} silent: no new post for {lasted}"
+    if payload.get("condition") == "silent":
+        return f"{source} recovered: a new post after {lasted} of silence"
+    return f"{source} recovered after failing for {lasted}"
+
+
+def is_event(payload: dict[str, Any]) -> bool:
+    return str(payload.get("type", "")).startswith("source_")
+
+
+def count(payloads: list[dict[str, Any]]) -> str:
+    """`3 matches`, or `3 alerts` when a digest holds source-health events too."""
+    what = "alerts" if any(is_event(p) for p in payloads) else "matches"
+    return f"{len(payloads)} {what}"
+
+
 def post_title(payload: dict[str, Any]) -> str:
-    """A one-line title for a match: the post's title, else the start of its text, else its URL."""
+    """A one-line title for a match: the post's title, else the start of its text, else its URL.
+
+    For a source-health event, what happened to which source.
+    """
+    if is_event(payload):
+        return event_title(payload)
     post = payload.get("post") or {}
     for candidate in (post.get("title"), post.get("text"), post.get("url")):
         line = one_line(candidate if isinstance(candidate, str) else None)
@@ -82,7 +125,7 @@ def subject(payloads: list[dict[str, Any]]) -> str:
         return f"[{alert}] {truncate(post_title(payloads[0]), SUBJECT_TITLE_LIMIT)}"
     alerts = ", ".join(dict.fromkeys(one_line(str(p.get("alert", ""))) for p in payloads))
     titles = "; ".join(post_title(p) for p in payloads)
-    return f"[{len(payloads)} matches] {truncate(f'{alerts}: {titles}', SUBJECT_TITLE_LIMIT)}"
+    return f"[{count(payloads)}] {truncate(f'{alerts}: {titles}', SUBJECT_TITLE_LIMIT)}"
 
 
 def format_offset(seconds: float | int | None) -> str | None:
@@ -104,6 +147,8 @@ def format_date(value: str | None) -> str:
 
 def _details(payload: dict[str, Any]) -> list[tuple[str, str]]:
     """The labelled facts of one match, in display order, empty ones left out."""
+    if is_event(payload):
+        return _event_details(payload)
     post = payload.get("post") or {}
     source = one_line(post.get("source"))
     if post.get("source_type"):
@@ -118,6 +163,24 @@ def _details(payload: dict[str, Any]) -> list[tuple[str, str]]:
     offset = format_offset(payload.get("offset"))
     if offset:
         rows.append(("At", offset))
+    return [(label, value) for label, value in rows if value]
+
+
+def _event_details(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    source = payload.get("source") or {}
+    name = one_line(str(source.get("id", "")))
+    if source.get("type"):
+        name += f" ({one_line(str(source['type']))})"
+    failures = payload.get("failures")
+    rows = [
+        ("Alert", one_line(str(payload.get("alert", "")))),
+        ("Source", name),
+        ("Since", format_date(payload.get("since"))),
+        ("Failures", str(failures) if failures else ""),
+        ("Last error", one_line(payload.get("last_error"))),
+        ("Last success", format_date(payload.get("last_ok_at"))),
+        ("Last new post", format_date(payload.get("last_new_at"))),
+    ]
     return [(label, value) for label, value in rows if value]
 
 
@@ -143,7 +206,7 @@ def text_body(payloads: list[dict[str, Any]]) -> str:
         if text:
             lines += ["", truncate(text, TEXT_EXCERPT_LIMIT)]
         sections.append("\n".join(lines))
-    header = f"{len(payloads)} matches\n\n" if len(payloads) > 1 else ""
+    header = f"{count(payloads)}\n\n" if len(payloads) > 1 else ""
     return header + "\n\n---\n\n".join(sections) + "\n"
 
 
@@ -188,7 +251,7 @@ def html_body(payloads: list[dict[str, Any]]) -> str:
             escaped = esc(truncate(text, TEXT_EXCERPT_LIMIT)).replace("\n", "<br>\n")
             parts.append(f"<p{own}>{escaped}</p>")
         sections.append("<section>\n" + "\n".join(parts) + "\n</section>")
-    header = f"<p>{len(payloads)} matches</p>\n" if len(payloads) > 1 else ""
+    header = f"<p>{count(payloads)}</p>\n" if len(payloads) > 1 else ""
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head><body>\n'
         + header

@@ -90,7 +90,14 @@ class WebhookNotifier(NotifierConfig):
                 problems.append(f"headers: the value of {name!r} has a line break or control")
         return problems
 
-    async def send(self, payloads: list[dict[str, Any]], delivery_id: str, http: Http) -> None:
+    async def send(
+        self,
+        payloads: list[dict[str, Any]],
+        delivery_id: str,
+        http: Http,
+        *,
+        reached: frozenset[str] = frozenset(),  # one target: never partly sent
+    ) -> None:
         body = encode_body(payloads)
         timestamp = int(time.time())
         headers = {
