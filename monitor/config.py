@@ -213,6 +213,10 @@ def parse_config(
         obj = build(notifier_class(type_name), table, key, problems, extra={"id": nid})
         if obj is not None:
             notifiers[nid] = obj
+            if need_notifiers:
+                # What only the notifier's own library can tell (an Apprise URL it cannot
+                # use): a command that never sends need not import it.
+                problems += [f"{key}.{problem}" for problem in obj.check()]
 
     alerts: dict[str, AlertConfig] = {}
     queries: dict[str, Any] = {}
@@ -228,7 +232,13 @@ def parse_config(
                 f"{key}: an alert watches posts (query) or sources (failing_for, silent_for),"
                 " not both: make it two alerts"
             )
-        elif alert.query is None and not alert.watches_sources and "query" not in table:
+        elif alert.watches_sources:
+            problems += [
+                f"{key}.{k}: applies to alerts on posts (query) only"
+                for k in ("max_per_hour", "max_age")
+                if k in table
+            ]
+        elif alert.query is None and "query" not in table:
             problems.append(
                 f"{key}.query: missing (required; or failing_for / silent_for, for an alert"
                 " on the sources themselves)"

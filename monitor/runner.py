@@ -128,8 +128,9 @@ async def fetch_pass(
     try:
         # After the fetches have written their sources' rows, before the outbox: this pass's
         # health episodes go out with its matches.
-        with store.transaction() as db:
-            outcome.health = check_sources(db, store, config, [s.id for s in sources])
+        if any(a.watches_sources for a in config.alerts.values()):
+            with store.transaction() as db:
+                outcome.health = check_sources(db, store, config, [s.id for s in sources])
     except sqlite3.Error as exc:
         outcome.match_error = outcome.match_error or (
             f"the source-health alerts could not run: {describe_error(exc)}"

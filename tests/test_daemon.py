@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -99,3 +101,31 @@ def test_a_second_signal_stops_the_daemon_without_waiting_for_fetches_in_flight(
     assert "stopping: waiting up to 10s for 1 fetch in flight" in log.read_text()
     rows = db_rows(tmp_path / "monitor.db", "SELECT count(*) FROM posts")
     assert rows[0][0] == 0  # the abandoned fetch left nothing half-written
+
+
+def test_the_daemon_tells_the_desk_a_source_has_been_failing_for_too_long(tmp_path):
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/tass.xml"] = Route(rss(OTHER))
+        origin.routes["/broken.xml"] = Route(b"", status=500)
+        extra = '[alerts.dark]\nfailing_for = "6h"\nsources = ["broken"]\nnotify = ["hook"]\n'
+        cfg = write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook"), extra=extra)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        subprocess.run([sys.executable, "-m", "monitor", "fetch", "--config", str(cfg)],
+                       env=env, cwd=tmp_path, capture_output=True, check=False)  # fmt: skip
+        # It has been failing since yesterday: the daemon's first look says so, once.
+        db = sqlite3.connect(tmp_path / "monitor.db")
+        db.execute("UPDATE sources SET failing_since = '2026-01-01T00:00:00Z' WHERE id = 'broken'")
+        db.commit()
+        db.close()
+        log = tmp_path / "run.log"
+        proc = start(cfg, log)
+        try:
+            assert wait_for(lambda: hook.posts(), 30), log.read_text()
+            time.sleep(1)
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        bodies = [json.loads(p.body) for p in hook.posts()]
+    assert [(b["type"], b["source"]["id"]) for b in bodies] == [("source_failing", "broken")]
+    assert "broken: source_failing (alert dark)" in log.read_text()

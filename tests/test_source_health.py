@@ -131,6 +131,9 @@ def test_an_alert_watches_posts_or_sources_not_both_and_needs_one() -> None:
         " sources themselves)",
     ]
     with pytest.raises(ConfigError) as e:
+        parse_config({"alerts": {"a": {"silent_for": "3d", "max_age": "1d"}}}, env={})
+    assert e.value.problems == ["alerts.a.max_age: applies to alerts on posts (query) only"]
+    with pytest.raises(ConfigError) as e:
         parse_config({"alerts": {"a": {"silent_for": "3"}}}, env={})
     assert e.value.problems[0].startswith("alerts.a.silent_for: a duration needs its unit")
 

@@ -32,6 +32,14 @@ class NotifierConfig:
     digest: Duration | None = None  # group matches of this window into one message
     timeout: Duration = 20.0
 
+    def check(self) -> list[str]:
+        """Problems that take loading the notifier's own library to find (`key: what`).
+
+        Asked when the configuration is read with `need_notifiers` (`monitor check`, `fetch`,
+        `run`, `alerts --retry`); not by `search` or `sources`, which should not pay for it.
+        """
+        return []
+
     async def send(
         self,
         payloads: list[dict[str, Any]],
