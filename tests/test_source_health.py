@@ -179,3 +179,22 @@ def test_an_archive_from_schema_version_8_takes_deliveries_without_a_post(tmp_pa
     row = s.db.execute("SELECT post_id, episode_id, event FROM deliveries WHERE episode_id")
     assert [tuple(r) for r in row] == [(None, episode, "source_failing")]
     s.close()
+
+
+def test_email_of_a_source_event_says_what_happened_to_which_source() -> None:
+    from monitor.notifiers.email import build_message
+
+    event = {
+        "type": "source_recovered", "alert": "dark", "condition": "failing",
+        "source": {"id": "nato", "type": "feed", "url": "https://www.nato.int/rss"},
+        "since": "2026-12-01T04:00:00Z", "seconds": 2 * 86400 + 3 * 3600 + 59,
+        "failures": 0, "last_error": None, "last_ok_at": "2026-12-03T07:00:59Z",
+        "at": "2026-12-03T07:00:59Z", "link": "https://www.nato.int/rss",
+    }  # fmt: skip
+    msg = build_message([event], "msg_1", "monitor@example.org", ["desk@example.org"])
+    assert msg["Subject"] == "[dark] nato recovered after failing for 2d 3h"
+    text = msg.get_body(("plain",)).get_content()
+    assert "Source:       nato (feed)" in text and "Since:        2026-12-01 04:00 UTC" in text
+    assert "https://www.nato.int/rss" in text
+    digest = build_message([event, {**event, "type": "source_silent"}], "m", "a@b.c", ["d@e.f"])
+    assert digest["Subject"].startswith("[2 alerts] dark: nato recovered")

@@ -30,6 +30,7 @@ _MARKDOWN_TEXT = ("mmost://", "mmosts://")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 _local = threading.local()
+_setup = threading.Lock()  # the first sends may come from several worker threads at once
 
 
 class _Collect(logging.Handler):
@@ -46,7 +47,9 @@ def _apprise() -> Any:
     import apprise
 
     logger = logging.getLogger("apprise")
-    if not any(isinstance(h, _Collect) for h in logger.handlers):
+    with _setup:
+        if any(isinstance(h, _Collect) for h in logger.handlers):
+            return apprise
         logger.addHandler(_Collect())
         # Its warnings become the delivery's reason (secrets masked, in `monitor alerts`);
         # passed on to our log as well they would print once unmasked, and twice.
