@@ -25,6 +25,11 @@ _MARK = re.compile(r"\[([^\[\]\n]+)\]")
 # and at the start of a line (a heading, quote or list).
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 _MD_LINE_START = re.compile(r"^(\s*)([#>+=-]|\d+[.)])")
+# Schemes that Apprise no longer takes, and what does the job now.
+_MOVED = {
+    "msteams://": "Microsoft retired the Teams connectors it used: "
+    "write a workflows:// URL (a Power Automate workflow) instead",
+}
 # Services whose plain text is read as Markdown: Apprise sends them text as it is.
 _MARKDOWN_TEXT = ("mmost://", "mmosts://")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -222,8 +227,9 @@ class AppriseNotifier(NotifierConfig):
         # Apprise loads its 100+ plugins to read a URL (about a second): only the commands
         # that may send pay for it.
         return [
-            f"urls[{i}]: Apprise cannot send to this {scheme(url)} URL "
-            "(an unknown service, or a token or part missing or malformed)"
+            f"urls[{i}]: Apprise cannot send to this {scheme(url)} URL ("
+            + _MOVED.get(scheme(url), "an unknown service, or a token or part missing or malformed")
+            + ")"
             for i, url in enumerate(self.urls)
             if _SCHEME.match(url.strip()) and _instantiate(url) is None
         ]

@@ -206,12 +206,14 @@ def test_check_names_a_url_apprise_cannot_use_without_printing_it(tmp_path, caps
     cfg = tmp_path / "m.toml"
     cfg.write_text(
         '[notifiers.desk]\ntype = "apprise"\n'
-        'urls = ["json://127.0.0.1/ok", "slak://T1/B2/hush-secret", "no-scheme-hush"]\n'
+        'urls = ["json://127.0.0.1/ok", "slak://T1/B2/hush-secret", "no-scheme-hush",'
+        ' "msteams://hush/hush/hush"]\n'
     )
     assert main(["check", "--config", str(cfg)]) == 2
     out = capsys.readouterr().out
     assert "notifiers.desk.urls[1]: Apprise cannot send to this slak:// URL" in out
     assert "notifiers.desk.urls[2]: not an Apprise URL" in out
+    assert "urls[3]: Apprise cannot send to this msteams:// URL (Microsoft retired" in out
     assert "urls[0]" not in out and "hush" not in out
     # Commands that never send do not load Apprise to read the URLs.
     raw = {"notifiers": {"desk": {"type": "apprise", "urls": ["slak://T1/B2/hush-secret"]}}}
