@@ -50,13 +50,20 @@ def check_sources(
     rows = {
         r["id"]: r
         for r in db.execute(
-            "SELECT s.*, (SELECT min(f.started_at) FROM fetches f WHERE f.source_id = s.id)"
-            " AS first_fetched_at FROM sources s"
+            # The fetch log is read only for a source that never found a new post.
+            "SELECT s.*, CASE WHEN s.last_new_at IS NULL THEN (SELECT min(f.started_at)"
+            " FROM fetches f WHERE f.source_id = s.id) END AS first_fetched_at FROM sources s"
         )
     }
     events: list[HealthEvent] = []
     for alert in alerts:
         open_ = {(e["source_id"], e["kind"]): e for e in store.open_episodes(db, alert.id)}
+        # A condition that began at or before its cutoff has lasted long enough. The times are
+        # all ISO 8601 UTC of one format, so they compare as strings, unparsed.
+        cutoff = {
+            FAILING: _cutoff(alert.failing_for, now),
+            SILENT: _cutoff(alert.silent_for, now),
+        }
         for sid, source in config.sources.items():
             row = rows.get(sid)
             if not source.enabled or row is None or not alert.applies_to(sid):
@@ -64,12 +71,12 @@ def check_sources(
             if wanted is not None and sid not in wanted:
                 continue
             began = _began(row)
-            failing = _lasting(began[FAILING], alert.failing_for, now)
+            failing = _lasting(began[FAILING], cutoff[FAILING])
             conditions = {
                 FAILING: failing,
                 # A source failing for longer than this alert's failing_for is reported as
                 # failing; that it has no new posts says nothing more.
-                SILENT: _lasting(began[SILENT], alert.silent_for, now) and not failing,
+                SILENT: _lasting(began[SILENT], cutoff[SILENT]) and not failing,
             }
             for kind, on in conditions.items():
                 episode = open_.get((sid, kind))
@@ -97,9 +104,12 @@ def _began(row: sqlite3.Row) -> dict[str, str | None]:
     return {FAILING: row["failing_since"], SILENT: silent_since}
 
 
-def _lasting(since: str | None, threshold: float | None, now: float) -> bool:
-    start = iso_to_epoch(since)
-    return threshold is not None and start is not None and now - start >= threshold
+def _cutoff(threshold: float | None, now: float) -> str | None:
+    return None if threshold is None else now_iso(now - threshold)
+
+
+def _lasting(since: str | None, cutoff: str | None) -> bool:
+    return cutoff is not None and bool(since) and str(since) <= cutoff
 
 
 def _source(row: sqlite3.Row) -> dict[str, Any]:
