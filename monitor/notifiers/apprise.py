@@ -167,7 +167,7 @@ def _facts(payload: dict[str, Any]) -> str:
 
 
 def _section(payload: dict[str, Any], fmt: str, headline: bool) -> list[str]:
-    nl_link = message.one_line(payload.get("link") or (payload.get("post") or {}).get("url"))
+    link = message.one_line(payload.get("link") or (payload.get("post") or {}).get("url"))
     lines = []
     if headline:
         lines.append(_bold(message.post_title(payload), fmt))
@@ -180,11 +180,9 @@ def _section(payload: dict[str, Any], fmt: str, headline: bool) -> list[str]:
         snippet = highlight(payload.get("snippet"), fmt)
         if snippet:
             lines.append(snippet)
-    if nl_link:
-        label = "watch at " + message.format_offset(payload.get("offset")) if (
-            payload.get("offset") is not None
-        ) else "open"  # fmt: skip
-        lines.append(_link(nl_link, label, fmt) if fmt != TEXT else nl_link)
+    if link:
+        at = message.format_offset(payload.get("offset"))
+        lines.append(_link(link, f"watch at {at}" if at else "open", fmt) if fmt != TEXT else link)
     return lines
 
 

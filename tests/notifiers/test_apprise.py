@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,12 +11,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.config import parse_config
 from monitor.http import Http
 from monitor.notifiers.apprise import (
     HTML,
     MARKDOWN,
+    TEXT,
     AppriseNotifier,
     _instantiate,
     body_format,
@@ -183,6 +187,20 @@ def test_post_content_cannot_inject_markup() -> None:
     assert "<b>NATO</b>" in html_body
     _, md = render([hostile], MARKDOWN)
     assert "\\***NATO**\\*" in md and "\\<a href=x\\>\\_y\\_\\</a\\>" in md
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    title=st.text(alphabet=st.characters(codec=None, categories=None)),
+    snippet=st.text(),
+    offset=st.none() | st.floats(),
+)
+def test_any_post_renders_in_every_format_with_only_our_own_html(title, snippet, offset) -> None:
+    p = payload(title=title, snippet=snippet, offset=offset)
+    for fmt in (HTML, MARKDOWN, TEXT):
+        render([p, p], fmt)
+    _, body = render([p], HTML)
+    assert "<" not in re.sub(r"</?b>|<br>|<a href=\"[^\"<>]*\">|</a>", "", body)
 
 
 def test_source_health_event_renders_as_a_message() -> None:
