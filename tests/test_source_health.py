@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from monitor.config import ConfigError, parse_config
-from monitor.source_health import check_sources
 from monitor.http import Http
 from monitor.outbox import deliver_due
 from monitor.runner import fetch_pass, open_store
+from monitor.source_health import check_sources
 from monitor.store import SCHEMA_VERSION, Store, iso_to_epoch
 from tests.origin import Origin, Route
 from tests.test_end_to_end import LAVROV, OTHER, rss
@@ -198,3 +198,24 @@ def test_email_of_a_source_event_says_what_happened_to_which_source() -> None:
     assert "https://www.nato.int/rss" in text
     digest = build_message([event, {**event, "type": "source_silent"}], "m", "a@b.c", ["d@e.f"])
     assert digest["Subject"].startswith("[2 alerts] dark: nato recovered")
+
+
+def test_an_archive_from_schema_version_9_gets_source_health_too(tmp_path):
+    """Version 9 added only the `daemons` table: its deliveries still need a post."""
+    path = tmp_path / "v9.db"
+    s = Store(path)
+    s.sync_sources([("src", "feed", None)])
+    s.db.executescript(
+        "DROP TABLE source_episodes; DROP INDEX deliveries_episode;"
+        "ALTER TABLE deliveries DROP COLUMN episode_id; ALTER TABLE deliveries DROP COLUMN event;"
+        "ALTER TABLE deliveries DROP COLUMN reached; ALTER TABLE sources DROP COLUMN failing_since;"
+        "PRAGMA user_version = 9;"
+    )
+    s.close()
+    s = Store(path)
+    columns = {r[1] for r in s.db.execute("PRAGMA table_info(deliveries)")}
+    assert {"episode_id", "event", "reached"} <= columns
+    assert s.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'source_episodes'").fetchone()
+    assert s.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'daemons'").fetchone()
+    assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    s.close()
