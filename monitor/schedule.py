@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("monitor.run")
 OUTBOX_EVERY = 15.0
-HEALTH_EVERY = 60.0  # how often source-health alerts look at the sources' rows
+SOURCE_HEALTH_EVERY = 60.0  # how often source-health alerts look at the sources' rows
 STOP_GRACE = 10.0  # seconds in-flight fetches get to finish after SIGTERM
 
 
@@ -106,8 +106,8 @@ class Daemon:
             # On a clock of its own: a source crosses `failing_for` or `silent_for` while
             # nothing is fetched, and a recovery is seen within a minute of the fetch.
             self.scheduler.add_job(
-                self._check_health, IntervalTrigger(seconds=HEALTH_EVERY, timezone=UTC),
-                id="health", next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
+                self._check_sources, IntervalTrigger(seconds=SOURCE_HEALTH_EVERY, timezone=UTC),
+                id="source-health", next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
                 misfire_grace_time=None,
             )  # fmt: skip
         self.scheduler.start()
@@ -228,7 +228,7 @@ class Daemon:
             if job is not None:
                 job.modify(next_run_time=datetime.now(UTC))
 
-    async def _check_health(self) -> None:
+    async def _check_sources(self) -> None:
         from monitor.source_health import check_sources
 
         async def check() -> list[Any]:
