@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -171,3 +173,65 @@ def test_a_failed_group_commit_ends_the_pass_with_each_source_failed_and_exit_1(
         assert db_rows(db, "SELECT count(*) FROM matches")[0][0] == 4 * 153
         assert db_rows(db, "PRAGMA integrity_check")[0][0] == "ok"
         one_id_per_delivery(hook)
+
+
+@pytest.mark.slow
+def test_the_daemon_waits_out_a_full_disk_and_resumes_by_itself_when_space_returns(tmp_path):
+    with disk(tmp_path) as d, Origin() as origin, Origin() as hook:
+        print(f"disk: {d.kind}")
+        origin.routes["/tass.xml"] = Route(rss(*items("tass", 3)))
+        cfg = write_config(d.dir / "m.toml", origin, hook, ["tass"])
+        cfg.write_text(cfg.read_text().replace('every = "1h"', 'every = "1s"\njitter = "0s"'))
+        db = d.dir / "monitor.db"
+        wal = Path(f"{db}-wal")
+        log = tmp_path / "run.log"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **d.env}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env,
+        )  # fmt: skip
+        try:
+            assert wait_for(lambda: len(hook.posts()) == 3, 30), log.read_text()
+            origin.routes["/tass.xml"] = Route(rss(*items("tass", 3), *items("tass", 150, 3)))
+            d.fill(db)
+            full_since, gets_before, wal_before = time.monotonic(), len(origin.gets()), _size(wal)
+            # Fetches every second, were it not waiting: 5 s, then 10 s, after each failure.
+            assert wait_for(lambda: "the disk is full" in log.read_text(), 10), log.read_text()
+            time.sleep(max(0.0, 12 - (time.monotonic() - full_since)))
+            fetched_while_full = len(origin.gets()) - gets_before
+            wal_while_full = _size(wal)
+            d.free()
+            assert wait_for(lambda: len(hook.posts()) == 153, 60), log.read_text()[-3000:]
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = log.read_text()
+        print(
+            f"{fetched_while_full} fetches in 12 s of full disk; WAL {wal_before} → {wal_while_full}"
+        )
+        assert "Traceback" not in text, text
+        assert fetched_while_full <= 3, text  # 12 at every = "1s"
+        assert wal_while_full <= wal_before + 64 * 1024
+        assert "fetching and delivering wait 5s" in text and "wait 10s" in text, text
+        assert "the archive can be written again: fetching and delivering resume" in text
+        assert db_rows(db, "SELECT count(*) FROM posts")[0][0] == 153  # nothing lost or skipped
+        assert db_rows(db, "SELECT count(*) FROM matches")[0][0] == 153
+        assert db_rows(db, "PRAGMA integrity_check")[0][0] == "ok"
+        one_id_per_delivery(hook)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
