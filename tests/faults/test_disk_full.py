@@ -235,3 +235,25 @@ def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
             return True
         time.sleep(0.1)
     return predicate()
+
+
+def test_a_full_disk_that_sqlite_calls_an_io_error_is_named_a_full_disk(tmp_path, capsys):
+    with disk(tmp_path) as d, Origin() as origin, Origin() as hook:
+        if not d.tmpfs:
+            pytest.skip("needs a real full disk (a tmpfs, as root): a page cap is SQLITE_FULL")
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER))
+        cfg = write_config(d.dir / "m.toml", origin, hook, ["tass"])
+        db = d.dir / "monitor.db"
+        assert main(["fetch", "--config", str(cfg), "--no-alerts", "-q"]) == 0
+        d.fill(db)  # not even room for the WAL index (-shm) that opening the archive makes
+        for command in (["fetch"], ["search", "NATO"], ["alerts"]):
+            assert main([*command, "--config", str(cfg)]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(
+                f"monitor: cannot write to the archive {db}: the disk is full (0 bytes free; "
+                "SQLite said: disk I/O error)"
+            ), err
+            assert err.count("\n") == 1
+        d.free()
+        assert main(["search", "NATO", "--config", str(cfg), "--json"]) == 0
+        assert len(json.loads(capsys.readouterr().out)) == 1  # nothing lost
