@@ -36,20 +36,23 @@ def error_of(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
-def test_a_duration_past_ten_years_is_refused_with_its_key(demo, command, capsys):
+def test_a_duration_past_a_hundred_years_is_refused_with_its_key(demo, command, capsys):
     cfg, db = demo  # an archive whose sources were fetched: "timestamp out of range" before
     text = cfg.read_text()
     assert 'every = "10m"' in text
     cfg.write_text(text.replace('every = "10m"', 'every = "99999999999999999999d"', 1))
     assert main([*command, "--config", str(cfg), "--db", str(db)]) == 2
     assert (
-        "monitor.every: must be at most 3650d (ten years), got '99999999999999999999d'"
+        "monitor.every: must be at most 36500d (a hundred years), got '99999999999999999999d'"
         in error_of(capsys)
     )
-    # Ten years is still a schedule: read, shown and scheduled from the archive's times.
-    cfg.write_text(text.replace('every = "10m"', 'every = "3650d"', 1))
+    # A hundred years is still a schedule: read, shown and scheduled from the archive's times.
+    cfg.write_text(text.replace('every = "10m"', 'every = "36500d"', 1))
     assert main(["sources", "--config", str(cfg), "--db", str(db)]) == 0
-    assert "every 3650d" in error_of(capsys)
+    assert "every 36500d" in error_of(capsys)
+    since = ["search", "NATO", "--since", "99999999999999999999d"]
+    assert main([*since, "--config", str(cfg), "--db", str(db)]) == 2
+    assert "--since: cannot read '99999999999999999999d'" in error_of(capsys)
 
 
 @pytest.mark.parametrize(
