@@ -218,7 +218,9 @@ class Daemon:
         """A write was tried: `error` when it failed for the archive's sake, else None."""
         self.probing = False
         if error is None:
-            if self.archive_failures:
+            # A write that began before the wait and ended in it proves little (a small one
+            # may fit where the next save does not): only one after the wait resumes the rest.
+            if self.archive_failures and time.time() >= self.archive_wait_until:
                 self.archive_failures = 0
                 log.warning("the archive can be written again: fetching and delivering resume")
                 with contextlib.suppress(sqlite3.Error):
@@ -238,9 +240,11 @@ class Daemon:
 
         if self._archive_closed(f"source:{source.id}"):
             return
-        result = await self._tracked(run_source(source, self.config, self.store, self.http))
+        try:
+            result = await self._tracked(run_source(source, self.config, self.store, self.http))
+        finally:
+            self.probing = False  # however the try ended, the next source may try
         if result is None:
-            self.probing = False
             return
         if self.metrics is not None:
             self.metrics.fetched(result)
