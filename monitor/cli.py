@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=[handler])
+    import sqlite3
+
     from monitor.config import ConfigError
 
     handler = COMMANDS[args.command]
@@ -191,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"monitor: {e}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading stdout gets a document, not nothing
             _print_json({"ok": False, "error": str(e)})
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as e:
+        # Found while reading (a page garbled on disk, a table gone): the archive is named,
+        # with what can be done, rather than a traceback.
+        message = _archive_trouble(getattr(args, "database", None), e)
+        print(f"monitor: {message}", file=sys.stderr)
+        if getattr(args, "json", False):
+            _print_json({"ok": False, "error": message})
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -225,6 +235,17 @@ def _query_words_last(argv: list[str]) -> list[str]:
         else:
             words.append(arg)
     return [*options, "--", *words] if words else options
+
+
+def _archive_trouble(path: str | None, e: Exception) -> str:
+    name = getattr(e, "sqlite_errorname", "") or ""
+    where = f"the archive {path}" if path else "the archive"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return (
+            f"{where} is damaged ({e}): restore it from a backup, or keep what can be read "
+            f"with `sqlite3 {path or 'ARCHIVE'} .recover`"
+        )
+    return f"{where}: {e}"
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -268,6 +289,7 @@ def _load(args: argparse.Namespace, *, need_notifiers: bool = True) -> Config:
         config = dataclasses.replace(
             config, monitor=dataclasses.replace(config.monitor, database=args.db)
         )
+    args.database = config.database  # for an archive error's message
     return config
 
 
@@ -770,6 +792,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 print(f"deliveries: {o.sent} sent, {o.retrying} to retry, {o.failed} failed")
                 for err in o.errors:
                     print(f"  error: {err}")
+            if o.archive_error:
+                print(f"monitor: {o.archive_error}", file=sys.stderr)
+                if args.json:
+                    _print_json({"ok": False, "error": o.archive_error})
+                return EXIT_FAILED
         sql = (
             "SELECT d.id, d.alert_id, d.post_id, d.notifier, d.status, d.attempts, d.last_error,"
             " d.created_at, d.sent_at, d.next_attempt_at, p.title, p.url, d.event,"

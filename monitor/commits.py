@@ -57,9 +57,14 @@ class GroupCommit:
                 self.groups += 1
                 try:
                     with self.store.transaction() as db:
-                        future.set_result(write(db))
-                except Exception as exc:  # noqa: BLE001 - the source's own failure
+                        result = write(db)
+                except Exception as exc:  # noqa: BLE001 - the source's own failure, or the disk's
                     future.set_exception(exc)
+                else:
+                    # Only once COMMIT has returned: a COMMIT can fail too (a full disk), and a
+                    # write told it was saved must not then be told otherwise, nor the writers
+                    # after it be left waiting for an answer.
+                    future.set_result(result)
             return
         self.groups += 1
         for (_, future), result in zip(group, results, strict=True):

@@ -129,9 +129,18 @@ def load_config(
         raise ConfigError([f"{path}: cannot read: {e}"]) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
-    return parse_config(
-        raw, env=os.environ if env is None else env, path=path, need_notifiers=need_notifiers
-    )
+    except RecursionError:
+        raise ConfigError([f"{path}: {_TOO_DEEP}"]) from None
+    try:
+        return parse_config(
+            raw, env=os.environ if env is None else env, path=path, need_notifiers=need_notifiers
+        )
+    except RecursionError:  # valid TOML (a.a.a… = 1), but deeper than anything reads
+        raise ConfigError([f"{path}: {_TOO_DEEP}"]) from None
+
+
+# tomllib and the reading of tables recurse, a level of the Python stack per level of TOML.
+_TOO_DEEP = "tables, lists or dotted keys nested too deeply to read (hundreds of levels)"
 
 
 def parse_config(

@@ -13,6 +13,9 @@ Size = Annotated[int, SIZE]  # bytes; written "10MB", "512KB", "100B"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Longer than any schedule, timeout or age a desk means, and far inside what a clock can add:
+# `every = "99999999999999999999d"` would put the next fetch past the year 9999.
+MAX_DURATION = 36500 * 86400.0
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.I)
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
                "kib": 1024, "mib": 1024**2, "gib": 1024**3}  # fmt: skip
@@ -38,7 +41,10 @@ def parse_duration(value: object) -> float:
         raise ValueError(
             f"a duration needs its unit: write {shown}s, {shown}m, {shown}h or {shown}d"
         )
-    return number * _UNITS[unit or "s"]
+    seconds = number * _UNITS[unit or "s"]
+    if seconds > MAX_DURATION:
+        raise ValueError(f"must be at most 36500d (a hundred years), got {value!r}")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

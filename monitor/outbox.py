@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from monitor.errors import ArchiveError
 from monitor.http import MAX_RETRY_AFTER
 from monitor.notifiers.base import DeliveryError
 from monitor.store import Store, iso_to_epoch, now_iso
@@ -34,6 +36,9 @@ class OutboxResult:
     retrying: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    # The archive could not be written (a full disk): the round stopped, and what it had not
+    # recorded waits, unchanged, for the next one.
+    archive_error: str | None = None
 
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> float:
@@ -72,11 +77,29 @@ async def deliver_due(
     result = OutboxResult()
     await asyncio.gather(
         *(
-            _deliver_to(store, config, http, nid, items, result, now, force)
+            _recorded(result, _deliver_to(store, config, http, nid, items, result, now, force))
             for nid, items in by_notifier.items()
         )
     )
     return result
+
+
+async def _recorded(result: OutboxResult, delivering: Any) -> None:
+    """A notifier's round, stopped where the archive can no longer record what it does.
+
+    A delivery whose claim could not be written was not sent; one sent whose success could not
+    be written keeps its claim and its id, and goes out again under that id once it expires.
+    """
+    try:
+        await delivering
+    except sqlite3.Error as exc:
+        if result.archive_error is None:
+            result.archive_error = f"the deliveries cannot be recorded: {_archive_reason(exc)}"
+            result.errors.append(result.archive_error)
+
+
+def _archive_reason(exc: sqlite3.Error) -> str:
+    return str(exc) if isinstance(exc, ArchiveError) else f"{type(exc).__name__}: {exc}"
 
 
 def _batches(

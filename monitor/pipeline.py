@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from monitor.errors import ParseError
+from monitor.errors import ArchiveError, ParseError
 from monitor.http import FetchError, collection_deadline
 from monitor.match import PassMatches, match_pending
 from monitor.models import Match
@@ -43,6 +43,9 @@ class SourceResult:
     seconds: float = 0.0
     notices: list[str] = field(default_factory=list)
     next_attempt_at: str | None = None
+    # Set when the archive could not be written (a full disk): nothing of this fetch was kept,
+    # its failure included, and the daemon waits before fetching more it cannot keep.
+    archive_error: str | None = None
 
     def take(self, found: PassMatches) -> None:
         """Move this source's matches and alert notices out of `found` into the result."""
@@ -52,7 +55,7 @@ class SourceResult:
 
 def describe_error(exc: BaseException) -> str:
     """A failure as a user reads it in `monitor sources`: what went wrong, not a traceback."""
-    if isinstance(exc, FetchError | ParseError):
+    if isinstance(exc, FetchError | ParseError | ArchiveError):
         return str(exc) or type(exc).__name__
     if isinstance(exc, TimeoutError):
         return "timed out"
@@ -169,13 +172,20 @@ def _failed(
     failures = (row["failures"] if row is not None else 0) + 1
     every = source.every or config.monitor.every
     next_at = now_iso(time.time() + backoff_delay(failures, every, retry_after))
-    with store.transaction() as db:
-        store.finish_fetch_failed(
-            db, source.id, started_at, error, status, next_at, [config.redact(n) for n in notices]
-        )
+    archive_error = describe_error(exc) if isinstance(exc, ArchiveError) else None
+    try:
+        with store.transaction() as db:
+            store.finish_fetch_failed(
+                db, source.id, started_at, error, status, next_at,
+                [config.redact(n) for n in notices],
+            )  # fmt: skip
+    except sqlite3.Error as record_exc:  # the failure can't be recorded either: said, not raised
+        archive_error = archive_error or describe_error(record_exc)
+        log.debug("%s: the failure could not be recorded: %s", source.id, record_exc)
     return SourceResult(
         source.id, False, http_status=status, error=error,
         seconds=time.monotonic() - started, notices=notices, next_attempt_at=next_at,
+        archive_error=archive_error,
     )  # fmt: skip
 
 

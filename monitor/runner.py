@@ -42,7 +42,8 @@ class PassResult:
 
     @property
     def ok(self) -> bool:
-        return self.match_error is None and all(r.ok for r in self.sources)
+        delivered = self.outbox is None or self.outbox.archive_error is None
+        return self.match_error is None and delivered and all(r.ok for r in self.sources)
 
 
 def make_http(
@@ -71,6 +72,8 @@ def open_store(config: Config) -> Store:
         )
     except sqlite3.Error as e:  # a read-only file or directory, a full disk
         store.close()
+        if isinstance(e, ArchiveError):  # already says what and where
+            raise e from None
         raise ArchiveError(f"cannot write to the archive {config.database}: {e}") from None
     return store
 
@@ -100,7 +103,8 @@ async def fetch_pass(
     def match() -> None:
         nonlocal unmatched
         with store.transaction() as db:
-            found.add(match_pending(db, store, config))
+            batch = match_pending(db, store, config)
+        found.add(batch)  # once committed: a rolled-back batch's matches were never made
         unmatched = 0
 
     commits = GroupCommit(store)

@@ -24,6 +24,10 @@ log = logging.getLogger("monitor.run")
 OUTBOX_EVERY = 15.0
 SOURCE_HEALTH_EVERY = 60.0  # how often source-health alerts look at the sources' rows
 STOP_GRACE = 10.0  # seconds in-flight fetches get to finish after SIGTERM
+# After a write to the archive fails (a full disk), fetching and delivering wait this long,
+# doubling to the second figure, before one source tries again: no fetch of what cannot be
+# kept, no stream of errors, and no WAL growing with writes that fail.
+ARCHIVE_WAIT = (5.0, 300.0)
 
 
 def next_due_at(row: Any, every: float) -> str:
@@ -49,6 +53,9 @@ class Daemon:
         self.stop = asyncio.Event()
         self.hurry = asyncio.Event()  # a second signal: stop without waiting for fetches
         self.inflight: set[asyncio.Task[Any]] = set()
+        self.archive_failures = 0  # writes to the archive that failed in a row
+        self.archive_wait_until = 0.0
+        self.probing = False  # one source is trying whether the archive can be written again
 
     async def run(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -62,13 +69,17 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal)
         self.store = open_store(config)
-        with self.store.transaction() as db:
-            # Posts an interrupted process saved but never matched get their alerts first.
-            found = match_pending(db, self.store, config)
-        for sid, matches in found.matches.items():
-            n = len(matches)
-            log.info("%s: %d %s of posts saved before the restart", sid, n,
-                     "match" if n == 1 else "matches")  # fmt: skip
+        try:
+            with self.store.transaction() as db:
+                # Posts an interrupted process saved but never matched get their alerts first.
+                found = match_pending(db, self.store, config)
+        except sqlite3.Error as exc:  # a full disk: they are matched with the first save
+            self._archive_result(str(exc))
+        else:
+            for sid, matches in found.matches.items():
+                n = len(matches)
+                log.info("%s: %d %s of posts saved before the restart", sid, n,
+                         "match" if n == 1 else "matches")  # fmt: skip
         self.metrics, metrics_server = self._serve_metrics()
         from monitor import health
 
@@ -197,14 +208,56 @@ class Daemon:
         finally:
             self.inflight.discard(task)
 
+    def _archive_closed(self, job_id: str) -> bool:
+        """While the archive cannot be written, a job waits, rather than fetch or send what it
+        could not record; after the wait, one source tries, and the others wait for it."""
+        if not self.archive_failures:
+            return False
+        now = time.time()
+        if now >= self.archive_wait_until and not self.probing and job_id != "outbox":
+            self.probing = True
+            return False
+        job = self.scheduler.get_job(job_id)
+        if job is not None:
+            at = max(self.archive_wait_until, now) + random.uniform(1.0, 5.0)
+            job.modify(next_run_time=datetime.fromtimestamp(at, UTC))
+        return True
+
+    def _archive_result(self, error: str | None) -> None:
+        """A write was tried: `error` when it failed for the archive's sake, else None."""
+        self.probing = False
+        if error is None:
+            # A write that began before the wait and ended in it proves little (a small one
+            # may fit where the next save does not): only one after the wait resumes the rest.
+            if self.archive_failures and time.time() >= self.archive_wait_until:
+                self.archive_failures = 0
+                log.warning("the archive can be written again: fetching and delivering resume")
+                with contextlib.suppress(sqlite3.Error):
+                    self.store.checkpoint()  # what the WAL gathered meanwhile goes in, and it shrinks
+            return
+        self.archive_failures += 1
+        first, longest = ARCHIVE_WAIT
+        wait = min(first * 2 ** min(self.archive_failures - 1, 16), longest)
+        self.archive_wait_until = time.time() + wait
+        log.error(
+            "%s; fetching and delivering wait %gs, until %s (then one source tries again)",
+            error, wait, now_iso(self.archive_wait_until),
+        )  # fmt: skip
+
     async def _run_source(self, source: SourceConfig) -> None:
         from monitor.pipeline import run_source
 
-        result = await self._tracked(run_source(source, self.config, self.store, self.http))
+        if self._archive_closed(f"source:{source.id}"):
+            return
+        try:
+            result = await self._tracked(run_source(source, self.config, self.store, self.http))
+        finally:
+            self.probing = False  # however the try ended, the next source may try
         if result is None:
             return
         if self.metrics is not None:
             self.metrics.fetched(result)
+        self._archive_result(result.archive_error)
         if result.ok:
             what = (
                 "not modified"
@@ -250,9 +303,13 @@ class Daemon:
     async def _deliver(self) -> None:
         from monitor.outbox import deliver_due
 
+        if self._archive_closed("outbox"):
+            return
         result = await self._tracked(deliver_due(self.store, self.config, self.http))
         if result is None:
             return
+        if result.archive_error or result.sent or result.retrying or result.failed:
+            self._archive_result(result.archive_error)
         if result.sent or result.retrying or result.failed:
             log.info(
                 "deliveries: %d sent, %d to retry, %d failed",
@@ -261,4 +318,5 @@ class Daemon:
                 result.failed,
             )
         for err in result.errors:
-            log.warning("delivery error: %s", err)
+            if err != result.archive_error:  # said above
+                log.warning("delivery error: %s", err)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import os
+import re
 import sqlite3
 import time
 import uuid
@@ -19,6 +22,13 @@ from monitor.models import Post
 from monitor.text import fold
 
 SCHEMA_VERSION = 10
+log = logging.getLogger("monitor")
+# The WAL is cut back to this after each checkpoint that empties it: a pass that wrote 60 MB
+# of it, or a disk that filled up (no checkpoint could finish), must not keep its size.
+WAL_LIMIT = 32 * 1024 * 1024
+# An I/O error with less free space than this on the archive's disk is a full disk: SQLite
+# says "disk I/O error" when the WAL index (the -shm file) cannot grow for want of space.
+NEARLY_FULL = 4 * 1024 * 1024
 # Columns added after version 1, for archives created before them: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("posts", "extra", "TEXT NOT NULL DEFAULT '{}'"),
@@ -175,6 +185,49 @@ CREATE TABLE IF NOT EXISTS daemons (
 """
 
 
+class ArchiveFull(ArchiveError, sqlite3.OperationalError):
+    """A write failed because the archive's disk is full. Still an sqlite3 error, so that
+    whatever handles a failed write handles it; `str()` says so in words."""
+
+
+def _free_space(path: str) -> int | None:
+    try:
+        st = os.statvfs(Path(path).resolve().parent)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def disk_full(exc: BaseException, path: str) -> ArchiveFull | None:
+    """`exc` as an ArchiveFull when it means the archive's disk is full, else None."""
+    if isinstance(exc, ArchiveFull) or not isinstance(exc, sqlite3.Error) or path == ":memory:":
+        return exc if isinstance(exc, ArchiveFull) else None
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    free = _free_space(path)
+    if name == "SQLITE_FULL":
+        reason = f"{_size(free)} free" if free is not None and free < NEARLY_FULL else str(exc)
+    elif name.startswith("SQLITE_IOERR") and free is not None and free < NEARLY_FULL:
+        reason = f"{_size(free)} free; SQLite said: {exc}"
+    else:
+        return None
+    full = ArchiveFull(f"cannot write to the archive {path}: the disk is full ({reason})")
+    full.sqlite_errorcode, full.sqlite_errorname = getattr(exc, "sqlite_errorcode", 13), name
+    return full
+
+
+def _created(statement: str) -> str | None:
+    """The table a CREATE TABLE statement of the schema makes."""
+    m = re.match(r"CREATE (?:VIRTUAL )?TABLE IF NOT EXISTS (\w+)", statement)
+    return m.group(1) if m else None
+
+
 def _statements(script: str) -> list[str]:
     """The statements of a schema script, one by one (executescript would commit first)."""
     out, current = [], ""
@@ -262,10 +315,13 @@ class Store:
             )
         try:
             self._open(busy_timeout)
-        except (sqlite3.Error, OSError) as e:
+        except (sqlite3.Error, OSError, ArchiveError) as e:
             with contextlib.suppress(AttributeError, sqlite3.Error):
                 self.db.close()
-            raise archive_open_error(self.path, e) from None
+            if isinstance(e, ArchiveError):
+                raise
+            full = disk_full(e, self.path)
+            raise full or archive_open_error(self.path, e) from None
 
     def _open(self, busy_timeout: float) -> None:
         # What this connection saved above the search mark, by rev, as the index wants it:
@@ -281,8 +337,18 @@ class Store:
         )
         self.db.row_factory = sqlite3.Row
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        (version,) = self.db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            # Made by a newer outlet-monitor: its tables may mean what this one cannot know,
+            # and a write by this one (even switching it to WAL) could corrupt them.
+            raise ArchiveError(
+                f"the archive {self.path} has schema version {version}, newer than this "
+                f"outlet-monitor's {SCHEMA_VERSION}: upgrade outlet-monitor to use it "
+                "(the archive was left untouched)"
+            )
         if self.path != ":memory:":
             self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
@@ -300,6 +366,7 @@ class Store:
     def _migrate(self) -> None:
         (version,) = self.db.execute("PRAGMA user_version").fetchone()
         if version >= SCHEMA_VERSION:
+            self._repair()
             return
         # One transaction, the version read again inside it: two processes starting on the same
         # file can't both create or both alter it. CREATE ... IF NOT EXISTS brings a new file to
@@ -378,21 +445,65 @@ class Store:
             next(x for x in _statements(SCHEMA) if "INDEX IF NOT EXISTS deliveries_" in x)
         )
 
+    def _repair(self) -> None:
+        """Bring back what a current archive must hold and can be rebuilt; refuse the rest."""
+        have = {
+            r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        missing = [
+            name
+            for name in (_created(x) for x in _statements(SCHEMA))
+            if name is not None and name not in have
+        ]
+        if not missing:
+            return
+        if missing != ["search_state"]:
+            raise ArchiveError(
+                f"the archive {self.path} is damaged: it lacks {', '.join(missing)} "
+                "(restore it from a backup)"
+            )
+        # Which posts were indexed and matched went with it: all of them are taken as done,
+        # as a migration does (no alert sent twice), and the index is made again from the
+        # posts so that search misses none. Said, since some alerts may have been skipped.
+        log.warning(
+            "%s: the search_state table was missing; made again, and the search index "
+            "rebuilt (posts saved but not yet matched are taken as matched)",
+            self.path,
+        )
+        with self.transaction() as db:
+            db.execute(next(x for x in _statements(SCHEMA) if _created(x) == "search_state"))
+            db.execute(
+                "INSERT INTO search_state (id, indexed_rev) SELECT 1, coalesce(max(rev), 0) "
+                "FROM posts"
+            )
+            db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
+            self._reindex(db)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
-        except BaseException:
+        except BaseException as exc:
             self._rollback()
+            full = disk_full(exc, self.path)
+            if full is not None and full is not exc:
+                raise full from exc
             raise
         try:
             self.db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             # A COMMIT that fails (a full disk, a deferred constraint) can leave the
             # transaction open: every later BEGIN on this connection would fail too.
             self._rollback()
+            full = disk_full(exc, self.path)
+            if full is not None:
+                raise full from exc
             raise
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the archive and cut it to nothing (after a full disk, say)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def _rollback(self) -> None:
         self._fresh.clear()
@@ -407,7 +518,10 @@ class Store:
             for sid, type_name, url in sources:
                 db.execute(
                     "INSERT INTO sources (id, type, url) VALUES (?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET type = excluded.type, url = excluded.url",
+                    "ON CONFLICT(id) DO UPDATE SET type = excluded.type, url = excluded.url "
+                    # Unchanged, not rewritten: a command or daemon starting on a full disk
+                    # starts (reading works), rather than fail on a write of nothing new.
+                    "WHERE type IS NOT excluded.type OR url IS NOT excluded.url",
                     (sid, type_name, url),
                 )
 

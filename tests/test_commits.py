@@ -77,3 +77,29 @@ async def test_a_write_whose_caller_was_cancelled_is_not_committed(store):
     with pytest.raises(asyncio.CancelledError):
         await second
     assert logged(store) == ["s0"]
+
+
+async def test_a_failed_commit_fails_its_writer_and_every_writer_gets_an_answer(store):
+    # A constraint checked at COMMIT makes COMMIT itself fail, as a full disk does (the real
+    # full disk is tests/faults/test_disk_full.py): the write ran, then its commit did not.
+    store.db.execute("PRAGMA defer_foreign_keys = ON")
+    commits = GroupCommit(store)
+
+    def orphan(db: sqlite3.Connection) -> str:
+        db.execute("PRAGMA defer_foreign_keys = ON")  # reset by each COMMIT and ROLLBACK
+        db.execute(
+            "INSERT INTO post_versions (post_id, version, seen_at) VALUES ('nobody', 1, 'a')"
+        )
+        return "claimed saved"
+
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            commits.run(log_fetch("s0")), commits.run(orphan), commits.run(log_fetch("s2")),
+            return_exceptions=True,
+        ),
+        timeout=10,
+    )  # fmt: skip
+    assert results[0] == "s0" and results[2] == "s2"
+    assert isinstance(results[1], sqlite3.IntegrityError)  # not "claimed saved"
+    assert logged(store) == ["s0", "s2"]
+    assert store.db.execute("SELECT count(*) FROM post_versions").fetchone()[0] == 0
