@@ -7,7 +7,7 @@ import re
 
 from lxml import etree
 
-from monitor.charset import in_utf8, undeclared_legacy
+from monitor.charset import xml_in_utf8
 from monitor.errors import ParseError
 
 # libxml2's own limit without huge_tree; the scan before feedparser uses the same number so
@@ -173,9 +173,9 @@ def parse_xml(body: bytes, *, base_url: str | None = None) -> etree._Element:
     try:
         root = etree.fromstring(body, parser, base_url=base_url)
     except etree.XMLSyntaxError as e:
-        legacy = undeclared_legacy(body)
-        if legacy is not None:  # not UTF-8, and nothing says what it is: read it as guessed
-            return parse_xml(in_utf8(body, legacy), base_url=base_url)
+        readable = xml_in_utf8(body)[0]
+        if readable != body:  # not in what it declares, or declares nothing and is not UTF-8
+            return parse_xml(readable, base_url=base_url)
         msg = str(e.msg if e.msg else e)
         if "depth" in msg.lower():
             raise UnsafeXML(f"refusing XML nested more than {MAX_DEPTH} levels deep") from None
