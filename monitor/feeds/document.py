@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
-from monitor.charset import charset_of, xml_in_utf8
+from monitor.charset import charset_of, repair_mojibake, xml_in_utf8
 from monitor.feeds.atom import _atom_posts
 from monitor.feeds.common import _local
 from monitor.feeds.jsonfeed import _json_posts
@@ -37,29 +38,40 @@ def read_feed(
         # An item with no title, link or text (a truncated or empty one) has nothing to
         # archive or match, and no id of its own: all such items would share one.
         if post.title or post.url or post.text:
-            unique.setdefault(post.external_id, post)
+            unique.setdefault(post.external_id, _repaired(post))
     return list(unique.values()), notices
+
+
+def _repaired(post: Post) -> Post:
+    """`post` with mojibake made upstream ("CafÃ©", "&#226;&#128;&#166;") undone."""
+    title, text, author = (repair_mojibake(s) for s in (post.title, post.text, post.author))
+    if title is post.title and text is post.text and author is post.author:
+        return post
+    return dataclasses.replace(post, title=title, text=text, author=author)
 
 
 def _parse(body: bytes, url: str, content_type: str | None, notices: list[str]) -> list[Post]:
     if body[:64].removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{":
         return _json_posts(body, url)
-    xml, reading = xml_in_utf8(body, content_type)
-    if reading.notice:
-        notices.append(reading.notice)
-    if xml is not body and charset_of(content_type):
-        # Both parsers now get UTF-8 that says so: the header must not say otherwise.
-        content_type = re.sub(
-            r"charset\s*=\s*[\"']?[\w.:-]+[\"']?", "charset=utf-8", content_type or ""
-        )
-    body = xml
     try:
-        root = parse_xml(body, base_url=url)
+        root = parse_xml(body, base_url=url, content_type=content_type, notices=notices)
     except MalformedXML:
-        return _feedparser_posts(body, url, content_type, None)
+        # feedparser gets the document as it was read (UTF-8 that says so), with a header
+        # that does not say otherwise.
+        body, reading = xml_in_utf8(body, content_type)
+        if reading.notice and reading.notice not in notices:
+            notices.append(reading.notice)
+        return _feedparser_posts(body, url, _utf8_type(content_type), None)
     local = _local(root.tag)
     if local in ("rss", "RDF"):
         return _rss_posts(root, url, body)
     if local == "feed":
         return _atom_posts(root, url, body)
-    return _feedparser_posts(body, url, content_type, local)
+    body, _ = xml_in_utf8(body, content_type)
+    return _feedparser_posts(body, url, _utf8_type(content_type), local)
+
+
+def _utf8_type(content_type: str | None) -> str | None:
+    if not charset_of(content_type):
+        return content_type
+    return re.sub(r"charset\s*=\s*[\"']?[\w.:-]+[\"']?", "charset=utf-8", content_type or "")
