@@ -16,8 +16,12 @@ Encoding). A declaration is used unless it is clearly wrong:
 Where no declaration stands, UTF-8 is tried, then chardet. chardet (7.x) was measured
 against charset-normalizer and cchardet on the news in every code page in
 fixtures/charset/news.toml (bench/bench_charset.py): it alone read every one, short and
-long. It costs about 10 ms a document, so it runs only off the fast path, for documents
-that are neither valid UTF-8 nor what they declare.
+long. It costs a few milliseconds a document, so it runs only off the fast path, for
+documents that are neither valid UTF-8 nor what they declare.
+
+Known limit: a lone single-byte label is believed when the bytes decode under it, as any
+bytes do: a windows-1251 feed served as ISO-8859-1 with no declaration of its own is read
+as Latin-1. Telling that apart would put the detector on every legacy feed's fast path.
 """
 
 from __future__ import annotations
