@@ -1,14 +1,18 @@
-"""Benchmark: parse_feed's lxml fast path against plain feedparser on a 200-item RSS 2.0 feed.
+"""Benchmark: parse_feed's lxml fast path against plain feedparser on a 200-item RSS 2.0 feed,
+and parse_feed over every real feed in ../shared/realdata (when it is there).
 
     python bench/bench_feedparse.py [-n RUNS] [--items N]
 
 The feed is generated to look like a newsroom's: HTML descriptions with links and images,
-content:encoded bodies, dc:creator, RFC 822 dates and media:content with a thumbnail.
+content:encoded bodies, dc:creator, RFC 822 dates and media:content with a thumbnail. The
+real feeds are the captures the tests parse (RSS, Atom, JSON Feed, YouTube and Mastodon
+feeds), read from bytes as fetched, in every code page and state of repair they came in.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import sys
 import time
@@ -19,7 +23,10 @@ from xml.sax.saxutils import escape
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from monitor.errors import ParseError  # noqa: E402
 from monitor.sources.feed import parse_feed  # noqa: E402
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 PARAGRAPH = (
     "<p>NATO defence ministers met in <a href='/news/{i}/context'>Brussels</a> on "
@@ -89,6 +96,34 @@ def main() -> None:
     print(f"parse_feed (lxml fast path): {fast:8.1f} ms per parse")
     print(f"feedparser.parse:            {slow:8.1f} ms per parse")
     print(f"ratio: parse_feed is {slow / fast:.1f}x faster")
+    realdata(args.runs)
+
+
+def realdata_feeds() -> list[Path]:
+    paths = [p for d in ("rss", "atom", "jsonfeed") for p in (REALDATA / d).glob("*")]
+    paths += (REALDATA / "youtube").glob("channel-feed-*.xml")
+    paths += (REALDATA / "mastodon").glob("account-rss-*.xml")
+    return sorted(paths)
+
+
+def realdata(runs: int) -> None:
+    """The whole real corpus, parsed from bytes, per pass; and the slowest files."""
+    if not REALDATA.is_dir():
+        print(f"realdata: not present at {REALDATA}, skipped")
+        return
+    feeds = [(p.relative_to(REALDATA).as_posix(), p.read_bytes()) for p in realdata_feeds()]
+
+    def parse(body: bytes) -> None:
+        # The deliberately broken captures: their clean error is the work.
+        with contextlib.suppress(ParseError):
+            parse_feed(body, "https://example.org/feed")
+
+    each = {name: per_parse_ms(lambda b=body: parse(b), runs) for name, body in feeds}
+    size = sum(len(body) for _, body in feeds)
+    print(f"realdata: {len(feeds)} feeds, {size / 1024:.0f} KiB, {runs} runs each")
+    print(f"parse_feed over the corpus:  {sum(each.values()):8.1f} ms per pass")
+    for name, ms in sorted(each.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"  {ms:7.2f} ms  {name}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from monitor.errors import ParseError
 from monitor.text import folds_of, remember_folds
 
 # The parsers the worker runs: pure functions, bytes and strings in, posts out.
-ALLOWED = frozenset({"monitor.sources.feed:parse_feed"})
+ALLOWED = frozenset({"monitor.sources.feed:parse_feed", "monitor.sources.feed:read_feed"})
 _HEADER = struct.Struct("!Q")
 _HELLO = -1  # the job id of the worker's first frame: imports done, ready for jobs
 _INLINE = object()  # a queued job the parent must run itself (the worker went away first)
@@ -188,7 +188,7 @@ def _serve() -> None:
         payload = inp.read(_HEADER.unpack(header)[0])
         job, key, args = pickle.loads(payload)
         try:
-            posts = parsers[key](*args)
+            result = parsers[key](*args)
         except ParseError as e:
             send((job, False, e, None))
         except Exception as e:  # noqa: BLE001 - a parser's bug, named, for the source's error
@@ -196,8 +196,10 @@ def _serve() -> None:
         else:
             # The parent indexes these posts next: folding their text here, on the other
             # core, takes that off the parent's (a cold pass is bound by the parent's CPU).
+            # A parser answers posts, or (posts, notices).
+            posts = result[0] if isinstance(result, tuple) else result
             send(
-                (job, True, posts, folds_of(t for p in posts for t in (p.title, p.text, p.author)))
+                (job, True, result, folds_of(t for p in posts for t in (p.title, p.text, p.author)))
             )
 
 

@@ -7,7 +7,7 @@ import re
 
 from lxml import etree
 
-from monitor.charset import in_utf8, undeclared_legacy
+from monitor.charset import charset_of, xml_in_utf8
 from monitor.errors import ParseError
 
 # libxml2's own limit without huge_tree; the scan before feedparser uses the same number so
@@ -26,6 +26,7 @@ class MalformedXML(ParseError):
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.I)
 _ENTITY_DECL_STR = re.compile(r"<!ENTITY", re.I)
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
+_UTF8_LABELS = ("utf-8", "utf8", "us-ascii", "ascii")
 _UTF32_BOMS = {b"\xff\xfe\x00\x00": "utf-32-le", b"\x00\x00\xfe\xff": "utf-32-be"}
 _EBCDIC = b"\x4c\x6f\xa7\x94"  # "<?xm" in EBCDIC
 _ASCII_PROBE = bytes(range(0x20, 0x7F))  # decodes to itself in ASCII-compatible encodings
@@ -151,15 +152,54 @@ def _strip_leading_space(body: bytes) -> bytes:
     return body
 
 
-def parse_xml(body: bytes, *, base_url: str | None = None) -> etree._Element:
+def parse_xml(
+    body: bytes,
+    *,
+    base_url: str | None = None,
+    content_type: str | None = None,
+    notices: list[str] | None = None,
+) -> etree._Element:
     """The root element of `body`; UnsafeXML or MalformedXML (both ParseError) otherwise.
 
     `base_url` becomes the document URL, so `element.base` resolves xml:base against it.
+    The encoding is monitor.charset's reading of the HTTP `content_type`, BOM, declaration
+    and bytes; a label that reading set aside is added to `notices`. A document that says
+    UTF-8, or nothing, goes to lxml as it is: lxml validates UTF-8 itself, and only a
+    document it refuses is read again.
     """
     if not isinstance(body, bytes | bytearray):
         raise TypeError("parse_xml takes bytes, so the document's own encoding is honoured")
+    body = bytes(body)
     check_entities(body)
-    body = _strip_leading_space(bytes(body))
+    if not says_utf8(body, content_type):
+        body = _readable(body, content_type, notices)
+    try:
+        return _parse(body, base_url)
+    except MalformedXML:
+        readable = _readable(body, content_type, notices)
+        if readable == body:
+            raise
+        return _parse(readable, base_url)
+
+
+def says_utf8(body: bytes, content_type: str | None = None) -> bool:
+    """Whether HTTP and the XML declaration name UTF-8 (or ASCII), or nothing at all."""
+    label = charset_of(content_type)
+    if label is not None and label.lower() not in _UTF8_LABELS:
+        return False
+    m = _DECLARED.match(body[:200])
+    return m is None or m.group(1).decode("ascii").lower() in _UTF8_LABELS
+
+
+def _readable(body: bytes, content_type: str | None, notices: list[str] | None) -> bytes:
+    readable, reading = xml_in_utf8(body, content_type)
+    if reading.notice and notices is not None and reading.notice not in notices:
+        notices.append(reading.notice)
+    return readable
+
+
+def _parse(body: bytes, base_url: str | None) -> etree._Element:
+    body = _strip_leading_space(body)
     parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -173,9 +213,6 @@ def parse_xml(body: bytes, *, base_url: str | None = None) -> etree._Element:
     try:
         root = etree.fromstring(body, parser, base_url=base_url)
     except etree.XMLSyntaxError as e:
-        legacy = undeclared_legacy(body)
-        if legacy is not None:  # not UTF-8, and nothing says what it is: read it as guessed
-            return parse_xml(in_utf8(body, legacy), base_url=base_url)
         msg = str(e.msg if e.msg else e)
         if "depth" in msg.lower():
             raise UnsafeXML(f"refusing XML nested more than {MAX_DEPTH} levels deep") from None

@@ -38,9 +38,12 @@ _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _HTMLISH = re.compile(r"</\w+\s*>|&#?\w+;")  # feedparser's test for "this title is HTML"
 _C1 = re.compile("[\x80-\x9f]")
+# Producers that meant Windows-1252 quotes but wrote them as Unicode code points. The five
+# that Windows-1252 leaves undefined stay: they are half of a double-encoded Cyrillic letter
+# ("Ð\x9d" is "Н"), which monitor.charset.repair_mojibake reads whole, then drops if alone.
 _C1_TO_CP1252 = {
-    b: bytes([b]).decode("cp1252", errors="ignore") or None for b in range(0x80, 0xA0)
-}  # producers that meant Windows-1252 quotes but wrote them as Unicode code points
+    b: bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in range(0x80, 0xA0)
+}
 
 
 def _local(tag: Any) -> str:

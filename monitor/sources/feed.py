@@ -25,7 +25,10 @@ class FeedSource(SourceConfig):
         resp = await ctx.get_configured(self.url)
         if resp.status == 304:
             return Collected([], http_status=304, not_modified=True)
-        posts = await ctx.parse(parse_feed, resp.body, resp.url, resp.headers.get("content-type"))
+        posts, notices = await ctx.parse(
+            read_feed, resp.body, resp.url, resp.headers.get("content-type")
+        )
+        ctx.log.extend(notices)
         return Collected(posts, http_status=resp.status)
 
 
@@ -38,3 +41,12 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> list[P
     from monitor.feeds.document import parse_feed as parse
 
     return parse(body, url, content_type)
+
+
+def read_feed(
+    body: bytes, url: str, content_type: str | None = None
+) -> tuple[list[Post], list[str]]:
+    """`parse_feed`, and the notices for the user (a charset label that was wrong)."""
+    from monitor.feeds.document import read_feed as read
+
+    return read(body, url, content_type)
