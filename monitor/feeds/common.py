@@ -12,7 +12,7 @@ from typing import Any
 from lxml import etree
 
 from monitor.models import Media, Post
-from monitor.text import absolute_url, clean_space, html_to_text, parse_date
+from monitor.text import absolute_url, clean_space, html_to_text, parse_date, without_markup
 
 Fields = dict[tuple[str, str], list[etree._Element]]  # (namespace key, local name) → elements
 
@@ -105,7 +105,13 @@ def _raw(el: etree._Element) -> str:
 
 
 def _to_text(raw: str, is_html: bool) -> str:
-    text = html_to_text(raw) if is_html else clean_space(raw)
+    if is_html:
+        text = html_to_text(raw)
+    else:
+        # Plain text by its type, but a post's text never carries markup (`type="text"`
+        # summaries that hold a <script> or escaped HTML, as careless publishers write them).
+        text = clean_space(raw)
+        text = without_markup(text) if "<" in text else text
     return text.translate(_C1_TO_CP1252) if _C1.search(text) else text
 
 
