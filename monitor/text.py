@@ -206,6 +206,14 @@ _DOTTED = re.compile(
 )
 
 
+# Year first with slashes, as Chinese, Japanese and Korean sites write dates ("2020/1/10
+# 14:33:00"): with the year first the order is always year, month, day.
+_SLASHED_YMD = re.compile(
+    r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:[T ]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*(Z|[+-]\d{2}:?\d{2})?$",
+    re.I,
+)
+
+
 # The form nearly every RSS feed writes (RFC 822 with a four-digit year, a numeric zone or GMT):
 # read directly, as email.utils would read it, at a fraction of the cost. Anything else, or a
 # field out of range, goes the general way.
@@ -271,6 +279,8 @@ def parse_date(value: str | None) -> str | None:
     if m := _DOTTED.match(s):
         day, month, year, *clock = m.groups()
         return _from_parts(year, month, day, *clock)
+    if m := _SLASHED_YMD.match(s):
+        return _from_parts(*m.groups())
     if (fast := _rfc822(s)) is not None:
         return fast
     s = _AMPM.sub(_to_24h, s)
