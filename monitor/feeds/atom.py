@@ -16,7 +16,7 @@ from monitor.feeds.common import (
     _first,
     _first_date,
     _first_text,
-    _former_ids,
+    _FormerIds,
     _fullest,
     _lang,
     _Names,
@@ -105,6 +105,7 @@ def _atom_posts(root: etree._Element, url: str, body: bytes) -> list[Post]:
     feed_base = _atom_link(ff.get(("atom", "link"), []), url, has_xml_base) or url
     feed_author = _atom_author(ff, names)
     feed_lang = _lang(root.get(_XML_LANG))
+    former_ids = _FormerIds(url)
     posts = []
     for entry in ff.get(("atom", "entry"), ()):
         f = names.fields(entry)
@@ -133,8 +134,8 @@ def _atom_posts(root: etree._Element, url: str, body: bytes) -> list[Post]:
                 author=_atom_author(f, names) or _other_author(f) or feed_author,
                 published_at=_first_date(f, _ATOM_DATES),
                 lang=_lang(entry.get(_XML_LANG)) or feed_lang,
-                media=_item_media(entry, names, base),
-                former_ids=_former_ids(ident, url),
+                media=_item_media(entry, names, base, f),
+                former_ids=former_ids(ident),
             )
         )
     return posts

@@ -10,7 +10,7 @@ from monitor.errors import ParseError
 from monitor.feeds.common import (
     _abs,
     _date,
-    _former_ids,
+    _FormerIds,
     _fullest,
     _lang,
     _person,
@@ -66,7 +66,7 @@ def _feedparser_posts(
             raise ParseError(f"broken feed, no items could be read: {d.get('bozo_exception')}")
         return []
     feed = _Feed(
-        url=url,
+        former_ids=_FormerIds(url),
         base=_site_base(d.feed.get("link"), url),
         lang=_lang(d.feed.get("language")),
         # As on the lxml path: item times without a zone are in the zone of the feed's own.
@@ -80,7 +80,7 @@ def _feedparser_posts(
 
 @dataclass(frozen=True, slots=True)
 class _Feed:
-    url: str
+    former_ids: _FormerIds
     base: str
     lang: str | None
     zone: str | None
@@ -152,7 +152,7 @@ def _feedparser_post(e: Any, feed: _Feed) -> Post:
         published_at=published,
         lang=feed.lang,
         media=_feedparser_media(e, feed.base),
-        former_ids=_former_ids(e.get("id"), feed.url),
+        former_ids=feed.former_ids(e.get("id")),
     )
 
 

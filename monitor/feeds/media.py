@@ -72,14 +72,12 @@ def _media(el: etree._Element, names: _Names, base: str, out: list[Media]) -> No
         out.append(found)
 
 
-def _item_media(item: etree._Element, names: _Names, base: str) -> list[Media]:
+def _item_media(item: etree._Element, names: _Names, base: str, f: Fields) -> list[Media]:
     out: list[Media] = []
-    duration: float | None = None
     for child in item:
         _media(child, names, base, out)
-        if names(child.tag) == ("itunes", "duration"):
-            duration = clock_seconds(child.text)
-    if duration is not None:
+    durations = f.get(("itunes", "duration"))
+    if durations and (duration := clock_seconds(durations[0].text)) is not None:
         # A podcast gives the episode's length beside its <enclosure>, not on it.
         out = [
             replace(m, duration=duration) if m.role == "enclosure" and m.duration is None else m

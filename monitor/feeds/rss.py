@@ -15,7 +15,7 @@ from monitor.feeds.common import (
     _first,
     _first_date,
     _first_text,
-    _former_ids,
+    _FormerIds,
     _fullest,
     _lang,
     _local,
@@ -62,13 +62,14 @@ def _rss_posts(root: etree._Element, url: str, body: bytes) -> list[Post]:
     # NBC New York): the item times are in that zone, not UTC.
     zone = _zone(_first_text(cf, ("", "lastbuilddate"), ("", "pubdate"), ("dc", "date")))
     items = cf.get(("", "item"), []) + [c for c in root if names(c.tag) == ("", "item")]
-    return [_rss_item(item, names, url, base, has_xml_base, lang, zone) for item in items]
+    former = _FormerIds(url)
+    return [_rss_item(item, names, former, base, has_xml_base, lang, zone) for item in items]
 
 
 def _rss_item(
     item: etree._Element,
     names: _Names,
-    url: str,
+    former_ids: _FormerIds,
     base: str,
     has_xml_base: bool,
     lang: str | None,
@@ -113,15 +114,17 @@ def _rss_item(
         author=author,
         published_at=_first_date(f, _RSS_DATES, zone),
         lang=_lang(_first_text(f, ("dc", "language"))) or lang,
-        media=_item_media(item, names, base),
-        former_ids=_former_ids(guid, url),
+        media=_item_media(item, names, base, f),
+        former_ids=former_ids(guid),
     )
 
 
 def _is_permalink(guid: etree._Element) -> bool:
     # `isPermalink` is as common as the spec's `isPermaLink`, and feedparser reads both.
-    value = next((v for k, v in guid.attrib.items() if k.lower() == "ispermalink"), "true")
-    return value.strip().lower() != "false"
+    value = guid.get("isPermaLink")
+    if value is None and len(guid.attrib):
+        value = next((v for k, v in guid.attrib.items() if k.lower() == "ispermalink"), None)
+    return value is None or value.strip().lower() != "false"
 
 
 def _href(f: Fields) -> str | None:
