@@ -60,6 +60,9 @@ class Post:
     transcript: str | None = None
     segments: tuple[Segment, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # source-specific, not indexed
+    # Ids earlier releases gave this same item (a relative guid resolved against the feed URL
+    # by feedparser): an archive that holds one of them updates that post, not a second one.
+    former_ids: tuple[str, ...] = ()
 
     __reduce__ = _reduce
 

@@ -652,6 +652,7 @@ class Store:
             # The same item twice in one response: the first one wins.
             unique.setdefault(post_id(source_id, post.external_id), post)
         known = self._known(db, list(unique))
+        self._adopt_former_ids(db, source_id, unique, known)
         fresh = self._fresh
         new_posts: list[tuple[Any, ...]] = []
         new_versions: list[tuple[Any, ...]] = []
@@ -733,6 +734,35 @@ class Store:
         if next_rev > first_rev:
             result.rev_lo, result.rev_hi = first_rev, next_rev - 1
         return result
+
+    def _adopt_former_ids(
+        self,
+        db: sqlite3.Connection,
+        source_id: str,
+        unique: dict[str, Post],
+        known: dict[str, sqlite3.Row],
+    ) -> None:
+        """Key a post the archive holds under one of its `former_ids` by that stored row.
+
+        A feed read by feedparser once had `<guid>1000</guid>` stored as
+        `https://host/feeds/1000`; both parsers now give `1000`. Matched by the id the
+        archive holds, the item updates its post rather than being archived (and alerted
+        on) a second time. No migration: which stored ids were resolved guids is known only
+        to the parser that reads the feed again.
+        """
+        wanted = {
+            post_id(source_id, former): pid
+            for pid, post in unique.items()
+            if post.former_ids and pid not in known
+            for former in post.former_ids
+        }
+        if not wanted:
+            return
+        for former_pid, row in self._known(db, list(wanted)).items():
+            pid = wanted[former_pid]
+            if pid in unique and former_pid not in unique:
+                unique[former_pid] = unique.pop(pid)
+                known[former_pid] = row
 
     @staticmethod
     def _known(db: sqlite3.Connection, pids: list[str]) -> dict[str, sqlite3.Row]:

@@ -55,7 +55,31 @@ def html_to_text(html: str | None) -> str:
         # Line breaks in markup are spaces to a browser; only tags break lines.
         html = html.replace("\r", " ").replace("\n", " ")
     fast = _simple_html_to_text(html)
-    return fast if fast is not None else _parsed_html_to_text(html)
+    text = fast if fast is not None else _parsed_html_to_text(html)
+    return without_markup(text) if "<" in text else text
+
+
+# Markup left in text after one conversion: HTML escaped twice by its publisher
+# (`&amp;lt;b&amp;gt;`), or a plain-text field holding markup. An end tag, or an element
+# whose contents are never prose, tells markup from prose that merely mentions "<b>".
+_MARKUP_LEFT = re.compile(
+    r"</[A-Za-z][A-Za-z0-9]*\s*>|<(?:script|style|iframe|noembed|noframes|noscript|xmp|template"
+    r"|textarea|plaintext|object|embed|svg|math)\b",
+    re.I,
+)
+
+
+def without_markup(text: str) -> str:
+    """`text` with any markup that survived into it read as HTML, so none reaches a post.
+
+    Twice at most: escaped three times over is not markup any more but a page about markup.
+    """
+    for _ in range(2):
+        if "<" not in text or not _MARKUP_LEFT.search(text):
+            break
+        fast = _simple_html_to_text(text)
+        text = fast if fast is not None else _parsed_html_to_text(text)
+    return text
 
 
 _TAG = re.compile(r"""<(/?)([A-Za-z][A-Za-z0-9]*)(?:"[^"]*"|'[^']*'|[^'">])*>""")
@@ -110,12 +134,23 @@ def _simple_html_to_text(html: str) -> str | None:
     return clean_space(html_unescape(text))
 
 
+_DROPPED = "script, style, noscript, template, iframe, noembed, noframes, object, embed"
+_RAW_TEXT = "xmp, textarea, plaintext, title"
+
+
 def _parsed_html_to_text(html: str) -> str:
     from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(f"<div>{html}</div>")
-    for node in tree.css("script, style, noscript, template"):
+    # Never shown as text (or shown only where the embed fails): what they hold is code,
+    # fallback markup or an embed's own page, never the post's prose.
+    for node in tree.css(_DROPPED):
         node.decompose()
+    # Raw-text elements: the parser keeps their markup as literal text. Their words are
+    # the post's; their tags must not be.
+    for node in tree.css(_RAW_TEXT):
+        inner = node.text(deep=True, separator="")
+        node.replace_with(html_to_text(inner) if "<" in inner else inner)
     for node in tree.css("br"):
         node.insert_after("\n")
     for node in tree.css(_BLOCK_SELECTOR):
@@ -167,6 +202,14 @@ _ISOISH = re.compile(
 # month first, so unlike "02/07/2025" it is not ambiguous.
 _DOTTED = re.compile(
     r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[T ]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*(Z|[+-]\d{2}:?\d{2})?$",
+    re.I,
+)
+
+
+# Year first with slashes, as Chinese, Japanese and Korean sites write dates ("2020/1/10
+# 14:33:00"): with the year first the order is always year, month, day.
+_SLASHED_YMD = re.compile(
+    r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:[T ]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*(Z|[+-]\d{2}:?\d{2})?$",
     re.I,
 )
 
@@ -236,6 +279,8 @@ def parse_date(value: str | None) -> str | None:
     if m := _DOTTED.match(s):
         day, month, year, *clock = m.groups()
         return _from_parts(year, month, day, *clock)
+    if m := _SLASHED_YMD.match(s):
+        return _from_parts(*m.groups())
     if (fast := _rfc822(s)) is not None:
         return fast
     s = _AMPM.sub(_to_24h, s)

@@ -149,3 +149,53 @@ def test_out_of_range_rfc822_fields_are_not_dates():
 def test_fold_removes_case_and_diacritics_but_keeps_indic_vowel_signs():
     assert fold("İstanbul ısparta Élysée Łódź Straße") == "istanbul isparta elysee lodz strasse"
     assert fold("नमस्ते") == "नमस्ते"
+
+
+# --- clean text means clean ---------------------------------------------------------------
+
+# Shaped like what WordPress, Blogger and newsroom CMSs put in <content:encoded>: a YouTube
+# embed with fallback markup, a lazy-loaded image with its <noscript> twin, a tweet embed
+# and its widget script, an inline style block, and an old <xmp> code sample.
+EMBEDS = (
+    "<p>Ministers met in Brussels.</p>"
+    '<iframe width="560" height="315" src="https://www.youtube.com/embed/x">'
+    '<p>Your browser does not support iframes: <a href="https://youtu.be/x">watch</a></p>'
+    "</iframe>"
+    '<img data-src="/a.jpg" class="lazy"><noscript><img src="/a.jpg"></noscript>'
+    '<blockquote class="twitter-tweet"><p lang="en">NATO says <b>no</b></p></blockquote>'
+    '<script async src="https://platform.twitter.com/widgets.js" charset="utf-8"></script>'
+    "<style>.wp-block{color:red}</style>"
+    "<noembed><embed src='/old.swf'>Flash needed</noembed>"
+    "<p>Code: <xmp><b>bold</b> sample</xmp></p>"
+)
+
+
+def test_embeds_and_code_never_reach_the_text():
+    out = html_to_text(EMBEDS)
+    # <xmp> is a block (it closes the <p>, as in a browser): its words on their own line.
+    assert out == "Ministers met in Brussels.\n\nNATO says no\n\nCode:\n\nbold sample"
+    for leftover in ("<", "iframe", "browser", "widgets", "color:red", "Flash"):
+        assert leftover not in out
+
+
+@pytest.mark.parametrize(
+    ("fragment", "want"),
+    [
+        ("safe<script>alert(1)</script> text", "safe text"),
+        # Escaped once more than it should be: after one reading the markup is still there.
+        ("safe&lt;script&gt;alert(1)&lt;/script&gt; text", "safe text"),
+        ("&lt;p&gt;One &lt;b&gt;bold&lt;/b&gt;&lt;/p&gt;&lt;p&gt;Two&lt;/p&gt;", "One bold\n\nTwo"),
+        ("a<iframe src=x>&lt;b&gt;fallback&lt;/b&gt;</iframe>b", "ab"),
+        ("a<noembed><b>x</b></noembed>b", "ab"),
+        ("a<noscript><img src=x></noscript>b", "ab"),
+        ("a <xmp><b>raw</b> words</xmp> b", "a raw words b"),
+        ("a<style>p { color: red }</style>b", "ab"),
+    ],
+)
+def test_no_markup_survives_into_text(fragment: str, want: str):
+    assert html_to_text(fragment) == want
+
+
+def test_prose_that_mentions_a_tag_keeps_it():
+    # No end tag and no element that is never prose: a sentence about HTML, not markup.
+    assert html_to_text("use the &lt;b&gt; tag when 1 &lt; 2") == "use the <b> tag when 1 < 2"

@@ -8,11 +8,12 @@ import re
 import time
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urljoin
 
 from lxml import etree
 
 from monitor.models import Media, Post
-from monitor.text import absolute_url, clean_space, html_to_text, parse_date
+from monitor.text import absolute_url, clean_space, html_to_text, parse_date, without_markup
 
 Fields = dict[tuple[str, str], list[etree._Element]]  # (namespace key, local name) → elements
 
@@ -27,14 +28,33 @@ _NS = {
     "https://search.yahoo.com/mrss/": "media",  # a common typo that feedparser forgives too
     "https://search.yahoo.com/mrss": "media",
     "http://www.w3.org/1999/02/22-rdf-syntax-ns#": "rdf",
-    "http://www.itunes.com/dtds/podcast-1.0.dtd": "itunes",
+    "http://www.itunes.com/dtds/podcast-1.0.dtd": "itunes",  # and its spellings: _ns_key
+    "http://www.w3.org/1999/xhtml": "xhtml",
     # RSS's own namespaces: their elements are the core ones.
     "http://my.netscape.com/rdf/simple/0.9/": "",
     "http://purl.org/rss/1.0/": "",
     "http://backend.userland.com/rss2": "",
     "http://backend.userland.com/rss": "",
 }
+
+
+def _loose(ns: str) -> str:
+    return re.sub(r"^https?://(?:www\.)?", "", ns.strip().lower()).rstrip("/")
+
+
+# Namespaces as producers misspell them: capitals (Apple's own documentation long gave the
+# iTunes one as http://www.itunes.com/DTDs/Podcast-1.0.dtd, and most podcast feeds copied
+# it), https, no www, a trailing slash. XML says they are other namespaces; feedparser, and
+# every podcast app, reads them as the real ones.
+_NS_LOOSE = {_loose(ns): key for ns, key in _NS.items()}
+
+
+def _ns_key(ns: str) -> str:
+    return _NS.get(ns) or _NS_LOOSE.get(_loose(ns), ns)
+
+
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+_XHTML = "http://www.w3.org/1999/xhtml"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _HTMLISH = re.compile(r"</\w+\s*>|&#?\w+;")  # feedparser's test for "this title is HTML"
 _C1 = re.compile("[\x80-\x9f]")
@@ -59,7 +79,7 @@ class _Names:
     """
 
     def __init__(self, core: Iterable[str | None], default: str) -> None:
-        self.core = {ns: default for ns in core if ns not in _NS}
+        self.core = {ns: default for ns in core if ns is None or _ns_key(ns) == ns}
         self.cache: dict[str, tuple[str, str]] = {}
 
     def __call__(self, tag: Any) -> tuple[str, str]:
@@ -69,7 +89,7 @@ class _Names:
         if hit is None:
             if tag[:1] == "{":
                 ns, _, local = tag[1:].partition("}")
-                key = self.core[ns] if ns in self.core else _NS.get(ns, ns)
+                key = self.core[ns] if ns in self.core else _ns_key(ns)
             else:
                 local, key = tag, self.core.get(None, "")
             hit = self.cache[tag] = (key, local.lower())
@@ -104,11 +124,21 @@ def _raw(el: etree._Element) -> str:
         return el.text or ""
     parts = [el.text or ""]
     parts.extend(etree.tostring(c, encoding="unicode", with_tail=True) for c in el)
-    return "".join(parts)
+    raw = "".join(parts)
+    # XHTML under a prefix (<xhtml:p>): an HTML parser knows <p>, not <xhtml:p>.
+    for prefix in [p for p, ns in el.nsmap.items() if p and ns == _XHTML]:
+        raw = raw.replace(f"<{prefix}:", "<").replace(f"</{prefix}:", "</")
+    return raw
 
 
 def _to_text(raw: str, is_html: bool) -> str:
-    text = html_to_text(raw) if is_html else clean_space(raw)
+    if is_html:
+        text = html_to_text(raw)
+    else:
+        # Plain text by its type, but a post's text never carries markup (`type="text"`
+        # summaries that hold a <script> or escaped HTML, as careless publishers write them).
+        text = clean_space(raw)
+        text = without_markup(text) if "<" in text else text
     return text.translate(_C1_TO_CP1252) if _C1.search(text) else text
 
 
@@ -118,6 +148,27 @@ def _one_line(s: str | None) -> str | None:
     return " ".join(s.split()) or None
 
 
+_EMAIL = r"(?:mailto:)?[^\s<>()@]+@[^\s<>()]+"
+_NAME_EMAIL = re.compile(rf"(.+?)\s*(?:\(\s*{_EMAIL}\s*\)|<\s*{_EMAIL}\s*>)")
+_EMAIL_NAME = re.compile(rf"{_EMAIL}\s*\((.+)\)")
+
+
+def _person(value: str | None) -> str | None:
+    """The name in an author field, whichever way round it is written with an email.
+
+    RSS asks for "email (Name)"; feeds also write "Name (email)" and "Name <email>". An
+    email alone stays, as does a name with something else in brackets ("Jane Roe (Reuters)").
+    """
+    s = _one_line(value)
+    if not s or "@" not in s:
+        return s
+    if m := _EMAIL_NAME.fullmatch(s):
+        return _one_line(m.group(1))
+    if m := _NAME_EMAIL.fullmatch(s):
+        return _one_line(m.group(1).strip("\"' ")) or s
+    return s
+
+
 def _title(raw: str | None, is_html: bool | None) -> str | None:
     """`is_html` None: RSS and JSON, where titles are plain text unless they look like HTML."""
     if not raw:
@@ -125,6 +176,17 @@ def _title(raw: str | None, is_html: bool | None) -> str | None:
     if is_html is None:
         is_html = bool(_HTMLISH.search(raw))
     return _one_line(_to_text(raw, is_html))
+
+
+def _stand_in_bodies(f: Fields) -> list[tuple[str, bool]]:
+    """An item's text where none of its format's usual elements holds any.
+
+    An XHTML <body> (xhtml:body), Dublin Core's description, the iTunes summary of a
+    podcast episode, and the <fullitem> or <body> some newsroom CMSs write.
+    """
+    found = _all(f, ("dc", "description"), ("itunes", "summary"))
+    found += [el for k, els in f.items() if k[1] in ("body", "fullitem") for el in els]
+    return [(_raw(el), True) for el in found]
 
 
 def _fullest(candidates: list[tuple[str, bool]]) -> str | None:
@@ -216,6 +278,44 @@ def _abs(href: str | None, base: str) -> str | None:
     return absolute_url(href, base)
 
 
+def _site_base(link: str | None, url: str) -> str:
+    """The base for an RSS channel's relative links: its own <link>, else the feed URL."""
+    if link and _SCHEMELESS_HOST.match(link):
+        # A channel link without a scheme ("www.example.com.br") would otherwise be read as
+        # a path on the feed's host.
+        link = "http://" + link
+    return _abs(link, url) or url
+
+
+_SCHEMELESS_HOST = re.compile(r"^[\w-]+(\.[\w-]+)+(/|$)")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+class _FormerIds:
+    """The id earlier releases stored for an item whose own id is relative (`<guid>1000`).
+
+    feedparser resolves a guid or Atom id against the feed URL as if it were a link; the
+    lenient path stored `https://host/feed/1000` where the lxml path stored `1000`. Both now
+    give the id as written, and name the resolved form so that an archive holding it keeps
+    its post (Store._adopt_former_ids).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        # urljoin costs ~10 us; feeds whose every guid is relative ("story-1") have hundreds.
+        # A plain segment joins as the feed URL's directory plus itself.
+        self.directory = urljoin(url, "_")[:-1]
+
+    def __call__(self, ident: str | None) -> tuple[str, ...]:
+        raw = (ident or "").strip()
+        if not raw or _SCHEME.match(raw):  # tag:, urn:, yt:video:, https:... are not resolved
+            return ()
+        if raw[0] not in "/.?#\\" and "/." not in raw:
+            return (self.directory + raw,)
+        resolved = urljoin(self.url, raw)
+        return (resolved,) if resolved != raw else ()
+
+
 def _base_of(el: etree._Element, default: str, has_xml_base: bool) -> str:
     """xml:base where the document gives one for `el`, else the feed's link or its URL."""
     if has_xml_base:
@@ -237,6 +337,7 @@ def _post(
     published_at: str | None,
     lang: str | None,
     media: Iterable[Media],
+    former_ids: tuple[str, ...] = (),
 ) -> Post:
     external_id = (ident or "").strip() or link
     if not external_id:
@@ -255,4 +356,5 @@ def _post(
         published_at=published_at,
         lang=lang,
         media=tuple(unique.values()),
+        former_ids=former_ids,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from lxml import etree
@@ -63,18 +64,40 @@ def _media(el: etree._Element, names: _Names, base: str, out: list[Media]) -> No
     ):
         found = enclosure(a.get("url") or a.get("href"), a.get("type"), base)
     elif (key, local) == ("itunes", "image"):
-        url = _abs(a.get("href"), base)
+        # Some podcast hosts write the URL as the element's text rather than its href.
+        url = _abs(a.get("href") or (el.text or "").strip(), base)
         if url:
             found = Media(url=url, medium="image", role="image")
     if found is not None:
         out.append(found)
 
 
-def _item_media(item: etree._Element, names: _Names, base: str) -> list[Media]:
+def _item_media(item: etree._Element, names: _Names, base: str, f: Fields) -> list[Media]:
     out: list[Media] = []
     for child in item:
         _media(child, names, base, out)
+    durations = f.get(("itunes", "duration"))
+    if durations and (duration := clock_seconds(durations[0].text)) is not None:
+        # A podcast gives the episode's length beside its <enclosure>, not on it.
+        out = [
+            replace(m, duration=duration) if m.role == "enclosure" and m.duration is None else m
+            for m in out
+        ]
     return out
+
+
+def clock_seconds(value: str | None) -> float | None:
+    """itunes:duration in seconds: "1:02:03", "62:03", "3723" or "3723.5"."""
+    parts = (value or "").strip().split(":")
+    if not parts[0] or len(parts) > 3:
+        return None
+    seconds = 0.0
+    for part in parts:
+        number = _float(part)
+        if number is None or number < 0:
+            return None
+        seconds = seconds * 60 + number
+    return seconds
 
 
 def _media_description(f: Fields, names: _Names, what: str) -> tuple[str, bool] | None:

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import re
-
 from lxml import etree
 
 # RSS items borrow atom:link and atom:author, and Atom reads them the same way.
 from monitor.feeds.atom import _atom_author, _atom_link
 from monitor.feeds.common import (
     _XML_LANG,
+    Fields,
     _abs,
     _all,
     _base_of,
     _first,
     _first_date,
     _first_text,
+    _FormerIds,
     _fullest,
     _lang,
     _local,
     _Names,
-    _one_line,
+    _person,
     _post,
     _raw,
+    _site_base,
+    _stand_in_bodies,
     _title,
     _zone,
 )
@@ -54,23 +56,20 @@ def _rss_posts(root: etree._Element, url: str, body: bytes) -> list[Post]:
         or (channel.get(_XML_LANG) if channel is not None else None)
         or root.get(_XML_LANG)
     )
-    link = _first_text(cf, ("", "link"))
-    if link and re.match(r"^[\w-]+(\.[\w-]+)+(/|$)", link):
-        # A channel link without a scheme ("www.example.com.br") would otherwise be read as
-        # a path on the feed's host.
-        link = "http://" + link
-    base = _abs(link, url) or url
+    base = _site_base(_first_text(cf, ("", "link")), url)
     has_xml_base = b"xml:base" in body
     # Some feeds write item times without a zone but their own dates with one (News18 Hindi,
     # NBC New York): the item times are in that zone, not UTC.
     zone = _zone(_first_text(cf, ("", "lastbuilddate"), ("", "pubdate"), ("dc", "date")))
     items = cf.get(("", "item"), []) + [c for c in root if names(c.tag) == ("", "item")]
-    return [_rss_item(item, names, base, has_xml_base, lang, zone) for item in items]
+    former = _FormerIds(url)
+    return [_rss_item(item, names, former, base, has_xml_base, lang, zone) for item in items]
 
 
 def _rss_item(
     item: etree._Element,
     names: _Names,
+    former_ids: _FormerIds,
     base: str,
     has_xml_base: bool,
     lang: str | None,
@@ -86,10 +85,10 @@ def _rss_item(
 
     guid_el = _first(f, ("", "guid"))
     guid = (guid_el.text or "").strip() if guid_el is not None else ""
-    link = _abs(_first_text(f, ("", "link")), base) or _atom_link(
+    link = _abs(_first_text(f, ("", "link")) or _href(f), base) or _atom_link(
         f.get(("atom", "link"), []), base, has_xml_base
     )
-    permalink = guid_el is not None and guid_el.get("isPermaLink", "true").lower() != "false"
+    permalink = guid_el is not None and _is_permalink(guid_el)
     if not link and permalink and guid.startswith(("http://", "https://")):
         link = guid
 
@@ -98,11 +97,13 @@ def _rss_item(
     bodies = [(_raw(el), True) for el in _all(f, ("", "description"), ("content", "encoded"))]
     bodies += [(_raw(el), True) for el in _all(f, *full_texts)]
     if not any(raw.strip() for raw, _ in bodies):
+        bodies = _stand_in_bodies(f)
+    if not any(raw.strip() for raw, _ in bodies):
         bodies = [d] if (d := _media_description(f, names, "description")) else []
 
     author = (
-        _one_line(_first_text(f, ("dc", "creator"), ("itunes", "author")))
-        or _rss_author(_first_text(f, ("", "author")))
+        _person(_first_text(f, ("dc", "creator"), ("dc", "author"), ("itunes", "author")))
+        or _person(_first_text(f, ("", "author")))
         or _atom_author(f, names)
     )
     return _post(
@@ -113,11 +114,19 @@ def _rss_item(
         author=author,
         published_at=_first_date(f, _RSS_DATES, zone),
         lang=_lang(_first_text(f, ("dc", "language"))) or lang,
-        media=_item_media(item, names, base),
+        media=_item_media(item, names, base, f),
+        former_ids=former_ids(guid),
     )
 
 
-def _rss_author(value: str | None) -> str | None:
-    """RSS <author> is "email (Name)"; the name is what a reader wants."""
-    m = re.search(r"\(([^()]+)\)\s*$", value or "")
-    return _one_line(m.group(1) if m else value)
+def _is_permalink(guid: etree._Element) -> bool:
+    # `isPermalink` is as common as the spec's `isPermaLink`, and feedparser reads both.
+    value = guid.get("isPermaLink")
+    if value is None and len(guid.attrib):
+        value = next((v for k, v in guid.attrib.items() if k.lower() == "ispermalink"), None)
+    return value is None or value.strip().lower() != "false"
+
+
+def _href(f: Fields) -> str | None:
+    """An RSS <link href="..."/> written the Atom way, with no text."""
+    return next((h for el in f.get(("", "link"), ()) if (h := el.get("href"))), None)
