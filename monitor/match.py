@@ -90,15 +90,17 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
     would still make a prefix query (`deploy*`) read every matching term of the whole
     archive, so the cost would grow with it; this does not. (When the batch is most of the
     archive, as in a first pass, they run on the archive's index, which costs the same.)
+
+    The work per match is kept small, for broad alerts on a busy pass match thousands of
+    posts: the posts are read once for all alerts, each post's text is tokenised once
+    whichever alerts match it, and the matches and deliveries are written in one batch.
     """
     found = PassMatches()
     pending = store.index_pending(db)
     if pending is None or not config.alerts:
         return found
     table, mark = pending
-    from monitor.snippet import snippet, transcript_offset
-
-    types = dict(db.execute("SELECT id, type FROM sources").fetchall())
+    revs_of: dict[str, list[int]] = {}
     for alert in config.alerts.values():
         query = config.queries.get(alert.id)
         if query is None:
@@ -110,30 +112,55 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
                 (query.fts(), mark),
             )
         ]
-        rows = [r for r in store.posts_by_rev(db, revs) if alert.applies_to(r["source_id"])]
+        if revs:
+            revs_of[alert.id] = revs
+    if not revs_of:
+        return found
+    from monitor.snippet import Snippets, transcript_offset
+
+    posts = {r["rev"]: r for r in store.posts_by_rev(db, sorted(set().union(*revs_of.values())))}
+    types = dict(db.execute("SELECT id, type FROM sources").fetchall())
+    snippets = Snippets(config.queries[a] for a in revs_of)
+    fields_of: dict[int, dict[str, str | None]] = {}
+    segments: dict[str, list[tuple[float, str]]] = {}
+    matched_at = now_iso()
+    rows_out: list[tuple[Any, ...]] = []
+    deliveries: list[tuple[Any, ...]] = []
+    for alert_id, revs in revs_of.items():
+        alert, query = config.alerts[alert_id], config.queries[alert_id]
+        applies = {sid: alert.applies_to(sid) for sid in {posts[v]["source_id"] for v in revs}}
+        rows = [row for row in map(posts.__getitem__, revs) if applies[row["source_id"]]]
+        done = store.already_matched(db, alert_id, [r["id"] for r in rows])
+        rows = [row for row in rows if row["id"] not in done]
         if not rows:
             continue
-        done = store.already_matched(db, alert.id, [r["id"] for r in rows])
-        budget = _hourly_budget(db, alert.id, alert.max_per_hour)
+        budget = _hourly_budget(db, alert_id, alert.max_per_hour)
         held: Counter[str] = Counter()
         old: Counter[str] = Counter()
         twins: Counter[tuple[str, str]] = Counter()
         # Same format as published_at (ISO 8601 UTC, Z), so the strings compare as times.
         since = now_iso(time.time() - alert.max_age) if alert.max_age is not None else None
+        # The links this alert matched before, and in this pass: one alert per link.
+        seen = (
+            store.matched_links(db, alert_id, {_without_fragment(r["url"]) for r in rows})
+            if alert.notify
+            else {}
+        )
         for row in rows:
-            if row["id"] in done:
-                continue
-            sid = row["source_id"]
-            fields = {k: row[k] for k in ("title", "text", "transcript", "author")}
-            snip = snippet(query, fields)
+            sid, pid = row["source_id"], row["id"]
+            fields = fields_of.get(row["rev"])
+            if fields is None:
+                fields = fields_of[row["rev"]] = {k: row[k] for k in _SNIPPET_FIELDS}
+            snip = snippets.snippet(query, fields)
             offset = None
             if row["transcript"]:
-                offset = transcript_offset(query, store.segments(db, row["id"]))
-            body = payload(alert.id, alert.query or "", row, types.get(sid, ""), snip, offset)
-            notify = list(alert.notify)
+                if pid not in segments:
+                    segments[pid] = store.segments(db, pid)
+                offset = transcript_offset(query, segments[pid])
+            notify = alert.notify
             published = row["published_at"]
             link = _without_fragment(row["url"])
-            twin = store.matched_elsewhere(db, alert.id, row["id"], link) if notify else None
+            twin = _twin(seen.get(link), pid) if notify and link else None
             if since is not None and published and published < since and notify:
                 notify = []  # recorded and searchable, but not news: not sent
                 old[sid] += 1
@@ -147,26 +174,43 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
                     notify = []  # recorded and searchable, but not sent
                     held[sid] += 1
                 budget -= 1
-            if store.add_match(db, alert.id, row["id"], snip, offset, notify, body, link):
-                found.matches.setdefault(sid, []).append(Match(alert.id, row["id"], snip, offset))
+            if notify:
+                body = payload(alert_id, alert.query or "", row, types.get(sid, ""), snip, offset)
+                deliveries += store.delivery_rows(alert_id, pid, notify, body, matched_at)
+            if link and alert.notify:
+                seen.setdefault(link, []).append((pid, sid))
+            rows_out.append((alert_id, pid, matched_at, snip, offset, link))
+            found.matches.setdefault(sid, []).append(Match(alert_id, pid, snip, offset))
         for sid, n in held.items():
             found.notices.setdefault(sid, []).append(
-                f"alert {alert.id}: max_per_hour ({alert.max_per_hour}) reached, "
+                f"alert {alert_id}: max_per_hour ({alert.max_per_hour}) reached, "
                 f"{n} match{'es' if n > 1 else ''} recorded but not sent"
             )
         for (sid, twin), n in twins.items():
             found.notices.setdefault(sid, []).append(
-                f"alert {alert.id}: {n} match{'es' if n > 1 else ''} on links it already matched"
+                f"alert {alert_id}: {n} match{'es' if n > 1 else ''} on links it already matched"
                 f" from {twin} recorded but not sent"
             )
         for sid, n in old.items():
             found.notices.setdefault(sid, []).append(
-                f"alert {alert.id}: {n} match{'es' if n > 1 else ''} on posts older than "
+                f"alert {alert_id}: {n} match{'es' if n > 1 else ''} on posts older than "
                 f"max_age ({format_duration(alert.max_age)}) recorded but not sent"
             )
+    store.add_matches(db, rows_out, deliveries)
     for sid, notices in found.notices.items():
         store.add_notices(db, sid, notices)
     return found
+
+
+_SNIPPET_FIELDS = ("title", "text", "transcript", "author")
+
+
+def _twin(earlier: list[tuple[str, str]] | None, pid: str) -> str | None:
+    """The source of the first earlier match on the same link that was another post."""
+    for other, sid in earlier or ():
+        if other != pid:
+            return sid
+    return None
 
 
 def _without_fragment(url: str | None) -> str | None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from monitor.query import And, Field, Near, Node, Not, Or, Phrase, Query, Term, split_tokens
 from monitor.text import fold
@@ -46,49 +47,139 @@ def _word_re() -> re.Pattern[str]:
     return re.compile(rf"(?:[^\W_]|[{marks}\u200c\u200d\ue000-\uf8ff])+")
 
 
+# Words in a text without combining marks, joiners or private-use characters: the same
+# words as `_word_re()` finds, three times faster (its big character class is slow to test).
+_PLAIN_WORD = re.compile(r"[^\W_]+")
+
+
+def _word_rx(text: str) -> re.Pattern[str]:
+    """The pattern that finds the words of `text`: `_word_re()`, or a faster one that finds
+    the same words in a text without combining marks, joiners or private-use characters."""
+    if text.isascii() or max(text) < "\u0300":  # no mark below U+0300, no joiner: most text
+        return _PLAIN_WORD
+    for c in set(text):
+        if c >= "\u0300" and (
+            unicodedata.category(c)[0] == "M" or c in "\u200c\u200d" or "\ue000" <= c <= "\uf8ff"
+        ):
+            return _word_re()
+    return _PLAIN_WORD
+
+
 # A word's folded tokens, shared by every snippet of the process: news repeats its words.
 _FOLDED: dict[str, list[str]] = {}
 _FOLDED_MAX = 200_000
 
+# The text's own brackets ("[UPDATE 2]", a caption's "[Music]") would read as marks, to a
+# reader and to highlight_html alike: outside the marks they become parentheses. One code
+# point for one, so the words' spans hold in the translated text too.
+_OWN_BRACKETS = str.maketrans("[]", "()")
+
+
+def _tokens_of(words: list[str]) -> list[list[str]]:
+    """Each word's folded tokens (none for a word of marks alone)."""
+    folded = _FOLDED
+    if len(folded) > _FOLDED_MAX:
+        folded.clear()
+    toks = list(map(folded.get, words))
+    if None in toks:
+        for i, word in enumerate(words):
+            if toks[i] is None:
+                toks[i] = folded[word] = split_tokens(fold(word))
+    return toks  # type: ignore[return-value]
+
 
 class _Doc:
-    """A text as words (spans of the original) and as the folded tokens the index holds."""
+    """A text as words (spans of the original) and as the folded tokens the index holds.
+
+    Made once per text for every query asked of it: which terms it holds is found once for
+    all of them, where they are only for the text a snippet is made of.
+    """
+
+    __slots__ = (
+        "text", "_words", "_rx", "tokens", "tokset", "_joined", "word_of", "n_words", "_keep",
+        "present", "upto", "_shown",
+    )  # fmt: skip
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.spans: list[tuple[int, int]] = []
-        self.tokens: list[str] = []
-        self.word_of: list[int] = []  # token index -> word index
-        folded = _FOLDED
-        if len(folded) > _FOLDED_MAX:
-            folded.clear()
-        for m in _word_re().finditer(text):
-            word = m.group()
-            toks = folded.get(word)
-            if toks is None:
-                toks = folded[word] = split_tokens(fold(word))
-            if not toks:
-                continue
-            self.tokens.extend(toks)
-            self.word_of.extend([len(self.spans)] * len(toks))
-            self.spans.append(m.span())
+        self._keep: list[int] | None = None  # the words that have tokens, when not all do
+        self._shown: str | None = None
+        self._joined: str | None = None
+        self.word_of: list[int] | None = None  # token index -> word index; None: the same
+        self.present: set[int] = set()  # ids of the terms it holds (`Snippets`), ...
+        self.upto = 0  # ... of the first `upto` terms
+        if text.isascii():
+            # An ASCII word is one token, itself in lower case: the words wait for a snippet.
+            self._words: list[str] | None = None
+            self._rx = _PLAIN_WORD
+            self.tokens = _PLAIN_WORD.findall(text.lower())
+            self.tokset = set(self.tokens)
+            self.n_words = len(self.tokens)
+            return
+        self._rx = _word_rx(text)
+        self._words = words = self._rx.findall(text)
+        toks = _tokens_of(words)
+        self.tokens = tokens = [t for ts in toks for t in ts]
+        self.tokset = set(tokens)
+        self.n_words = len(words)
+        if len(tokens) == len(words) and all(toks):  # one token a word: nearly every text
+            return
+        keep, word_of = [], []
+        for i, ts in enumerate(toks):
+            if ts:
+                word_of.extend([len(keep)] * len(ts))
+                keep.append(i)
+        self._keep, self.word_of, self.n_words = keep, word_of, len(keep)
+
+    def has(self, term: Term) -> bool:
+        """Whether a phrase or a prefix occurs: a substring test on the tokens, space-joined."""
+        if self._joined is None:
+            self._joined = " " + " ".join(self.tokens) + " "
+        return (" " + " ".join(term.tokens) + ("" if term.is_prefix else " ")) in self._joined
+
+    def spans(self, start: int, end: int) -> list[tuple[int, int]]:
+        """Where words `start` to `end` (excluded) are in the text."""
+        if self._keep is None:  # word i is the regex's i-th match
+            return [m.span() for m in itertools.islice(self._rx.finditer(self.text), start, end)]
+        every = [m.span() for m in self._rx.finditer(self.text)]
+        return [every[i] for i in self._keep[start:end]]
+
+    def hits(self, terms: Sequence[tuple[int, Term]]) -> list[_Hit]:
+        """(term id, first word, last word) of each place these terms occur."""
+        tokens = self.tokens
+        hits = [(terms[t][0], a, b) for t, a, b in _find_hits([t for _, t in terms], tokens)]
+        if self.word_of is not None:
+            word_of = self.word_of
+            hits = [(t, word_of[a], word_of[b]) for t, a, b in hits]
+        return hits
+
+    def shown(self) -> str:
+        """The text as a snippet shows it: its own brackets as parentheses."""
+        if self._shown is None:
+            text = self.text
+            if "[" in text or "]" in text:  # rare; translate() with a table is slow
+                text = text.translate(_OWN_BRACKETS)
+            self._shown = text
+        return self._shown
 
 
 def _find_hits(terms: Sequence[Term], tokens: list[str]) -> list[_Hit]:
     """Every place a term occurs in the token list; a prefix term's last token is a prefix."""
-    at: dict[str, list[int]] = {}
-    for i, tok in enumerate(tokens):
-        at.setdefault(tok, []).append(i)
     hits: list[_Hit] = []
+    distinct: set[str] | None = None
     n_tokens = len(tokens)
     for t_idx, term in enumerate(terms):
         need = term.tokens
         n = len(need)
+        if not n:
+            continue
         if n == 1 and term.is_prefix:
-            starts: Sequence[int] = [i for i, tok in enumerate(tokens) if tok.startswith(need[0])]
-        else:
-            starts = at.get(need[0], ())
-        for i in starts:
+            if distinct is None:
+                distinct = set(tokens)
+            for tok in [t for t in distinct if t.startswith(need[0])]:
+                hits += [(t_idx, i, i) for i in _positions(tokens, tok)]
+            continue
+        for i in _positions(tokens, need[0]):
             if i + n > n_tokens:
                 continue
             if all(tokens[i + k] == need[k] for k in range(1, n - 1 if term.is_prefix else n)) and (
@@ -98,28 +189,126 @@ def _find_hits(terms: Sequence[Term], tokens: list[str]) -> list[_Hit]:
     return hits
 
 
+def _positions(tokens: list[str], token: str) -> list[int]:
+    """Where `token` is in `tokens` (list.index does the scanning)."""
+    found: list[int] = []
+    index, i = tokens.index, -1
+    try:
+        while True:
+            i = index(token, i + 1)
+            found.append(i)
+    except ValueError:
+        return found
+
+
+class Snippets:
+    """Snippets of many queries over the same posts, each text read once for all of them.
+
+    A post that ten alerts match needs ten snippets; made one by one, each read the post's
+    text again, which was most of a match's cost when the alerts are broad. Here each text
+    is tokenised once, the terms of every query are looked for in it at once (a set
+    intersection for words), and queries that find the same terms in a post share its
+    snippet, made once. Holds the texts it has read: one instance serves a pass.
+    """
+
+    def __init__(self, queries: Iterable[Query] = ()) -> None:
+        self._docs: dict[str, _Doc] = {}  # by text: an author's name is read once, too
+        self._ids: dict[Term, int] = {}
+        self._terms: list[Term] = []  # by id
+        self._words: dict[str, list[int]] = {}  # a one-word term's token -> the ids
+        self._others: list[tuple[int, Term]] = []  # phrases and prefixes
+        # id(query) -> (query, the ids of its terms, and of those usable in each field)
+        self._queries: dict[int, tuple[Query, frozenset[int], dict[str, frozenset[int]]]] = {}
+        self._same: dict[tuple[int, frozenset[int], int], tuple[object, str]] = {}
+        self._made: dict[tuple[int, frozenset[int], int], str] = {}
+        for query in queries:
+            self._query(query)
+
+    def _query(self, query: Query) -> tuple[Query, frozenset[int], dict[str, frozenset[int]]]:
+        known = self._queries.get(id(query))
+        if known is None or known[0] is not query:
+            ids = []
+            for term in query.terms():
+                tid = self._ids.get(term)
+                if tid is None:
+                    tid = self._ids[term] = len(self._terms)
+                    self._terms.append(term)
+                    if len(term.tokens) == 1 and not term.is_prefix:
+                        self._words.setdefault(term.tokens[0], []).append(tid)
+                    else:
+                        self._others.append((tid, term))
+                ids.append(tid)
+            terms = self._terms
+            by_field = {
+                n: frozenset(i for i in ids if terms[i].field in (None, n)) for n in _FIELD_ORDER
+            }
+            known = self._queries[id(query)] = (query, frozenset(ids), by_field)
+        return known
+
+    def _doc(self, text: str) -> _Doc:
+        doc = self._docs.get(text)
+        if doc is None:
+            doc = self._docs[text] = _Doc(text)
+        if doc.upto < len(self._terms):  # terms it was not asked about yet
+            present = doc.present
+            if doc.upto == 0:
+                for tok in doc.tokset.intersection(self._words):
+                    present.update(self._words[tok])
+            else:
+                terms = self._terms
+                for tid in range(doc.upto, len(terms)):
+                    tokens = terms[tid].tokens
+                    if len(tokens) == 1 and not terms[tid].is_prefix and tokens[0] in doc.tokset:
+                        present.add(tid)
+            present.update(tid for tid, term in self._others if tid >= doc.upto and doc.has(term))
+            doc.upto = len(self._terms)
+        return doc
+
+    def snippet(self, query: Query, fields: Mapping[str, str | None], width: int = 30) -> str:
+        """About `width` words of the field that holds most of the query, matched words in [brackets]."""
+        width = max(1, width)
+        _, terms, by_field = self._query(query)
+        # A snippet depends on the query's terms alone: queries that differ only in what
+        # they exclude (`-Gaza`) share it.
+        same = self._same.get((id(fields), terms, width))
+        if same is not None and same[0] is fields:
+            return same[1]
+        best: tuple[int, _Doc, frozenset[int]] | None = None
+        for name in _FIELD_ORDER:
+            value = fields.get(name)
+            if not value:
+                continue
+            if (
+                best is not None
+                and len(value) > _LONG
+                and value not in self._docs
+                and not _may_hold(value, [self._terms[i] for i in by_field[name]])
+            ):
+                # A long field (a transcript) is not read for nothing: without any of the
+                # query's terms, it can't beat the field already chosen.
+                continue
+            doc = self._doc(value)
+            present = by_field[name] & doc.present
+            if best is None or len(present) > best[0]:
+                best = (len(present), doc, present)
+        made = ""
+        if best is not None:
+            _, doc, present = best
+            made_key = (id(doc), present, width)  # the doc lives as long as this instance
+            made = self._made.get(made_key, "")
+            if not made:
+                hits = doc.hits([(i, self._terms[i]) for i in sorted(present)])
+                made = self._made[made_key] = _render(doc, hits, width)
+        self._same[id(fields), terms, width] = (fields, made)
+        return made
+
+
+_LONG = 2_000  # characters: a field this long is first tested for a term before it is read
+
+
 def snippet(query: Query, fields: Mapping[str, str | None], width: int = 30) -> str:
     """About `width` words of the field that holds most of the query, matched words in [brackets]."""
-    width = max(1, width)
-    terms = query.terms()
-    best: tuple[int, _Doc, list[_Hit]] | None = None
-    for name in _FIELD_ORDER:
-        value = fields.get(name)
-        if not value:
-            continue
-        usable = [i for i, t in enumerate(terms) if t.field in (None, name)]
-        if best is not None and not _may_hold(value, [terms[i] for i in usable]):
-            continue  # no hit possible, so it can't beat the field already chosen
-        doc = _Doc(value)
-        hits = [(usable[t], a, b) for t, a, b in _find_hits([terms[i] for i in usable], doc.tokens)]
-        distinct = len({h[0] for h in hits})
-        if best is None or distinct > best[0]:
-            best = (distinct, doc, hits)
-    if best is None:
-        return ""
-    _, doc, hits = best
-    word_hits = [(t, doc.word_of[a], doc.word_of[b]) for t, a, b in hits]
-    return _render(doc, word_hits, width)
+    return Snippets().snippet(query, fields, width)
 
 
 def _may_hold(value: str, terms: Sequence[Term]) -> bool:
@@ -129,31 +318,26 @@ def _may_hold(value: str, terms: Sequence[Term]) -> bool:
     return any(t.tokens and t.tokens[0] in folded for t in terms)
 
 
-# The text's own brackets ("[UPDATE 2]", a caption's "[Music]") would read as marks, to a
-# reader and to highlight_html alike: outside the marks they become parentheses.
-_OWN_BRACKETS = str.maketrans("[]", "()")
-
-
 def _render(doc: _Doc, hits: list[_Hit], width: int) -> str:
-    n = len(doc.spans)
+    n = doc.n_words
+    shown = doc.shown()
     if n == 0:
-        return " ".join(doc.text.translate(_OWN_BRACKETS).split())
+        return " ".join(shown.split())
     start = _window_start(n, hits, width)
     end = min(n, start + width)
-    marked = {w for _, a, b in hits for w in range(a, b + 1) if start <= w < end}
-    text = doc.text
+    marked = sorted({w for _, a, b in hits for w in range(a, b + 1) if start <= w < end})
+    spans = doc.spans(start, end)
     out: list[str] = ["... "] if start > 0 else []
-    pos = doc.spans[start][0] if start > 0 else 0
-    for w in range(start, end):
-        a, b = doc.spans[w]
-        out.append(text[pos:a].translate(_OWN_BRACKETS))
-        word = text[a:b].translate(_OWN_BRACKETS)
-        out.append(f"[{word}]" if w in marked else word)
+    pos = spans[0][0] if start > 0 else 0
+    # Only the marked words need a piece of their own; the words between go as one slice.
+    for w in marked:
+        a, b = spans[w - start]
+        out += (shown[pos:a], "[", shown[a:b], "]")
         pos = b
     if end == n:
-        out.append(text[pos:].translate(_OWN_BRACKETS))
+        out.append(shown[pos:])
     else:
-        out.append(" ...")
+        out += (shown[pos : spans[-1][1]], " ...")
     return " ".join("".join(out).split())
 
 

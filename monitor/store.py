@@ -248,11 +248,14 @@ def _notices(notices: list[str] | None) -> str | None:
     return json.dumps(notices, ensure_ascii=False) if notices else None
 
 
-def _where_in(db: sqlite3.Connection, sql: str, values: list[Any]) -> Iterator[sqlite3.Row]:
-    """`sql` with its `IN ({})` filled, a few hundred values at a time (SQLite caps parameters)."""
+def _where_in(
+    db: sqlite3.Connection, sql: str, values: list[Any], before: tuple[Any, ...] = ()
+) -> Iterator[sqlite3.Row]:
+    """`sql` with its `IN ({})` filled, a few hundred values at a time (SQLite caps parameters);
+    `before` are the parameters that come before the list."""
     for i in range(0, len(values), 500):
         chunk = values[i : i + 500]
-        yield from db.execute(sql.format(",".join("?" * len(chunk))), chunk)
+        yield from db.execute(sql.format(",".join("?" * len(chunk))), (*before, *chunk))
 
 
 def now_iso(t: float | None = None) -> str:
@@ -948,6 +951,50 @@ class Store:
                 (new_delivery_id(), alert_id, notifier, created, created, body, episode, event),
             )
 
+    def add_matches(
+        self,
+        db: sqlite3.Connection,
+        matches: list[tuple[Any, ...]],
+        deliveries: list[tuple[Any, ...]],
+    ) -> None:
+        """Record matches (alert, post, matched_at, snippet, offset, url) and their deliveries
+        (`delivery_rows`) in two statements: the caller has ruled out the pairs already there
+        (`already_matched`), in this same transaction."""
+        db.executemany(
+            'INSERT OR IGNORE INTO matches (alert_id, post_id, matched_at, snippet, "offset", url)'
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            matches,
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO deliveries (id, alert_id, post_id, notifier, status, "
+            "created_at, next_attempt_at, payload) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+            deliveries,
+        )
+
+    @staticmethod
+    def delivery_rows(
+        alert_id: str, pid: str, notifiers: list[str], payload: dict[str, Any], created: str
+    ) -> list[tuple[Any, ...]]:
+        """The `deliveries` rows of one match, for `add_matches`."""
+        body = json.dumps(payload, ensure_ascii=False)
+        return [
+            (new_delivery_id(), alert_id, pid, notifier, created, created, body)
+            for notifier in notifiers
+        ]
+
+    def matched_links(
+        self, db: sqlite3.Connection, alert_id: str, urls: set[str | None]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """For each of these links that this alert matched before: (post, its source)."""
+        sql = (
+            "SELECT m.url, m.post_id, p.source_id FROM matches m JOIN posts p ON p.id = m.post_id "
+            "WHERE m.alert_id = ? AND m.url IN ({})"
+        )
+        found: dict[str, list[tuple[str, str]]] = {}
+        for url, pid, sid in _where_in(db, sql, [u for u in urls if u], (alert_id,)):
+            found.setdefault(url, []).append((pid, sid))
+        return found
+
     def matched_elsewhere(
         self, db: sqlite3.Connection, alert_id: str, pid: str, url: str | None
     ) -> str | None:
@@ -962,13 +1009,5 @@ class Store:
         return row[0] if row is not None else None
 
     def already_matched(self, db: sqlite3.Connection, alert_id: str, pids: list[str]) -> set[str]:
-        if not pids:
-            return set()
-        marks = ",".join("?" * len(pids))
-        return {
-            r[0]
-            for r in db.execute(
-                f"SELECT post_id FROM matches WHERE alert_id = ? AND post_id IN ({marks})",
-                (alert_id, *pids),
-            )
-        }
+        sql = "SELECT post_id FROM matches WHERE alert_id = ? AND post_id IN ({})"
+        return {r[0] for r in _where_in(db, sql, pids, (alert_id,))}
