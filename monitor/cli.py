@@ -476,7 +476,7 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
             }
         )  # fmt: skip
     elif not args.quiet:
-        _print_fetch_summary(outcome, posts)
+        _print_fetch_summary(outcome, posts, config)
         if args.replay:  # the offline demo's next step: its archive is not the default one
             query = next((a.query for a in config.alerts.values()), "NATO")
             where = f" --config {args.config}" if args.config else ""
@@ -544,37 +544,54 @@ def _say_interrupted(done: list[Any], sources: list[Any], args: argparse.Namespa
     print(f"monitor: {line}", file=sys.stderr)
 
 
-def _matched_posts(outcome: Any, store_path: str) -> dict[str, tuple[str | None, str | None]]:
-    """The title and URL of each post the pass matched, by post id."""
+_Posts = dict[str, tuple[str | None, str | None, str | None]]
+
+
+def _matched_posts(outcome: Any, store_path: str) -> _Posts:
+    """The title, URL and time (published, else first seen) of each post the pass matched."""
     import sqlite3
 
-    ids = [m.post_id for r in outcome.sources for m in r.matches]
+    ids = list(dict.fromkeys(m.post_id for r in outcome.sources for m in r.matches))
+    posts: _Posts = {}
     if not ids:
-        return {}
+        return posts
     db = sqlite3.connect(store_path)
     try:
-        marks = ",".join("?" * len(ids))
-        rows = db.execute(f"SELECT id, title, url FROM posts WHERE id IN ({marks})", ids)
-        return {pid: (title, url) for pid, title, url in rows}
+        # A few hundred at a time: a busy pass may have matched thousands of posts.
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = db.execute(
+                "SELECT id, title, url, coalesce(published_at, first_seen_at) FROM posts "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            posts.update((pid, (title, url, when)) for pid, title, url, when in rows)
+        return posts
     finally:
         db.close()
 
 
-def _match_doc(m: Any, posts: dict[str, tuple[str | None, str | None]]) -> dict[str, Any]:
+def _match_doc(m: Any, posts: _Posts) -> dict[str, Any]:
     """A match of `fetch --json`, with what `search --json` gives of its post."""
     from monitor.match import link_at
 
-    title, url = posts.get(m.post_id, (None, None))
+    title, url, _ = posts.get(m.post_id, (None, None, None))
     return {
         "alert": m.alert_id, "post": m.post_id, "title": title, "url": url,
         "link": link_at(url, m.offset) if url else None, "snippet": m.snippet, "offset": m.offset,
     }  # fmt: skip
 
 
-def _print_fetch_summary(outcome: Any, posts: dict[str, tuple[str | None, str | None]]) -> None:
+# Past this many matches, a source's matches are summarised: a person reads 20, not 2,000.
+MATCHES_IN_FULL = 20
+NEWEST_SHOWN = 5
+
+
+def _print_fetch_summary(outcome: Any, posts: _Posts, config: Config) -> None:
     from monitor.match import link_at
 
     width = max((len(r.source_id) for r in outcome.sources), default=6)
+    pad = f"{'':<{width}}  "
     for r in outcome.sources:
         if not r.ok:
             status = f"FAILED  {r.error}"
@@ -584,15 +601,28 @@ def _print_fetch_summary(outcome: Any, posts: dict[str, tuple[str | None, str | 
             status = f"{r.new} new, {r.updated} updated"
         print(f"{r.source_id:<{width}}  {status}")
         for notice in r.notices:
-            print(f"{'':<{width}}  note: {notice}")
-        for m in r.matches:
-            title, url = posts.get(m.post_id, (None, None))
+            print(f"{pad}note: {notice}")
+        if len(r.matches) > MATCHES_IN_FULL:
+            groups = _summarise_matches(r.matches, posts, config, pad)
+        else:
+            groups = [[m] for m in r.matches]
+        for post_matches in groups:
+            m = post_matches[0]
+            title, url, _ = posts.get(m.post_id, (None, None, None))
             title = title or url or m.post_id
             at = f" @ {int(m.offset)}s" if m.offset is not None else ""
-            print(f"{'':<{width}}  ↳ [{m.alert_id}] {title}{at}")
-            print(f"{'':<{width}}      {m.snippet}")
+            alerts = ", ".join(x.alert_id for x in post_matches[:3])
+            if len(post_matches) > 3:
+                alerts += f" +{len(post_matches) - 3}"
+            print(f"{pad}↳ [{alerts}] {title}{at}")
+            print(f"{pad}    {m.snippet}")
             if url:
-                print(f"{'':<{width}}      {link_at(url, m.offset)}")
+                print(f"{pad}    {link_at(url, m.offset)}")
+        if len(r.matches) > MATCHES_IN_FULL:
+            print(
+                f"{pad}the rest: `monitor search QUERY --source {r.source_id}` with an alert's "
+                "query, or `monitor fetch --json` for every match"
+            )
     if outcome.health:
         from monitor.notifiers.message import event_title
 
@@ -613,6 +643,28 @@ def _print_fetch_summary(outcome: Any, posts: dict[str, tuple[str | None, str | 
     if outcome.outbox is not None:
         for err in outcome.outbox.errors:
             print(f"  delivery error: {err}")
+
+
+def _summarise_matches(
+    matches: list[Any], posts: _Posts, config: Config, pad: str
+) -> list[list[Any]]:
+    """Print the count per alert; return the newest few posts' matches, to show in full."""
+    from collections import Counter
+
+    counts = Counter(m.alert_id for m in matches)
+    print(f"{pad}{_count(len(matches), 'new match', 'new matches')}, by alert:")
+    for alert_id, n in counts.most_common():
+        alert = config.alerts.get(alert_id)
+        query = f"  {alert.query}" if alert is not None else ""
+        print(f"{pad}  {n:>6}  {alert_id}{query}")
+    by_post: dict[str, list[Any]] = {}
+    for m in matches:
+        by_post.setdefault(m.post_id, []).append(m)
+    newest = sorted(
+        by_post, key=lambda pid: posts.get(pid, (None, None, None))[2] or "", reverse=True
+    )
+    print(f"{pad}the newest {min(NEWEST_SHOWN, len(newest))} of {_count(len(by_post), 'post')}:")
+    return [by_post[pid] for pid in newest[:NEWEST_SHOWN]]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

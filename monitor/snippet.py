@@ -168,6 +168,12 @@ def _find_hits(terms: Sequence[Term], tokens: list[str]) -> list[_Hit]:
     hits: list[_Hit] = []
     distinct: set[str] | None = None
     n_tokens = len(tokens)
+    positions = _positions
+    if n_tokens > 500:  # a transcript: one pass to index it beats a scan per token
+        at: dict[str, list[int]] = {}
+        for i, tok in enumerate(tokens):
+            at.setdefault(tok, []).append(i)
+        positions = lambda _, tok: at.get(tok, [])  # noqa: E731
     for t_idx, term in enumerate(terms):
         need = term.tokens
         n = len(need)
@@ -177,9 +183,9 @@ def _find_hits(terms: Sequence[Term], tokens: list[str]) -> list[_Hit]:
             if distinct is None:
                 distinct = set(tokens)
             for tok in [t for t in distinct if t.startswith(need[0])]:
-                hits += [(t_idx, i, i) for i in _positions(tokens, tok)]
+                hits += [(t_idx, i, i) for i in positions(tokens, tok)]
             continue
-        for i in _positions(tokens, need[0]):
+        for i in positions(tokens, need[0]):
             if i + n > n_tokens:
                 continue
             if all(tokens[i + k] == need[k] for k in range(1, n - 1 if term.is_prefix else n)) and (

@@ -434,3 +434,66 @@ def test_an_answer_that_cannot_be_read_keeps_its_http_status_in_the_fetch_log(
     (row,) = db_rows(tmp_path / "monitor.db", "SELECT ok, http_status, error FROM fetches")
     assert (row["ok"], row["http_status"]) == (0, 200)
     assert origin.url("/tass.xml") in row["error"]
+
+
+def test_a_busy_source_s_matches_are_summarised_and_json_keeps_every_one(tmp_path, capsys):
+    # 30 stories about the war, a minute apart, the newest first, as a feed lists them.
+    items = "".join(
+        f"<item><title>Story {i:02d}: NATO troops in Ukraine</title>"
+        f"<link>https://tass.com/politics/{i}</link><guid>{i}</guid>"
+        f"<pubDate>Thu, 19 Nov 2026 23:{59 - i:02d}:00 +0000</pubDate>"
+        f"<description>Day {i} of NATO troops in Ukraine{', Kremlin says' * (i % 2)}.</description></item>"
+        for i in range(30)
+    )
+    body = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{items}</channel></rss>'
+    )
+    with Origin() as origin:
+        origin.routes["/tass.xml"] = Route(
+            body.encode(), headers={"Content-Type": "application/rss+xml"}
+        )
+        origin.routes["/broken.xml"] = Route(b"<html>down</html>", status=500)
+        extra = "[alerts.kremlin]\nquery = 'Kremlin'\nnotify = []\n"
+        cfg = write_config(tmp_path / "m.toml", origin, extra=extra)
+        main(["fetch", "tass", "--config", str(cfg)])
+        out = capsys.readouterr().out
+        (tmp_path / "monitor.db").unlink()
+        main(["fetch", "tass", "--config", str(cfg), "--json"])
+        doc = json.loads(capsys.readouterr().out)
+    lines = out.splitlines()
+    assert "45 new matches, by alert:" in out  # 30 + 15
+    assert any(re.fullmatch(r"\s+30  nato-troops-ukraine  NATO troops Ukraine", x) for x in lines)
+    assert any(re.fullmatch(r"\s+15  kremlin  Kremlin", x) for x in lines)
+    assert "the newest 5 of 30 posts:" in out
+    # The five newest by publication, each once, with every alert that matched it.
+    shown = re.findall(r"↳ \[([^\]]+)\] Story (\d+)", out)
+    assert [int(n) for _, n in shown] == [0, 1, 2, 3, 4]
+    assert shown[1] == ("nato-troops-ukraine, kremlin", "01")
+    assert "[NATO] [troops] in [Ukraine]" in out  # snippets still shown
+    assert "monitor search QUERY --source tass" in out and "monitor fetch --json" in out
+    assert "Story 10" not in out
+    # --json stays complete.
+    tass = next(s for s in doc["sources"] if s["id"] == "tass")
+    assert len(tass["matches"]) == 45
+    assert all(m["snippet"] for m in tass["matches"])
+
+
+def test_a_post_many_alerts_matched_names_three_of_them(tmp_path, capsys):
+    body = rss(LAVROV)
+    with Origin() as origin:
+        origin.routes["/tass.xml"] = Route(body, headers={"Content-Type": "application/rss+xml"})
+        extra = "".join(f"[alerts.a{i}]\nquery = 'Lavrov'\nnotify = []\n" for i in range(25))
+        cfg = write_config(tmp_path / "m.toml", origin, extra=extra)
+        main(["fetch", "tass", "--config", str(cfg)])
+    out = capsys.readouterr().out
+    assert "26 new matches, by alert:" in out
+    assert "the newest 1 of 1 post:" in out
+    assert "↳ [nato-troops-ukraine, a0, a1 +23] Lavrov laughs off" in out
+
+
+def test_a_quiet_source_s_matches_are_listed_in_full(tmp_path, origin, capsys):
+    cfg = write_config(tmp_path / "m.toml", origin)
+    main(["fetch", "tass", "--config", str(cfg)])
+    out = capsys.readouterr().out
+    assert "↳ [nato-troops-ukraine] Lavrov laughs off question on Macron's remark" in out
+    assert "by alert" not in out and "the rest" not in out

@@ -222,3 +222,34 @@ def test_the_stored_table_of_combining_marks_is_this_pythons_unicode():
         pytest.skip(f"table is for Unicode {_marks.UNIDATA_VERSION}")
     stored = [tuple(int(x, 16) for x in r.split("-")) for r in _marks.MARKS.split()]
     assert stored == mark_ranges()
+
+
+def test_a_pass_reads_each_text_once_whatever_alerts_match_it(monkeypatch) -> None:
+    import monitor.snippet as snippet_module
+
+    made: list[str] = []
+    real = snippet_module._Doc.__init__
+
+    def counting(self: object, text: str) -> None:
+        made.append(text)
+        real(self, text)  # type: ignore[arg-type]
+
+    queries = [parse_query(q) for q in (
+        "nato troops ukraine", "NATO -Gaza", "ukrain* OR kremlin", '"energy grid"', "title:summit",
+        "moscow NEAR/5 ukraine", "Paris", "nato troops ukraine -football",
+    )]  # fmt: skip
+    posts = [
+        {"title": "Summit in Paris", "text": TEXT, "author": "Desk"},
+        {
+            "title": "Kremlin: [UPDATE] NATO",
+            "text": TEXT.replace("NATO", "Alliance"),
+            "author": "Desk",
+        },
+    ]
+    expected = [[snippet(q, p) for q in queries] for p in posts]
+    made.clear()
+    monkeypatch.setattr(snippet_module._Doc, "__init__", counting)
+    snippets = snippet_module.Snippets(queries)
+    assert [[snippets.snippet(q, p) for q in queries] for p in posts] == expected
+    # Each distinct text once: two titles, two bodies, one author's name.
+    assert sorted(made) == sorted({v for p in posts for v in p.values()})
