@@ -1,4 +1,4 @@
-"""A feed origin for bench_poll: N generated RSS 2.0 feeds, each on its own loopback IP.
+"""A feed origin for bench_poll: N generated RSS 2.0 feeds, each on its own loopback IP or all on one.
 
 Run as its own process (`python bench/_server.py --feeds 200 --items 30`) so that its CPU is
 not counted against the client being measured. It prints one JSON line (port, feed URLs) when
@@ -213,8 +213,9 @@ def _bind_all(ips: list[str]) -> tuple[int, list[socket.socket]]:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    ips = [feed_ip(i) for i in range(args.feeds)]
-    port, socks = _bind_all(["127.0.0.1", *ips])
+    # --one-host: every feed on 127.0.0.2, as an outlet serves its sections' feeds from one host.
+    ips = [feed_ip(0) if args.one_host else feed_ip(i) for i in range(args.feeds)]
+    port, socks = _bind_all(["127.0.0.1", *dict.fromkeys(ips)])
     corpus = Corpus(seed=args.seed, tail=5_000)
     feeds = {}
     urls = []
@@ -264,6 +265,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--delay-ms", type=float, default=0.0, help="wait before each answer")
     p.add_argument("--lifetime", type=float, default=3600.0, help="stop after this many seconds")
+    p.add_argument("--one-host", action="store_true", help="every feed on one loopback address")
     args = p.parse_args()
     if not 1 <= args.feeds <= 60_000:
         p.error("--feeds must be between 1 and 60000")

@@ -1,12 +1,13 @@
-"""Benchmark: a `monitor fetch` pass over N local RSS feeds, cold and warm, beside rss2email.
+"""Benchmark: a `monitor fetch` pass over N local RSS feeds, cold and warm, beside rss2email and newsboat.
 
-    python bench/bench_poll.py [--feeds 200] [--items 30] [--reps 5] [--delay-ms 0] [--no-rss2email]
+    python bench/bench_poll.py [--feeds 200] [--items 30] [--reps 5] [--hosts both] [--delay-ms 0]
 
-The feeds are served by bench/_server.py in its own process, each feed on its own loopback
-address (127.0.0.2, 127.0.0.3, ...) like real outlets on their own hosts, so the monitor's
-per-host limit (2) does not serialise the pass. Each tool runs as a whole process, timed from
-outside; its CPU time and peak RSS come from wait4(). See bench/README.md for what each side
-does.
+The feeds are served by bench/_server.py in its own process, all on one loopback address
+(`--hosts one`: an outlet's feeds on its one host, so the monitor's per-host limit of 2 holds)
+or each on its own (`--hosts many`: 127.0.0.2, 127.0.0.3, ...). The monitor runs cold with the
+3 alerts below, with none, and with 10 broad ones that match a third of the posts; each tool
+runs as a whole process, timed from outside; its CPU time and peak RSS come from wait4().
+See bench/README.md for what each side does.
 """
 
 from __future__ import annotations
@@ -37,7 +38,32 @@ ALERTS = {
     "voyska-nato": "НАТО войск* -Песков",
 }
 
-TARGETS = {"cold": 10.0, "warm": 3.0, "rss_mb": 150.0}
+# A desk watching the war: 10 broad alerts, each matching about a third of the generated
+# posts (the same third, as such alerts do), so a cold pass records ~18,000 matches.
+_WAR = (
+    "NATO OR OTAN OR НАТО OR Ukraine OR Украина OR Украины OR Ukrayna OR Kremlin OR Кремль "
+    "OR Kreml OR Putin OR Poutine OR Путин"
+)
+HEAVY_ALERTS = {
+    "war": _WAR,
+    "war-prefix": "Ukrain* OR Украин* OR Ukrayn* OR NATO OR OTAN OR НАТО OR Kreml* OR Кремл* "
+    "OR Putin OR Poutine OR Путин",
+    "war-no-gaza": f"({_WAR}) NOT Gaza",
+    "war-no-sport": f"({_WAR}) -football",
+    "war-russia": f"{_WAR} OR Russia OR Russie OR Россия",
+    "war-leaders": "Putin OR Poutine OR Путин OR Kremlin OR Кремль OR Kreml OR NATO OR OTAN "
+    "OR НАТО OR Ukraine OR Украины OR Ukrayna",
+    "war-ru": "НАТО OR Украин* OR Кремл* OR Путин OR NATO OR Ukraine OR Kremlin OR Putin OR OTAN "
+    "OR Poutine OR Ukrayna OR Kreml",
+    "war-no-drill": f"({_WAR}) -exercise -учения",
+    "war-kyiv": f"{_WAR} OR Kyiv OR Kiev OR Киев",
+    "war-no-ads": f"({_WAR}) NOT sponsored",
+}
+
+TARGETS = {
+    "cold_r2e": 10.0, "cold_newsboat": 3.0, "heavy_r2e": 5.0, "heavy_over_none": 1.5,
+    "us_per_match": 25.0, "warm_r2e": 3.0, "warm_newsboat": 20.0, "rss_mb": 150.0,
+}  # fmt: skip
 
 
 @dataclass
@@ -52,12 +78,16 @@ class Tool:
     name: str
     cold: list[Run] = field(default_factory=list)
     warm: list[Run] = field(default_factory=list)
+    matches: list[int] = field(default_factory=list)
 
     def median(self, phase: str, attr: str) -> float:
         return statistics.median(getattr(r, attr) for r in getattr(self, phase))
 
     def peak_mb(self) -> float:
         return max(r.rss_mb for r in self.cold + self.warm)
+
+    def has(self, phase: str) -> bool:
+        return bool(getattr(self, phase))
 
 
 def measure(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float) -> Run:
@@ -86,9 +116,13 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: 
 class Server:
     """bench/_server.py as a child process; it exits when our end of its stdin closes."""
 
-    def __init__(self, feeds: int, items: int, delay_ms: float, lifetime: float) -> None:
+    def __init__(
+        self, feeds: int, items: int, delay_ms: float, lifetime: float, one_host: bool = False
+    ) -> None:
         cmd = [sys.executable, str(BENCH / "_server.py"), "--feeds", str(feeds), "--items", str(items),
                "--delay-ms", str(delay_ms), "--lifetime", str(lifetime)]  # fmt: skip
+        if one_host:
+            cmd.append("--one-host")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 120)
@@ -116,16 +150,20 @@ class Server:
             self.proc.wait(10)
 
 
-def expect(server: Server, before: dict[str, int], status: str, n: int, what: str) -> None:
-    """The run really fetched what we claim: n answers with `status` and nothing else."""
+def expect(
+    server: Server, before: dict[str, int], status: str, n: int, what: str
+) -> dict[str, int]:
+    """The run really fetched what we claim: n answers with `status` (`200|304`: either)
+    and nothing else."""
     after = server.stats()
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("200", "304", "404")}
-    want = {"200": 0, "304": 0, "404": 0, status: n}
-    if delta != want:
-        raise SystemExit(f"{what}: the server answered {delta}, expected {want}")
+    ok = delta["404"] == 0 and sum(delta[k] for k in status.split("|")) == n
+    if not ok or sum(delta.values()) != n:
+        raise SystemExit(f"{what}: the server answered {delta}, expected {n} × {status}")
+    return delta
 
 
-def monitor_config(path: Path, urls: list[str]) -> None:
+def monitor_config(path: Path, urls: list[str], alerts: dict[str, str]) -> None:
     lines = [
         "[monitor]",
         'database = "monitor.db"',
@@ -135,7 +173,7 @@ def monitor_config(path: Path, urls: list[str]) -> None:
     ]
     for i, url in enumerate(urls):
         lines += [f"[sources.feed-{i:04d}]", 'type = "feed"', f'url = "{url}"', ""]
-    for aid, query in ALERTS.items():
+    for aid, query in alerts.items():
         lines += [
             f"[alerts.{aid}]",
             f"query = {json.dumps(query, ensure_ascii=False)}",
@@ -164,10 +202,10 @@ def r2e_config(r2e: str, path: Path, urls: list[str], env: dict[str, str]) -> No
     data.unlink()
 
 
-def count_posts(db: Path) -> int:
+def count_rows(db: Path, table: str) -> int:
     con = sqlite3.connect(db)
     try:
-        return con.execute("SELECT count(*) FROM posts").fetchone()[0]
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     finally:
         con.close()
 
@@ -178,16 +216,22 @@ def count_seen(data: Path) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(
-        description="Poll N local feeds with `monitor fetch` and rss2email."
+        description="Poll N local feeds with `monitor fetch`, rss2email and newsboat."
     )
     p.add_argument("--feeds", type=int, default=200, help="number of feeds (default 200)")
     p.add_argument("--items", type=int, default=30, help="items per feed (default 30)")
     p.add_argument("--reps", type=int, default=5, help="cold+warm repetitions per tool (default 5)")
+    p.add_argument("--hosts", choices=["one", "many", "both"], default="both",
+                   help="feeds on one loopback address, on one each, or both in turn (default)")  # fmt: skip
     p.add_argument("--delay-ms", type=float, default=0.0,
                    help="the server waits this long before each answer, standing for network "
                    "latency (default 0: bare loopback)")  # fmt: skip
     p.add_argument("--warmup", type=int, default=1, help="uncounted rounds first (default 1)")
-    p.add_argument("--no-rss2email", action="store_true", help="measure the monitor only")
+    p.add_argument("--no-rss2email", action="store_true", help="leave rss2email out")
+    p.add_argument("--no-newsboat", action="store_true", help="leave newsboat out")
+    p.add_argument("--no-heavy", action="store_true",
+                   help="leave out the cold passes with no alerts and with 10 broad ones")  # fmt: skip
+    p.add_argument("--floors", action="store_true", help="also time bench/_floor.py (warm floors)")
     p.add_argument(
         "--python",
         default=sys.executable,
@@ -210,77 +254,103 @@ def main() -> None:
     mon_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     r2e = None if args.no_rss2email else shutil.which("r2e")
     if not args.no_rss2email and r2e is None:
-        print(
-            "rss2email is not installed (`apt-get install -y rss2email`): measuring the monitor only.\n"
-        )
+        print("rss2email is not installed (`apt-get install -y rss2email`): left out.")
+    newsboat = None if args.no_newsboat else shutil.which("newsboat")
+    if not args.no_newsboat and newsboat is None:
+        print("newsboat is not installed (`apt-get install -y newsboat`): left out.")
+    print(
+        f"{args.feeds} feeds × {args.items} items; server delay {args.delay_ms:g} ms; "
+        f"{args.reps} repetitions (medians); {os.cpu_count()} CPUs\n"
+        f"monitor on {_describe_python(args.python)}"
+        + (f"; rss2email on {_describe_python(_script_python(r2e))}" if r2e else "")
+        + (f"; {_newsboat_version(newsboat)}" if newsboat else ""),
+        flush=True,
+    )
+    layouts = ["one", "many"] if args.hosts == "both" else [args.hosts]
+    results = [
+        (layout, run_layout(args, layout, env, mon_env, r2e, newsboat)) for layout in layouts
+    ]
+    for layout, (tools, floors) in results:
+        report(layout, args.feeds, tools, args.feeds * args.items, floors)
 
+
+def run_layout(
+    args: argparse.Namespace,
+    layout: str,
+    env: dict[str, str],
+    mon_env: dict[str, str],
+    r2e: str | None,
+    newsboat: str | None,
+) -> tuple[dict[str, Tool], dict[str, list[Run]]]:
+    """Every tool's rounds against one server, its feeds on one host or on many."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-poll-"))
     # The server's own bound: long enough for every run to hit its --timeout, and no longer.
-    lifetime = 4 * (args.warmup + args.reps) * args.timeout + 600
-    server = Server(args.feeds, args.items, args.delay_ms, lifetime)
+    lifetime = 8 * (args.warmup + args.reps) * args.timeout + 600
+    server = Server(args.feeds, args.items, args.delay_ms, lifetime, one_host=layout == "one")
     n_items = args.feeds * args.items
+    where = "on one loopback address" if layout == "one" else "on their own loopback addresses"
+    print(
+        f"\n{args.feeds} feeds {where} ({server.bytes_per_feed / 1024:.0f} KiB each, "
+        f"{server.gzip_bytes_per_feed / 1024:.0f} KiB gzipped)",
+        flush=True,
+    )
+    python = os.path.abspath(args.python)  # not resolved: a venv's python is a link
+    configs = {"monitor": ALERTS}
+    if not args.no_heavy:
+        configs |= {"no alerts": {}, "10 alerts": HEAVY_ALERTS}
+    for name, alerts in configs.items():
+        monitor_config(tmp / f"{name.replace(' ', '-')}.toml", server.urls, alerts)
+    tools = {name: Tool(name) for name in configs}
+    floors: dict[str, list[Run]] = {"httpx": [], "h11": []}
+    if r2e:
+        r2e_config(r2e, tmp / "r2e.cfg", server.urls, env)
+        tools["rss2email"] = Tool("rss2email")
+    if newsboat:
+        (tmp / "urls").write_text("\n".join(server.urls) + "\n", encoding="utf-8")
+        tools["newsboat"] = Tool("newsboat")
     try:
-        print(
-            f"{args.feeds} feeds × {args.items} items on {args.feeds} loopback addresses "
-            f"({server.bytes_per_feed / 1024:.0f} KiB each, {server.gzip_bytes_per_feed / 1024:.0f} KiB gzipped); "
-            f"server delay {args.delay_ms:g} ms; {args.reps} repetitions; {os.cpu_count()} CPUs\n"
-            f"monitor on {_describe_python(args.python)}"
-            + (f"; rss2email on {_describe_python(_script_python(r2e))}" if r2e else ""),
-            flush=True,
-        )
-        cfg = tmp / "monitor.toml"
-        monitor_config(cfg, server.urls)
-        mon_cmd = [
-            os.path.abspath(args.python),  # not resolved: a venv's python is a link
-            "-m",
-            "monitor",
-            "fetch",
-            "--config",
-            str(cfg),
-            "--no-alerts",
-            "-q",
-        ]
-        tools = [Tool("monitor")]
-        floor: list[Run] = []
-        raw_floor: list[Run] = []
-        if r2e:
-            r2e_config(r2e, tmp / "r2e.cfg", server.urls, env)
-            tools.append(Tool("rss2email"))
         for rep in range(args.warmup + args.reps):
-            # Interleaved, so drift in the machine's load touches both tools alike; warm-up
+            # Interleaved, so drift in the machine's load touches every tool alike; warm-up
             # rounds fill the OS and bytecode caches and are not counted.
             counted = rep >= args.warmup
             run_dir = tmp / f"rep{rep}"
             run_dir.mkdir()
-            db = run_dir / "monitor.db"
-            log = run_dir / "monitor.log"
-            cmd = [*mon_cmd, "--db", str(db)]
-            before = server.stats()
-            cold = measure(cmd, run_dir, mon_env, log, args.timeout)
-            expect(server, before, "200", args.feeds, f"monitor cold run {rep}")
-            if (got := count_posts(db)) != n_items:
-                raise SystemExit(f"monitor cold run {rep}: {got} posts stored, expected {n_items}")
-            before = server.stats()
-            warm = measure(cmd, run_dir, mon_env, log, args.timeout)
-            expect(server, before, "304", args.feeds, f"monitor warm run {rep}")
-            before = server.stats()
-            bare = measure([os.path.abspath(args.python), str(BENCH / "_floor.py"), str(db),
-                            str(run_dir / "floor.db")], run_dir, mon_env, log, args.timeout)  # fmt: skip
-            expect(server, before, "304", args.feeds, f"floor run {rep}")
-            before = server.stats()
-            raw = measure([os.path.abspath(args.python), str(BENCH / "_floor.py"), str(db),
-                           str(run_dir / "floor.db"), "--without-httpx"],
-                          run_dir, mon_env, log, args.timeout)  # fmt: skip
-            expect(server, before, "304", args.feeds, f"floor run without httpx {rep}")
-            line = [
-                f"monitor cold {cold.wall:.2f}s warm {warm.wall:.2f}s "
-                f"(floor {bare.wall:.2f}s, without httpx {raw.wall:.2f}s)"
-            ]
-            if counted:
-                tools[0].cold.append(cold)
-                tools[0].warm.append(warm)
-                floor.append(bare)
-                raw_floor.append(raw)
+            line = []
+            for name in configs:
+                cfg = tmp / f"{name.replace(' ', '-')}.toml"
+                db = run_dir / f"{name.replace(' ', '-')}.db"
+                cmd = [python, "-m", "monitor", "fetch", "--config", str(cfg), "--db", str(db),
+                       "--no-alerts", "-q"]  # fmt: skip
+                log = run_dir / "monitor.log"
+                before = server.stats()
+                cold = measure(cmd, run_dir, mon_env, log, args.timeout)
+                expect(server, before, "200", args.feeds, f"{name} cold run {rep}")
+                if (got := count_rows(db, "posts")) != n_items:
+                    raise SystemExit(
+                        f"{name} cold run {rep}: {got} posts stored, expected {n_items}"
+                    )
+                matches = count_rows(db, "matches")
+                line.append(f"{name} cold {cold.wall:.2f}s")
+                if counted:
+                    tools[name].cold.append(cold)
+                    tools[name].matches.append(matches)
+                if name != "monitor":
+                    continue
+                before = server.stats()
+                warm = measure(cmd, run_dir, mon_env, log, args.timeout)
+                expect(server, before, "304", args.feeds, f"monitor warm run {rep}")
+                line.append(f"warm {warm.wall:.2f}s")
+                if counted:
+                    tools[name].warm.append(warm)
+                if args.floors:
+                    for label, extra in (("httpx", []), ("h11", ["--without-httpx"])):
+                        before = server.stats()
+                        bare = measure([python, str(BENCH / "_floor.py"), str(db),
+                                        str(run_dir / "floor.db"), *extra],
+                                       run_dir, mon_env, log, args.timeout)  # fmt: skip
+                        expect(server, before, "304", args.feeds, f"floor ({label}) run {rep}")
+                        if counted:
+                            floors[label].append(bare)
             if r2e:
                 shutil.copy(tmp / "r2e.cfg", run_dir / "r2e.cfg")
                 data = run_dir / "r2e.json"
@@ -298,8 +368,28 @@ def main() -> None:
                 expect(server, before, "304", args.feeds, f"rss2email warm run {rep}")
                 line.append(f"rss2email cold {cold.wall:.2f}s warm {warm.wall:.2f}s")
                 if counted:
-                    tools[1].cold.append(cold)
-                    tools[1].warm.append(warm)
+                    tools["rss2email"].cold.append(cold)
+                    tools["rss2email"].warm.append(warm)
+            if newsboat:
+                # Its own HOME, so nothing of the user's (config, lock, history) is read.
+                nb_env = {**env, "HOME": str(run_dir)}
+                cache = run_dir / "newsboat.db"
+                cmd = [newsboat, "-x", "reload", "-u", str(tmp / "urls"), "-c", str(cache),
+                       "-C", os.devnull]  # fmt: skip
+                log = run_dir / "newsboat.log"
+                before = server.stats()
+                cold = measure(cmd, run_dir, nb_env, log, args.timeout)
+                expect(server, before, "200", args.feeds, f"newsboat cold run {rep}")
+                if (got := count_rows(cache, "rss_item")) != n_items:
+                    raise SystemExit(f"newsboat cold run {rep}: {got} items, expected {n_items}")
+                # `-x reload` sends no validators (2.21): its warm pass downloads again.
+                before = server.stats()
+                warm = measure(cmd, run_dir, nb_env, log, args.timeout)
+                expect(server, before, "200|304", args.feeds, f"newsboat warm run {rep}")
+                line.append(f"newsboat cold {cold.wall:.2f}s warm {warm.wall:.2f}s")
+                if counted:
+                    tools["newsboat"].cold.append(cold)
+                    tools["newsboat"].warm.append(warm)
             label = f"rep {rep - args.warmup + 1}/{args.reps}" if counted else "warm-up"
             print(f"  {label}: {', '.join(line)}  (load {os.getloadavg()[0]:.1f})", flush=True)
     finally:
@@ -308,7 +398,12 @@ def main() -> None:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    report(tools, n_items, floor, raw_floor)
+    return tools, floors
+
+
+def _newsboat_version(newsboat: str) -> str:
+    out = subprocess.run([newsboat, "--version"], capture_output=True, text=True, timeout=60)
+    return out.stdout.splitlines()[0].split(" - ")[0] if out.stdout else "newsboat"
 
 
 def _script_python(script: str) -> str:
@@ -326,61 +421,57 @@ def _describe_python(python: str) -> str:
     return f"{python} (Python {out[0]} from {out[1]})" if len(out) == 2 else python
 
 
-def report(tools: list[Tool], n_items: int, floor: list[Run], raw_floor: list[Run]) -> None:
-    print()
-    head = f"{'tool':<10} {'cold wall s':>11} {'items/s':>9} {'cold CPU s':>10} {'warm wall s':>11} {'warm CPU s':>10} {'peak RSS MB':>11}"
+def report(
+    layout: str, n_feeds: int, tools: dict[str, Tool], n_items: int, floors: dict[str, list[Run]]
+) -> None:
+    where = "one host" if layout == "one" else f"{n_feeds} hosts"
+    print(f"\n{where}: medians")
+    head = (f"{'tool':<10} {'cold wall s':>11} {'items/s':>9} {'cold CPU s':>10} {'warm wall s':>11} "
+            f"{'warm CPU s':>10} {'peak RSS MB':>11}")  # fmt: skip
     print(head)
     print("-" * len(head))
-    rows = {}
-    for t in tools:
-        cold, warm = t.median("cold", "wall"), t.median("warm", "wall")
-        rows[t.name] = (
-            cold,
-            n_items / cold,
-            t.median("cold", "cpu"),
-            warm,
-            t.median("warm", "cpu"),
-            t.peak_mb(),
-        )
-        c, ips, ccpu, w, wcpu, rss = rows[t.name]
-        print(
-            f"{t.name:<10} {c:>11.2f} {ips:>9.0f} {ccpu:>10.2f} {w:>11.2f} {wcpu:>10.2f} {rss:>11.1f}"
-        )
-    m = rows["monitor"]
-    if "rss2email" in rows:
-        r = rows["rss2email"]
-        print(
-            f"{'r2e/mon':<10} {r[0] / m[0]:>10.1f}× {m[1] / r[1]:>8.1f}× {r[2] / m[2]:>9.1f}× "
-            f"{r[3] / m[3]:>10.1f}× {r[4] / m[4]:>9.1f}× {r[5] / m[5]:>10.2f}×"
-        )
-    print("\n(medians; peak RSS is the highest of all runs of the tool; MB = MiB)")
+    med: dict[str, dict[str, float]] = {}
+    for t in tools.values():
+        row = {"cold": t.median("cold", "wall"), "cold_cpu": t.median("cold", "cpu")}
+        if t.has("warm"):
+            row |= {"warm": t.median("warm", "wall"), "warm_cpu": t.median("warm", "cpu")}
+        med[t.name] = row
+        warm = f"{row['warm']:>11.2f} {row['warm_cpu']:>10.2f}" if t.has("warm") else f"{'':>22}"
+        print(f"{t.name:<10} {row['cold']:>11.2f} {n_items / row['cold']:>9.0f} "
+              f"{row['cold_cpu']:>10.2f} {warm} {t.peak_mb():>11.1f}")  # fmt: skip
+    print("(monitor: 3 alerts; no alerts; 10 alerts matching a third of the posts; MB = MiB)")
     print("targets (reported, not asserted):")
-    if "rss2email" in rows:
-        r = rows["rss2email"]
-        for label, ratio, goal in (
-            ("cold", r[0] / m[0], TARGETS["cold"]),
-            ("warm", r[3] / m[3], TARGETS["warm"]),
-        ):
-            verdict = "met" if ratio >= goal else "NOT met"
-            print(f"  {label} ≥{goal:g}× faster than rss2email: {ratio:.1f}× — {verdict}")
-    else:
-        print("  cold/warm ratios: rss2email not measured")
-    for what, runs in (
-        ("Python, asyncio, httpx, sqlite3", floor),
-        ("the same without httpx: h11 on asyncio streams", raw_floor),
-    ):
-        bare = statistics.median(r.wall for r in runs)
-        print(
-            f"  warm floor (bench/_floor.py: {what} and the same conditional GETs, nothing "
-            f"else): {bare:.3f}s"
-            + (
-                f", {rows['rss2email'][3] / bare:.1f}× faster than rss2email"
-                if "rss2email" in rows
-                else ""
+    m = med["monitor"]
+
+    def verdict(label: str, ratio: float, goal: float, above: bool = True) -> None:
+        ok = ratio >= goal if above else ratio <= goal
+        sign = "≥" if above else "≤"
+        print(f"  {label} {sign}{goal:g}: {ratio:.2f} — {'met' if ok else 'NOT met'}")
+
+    for anchor, cold_goal, warm_goal in (("rss2email", "cold_r2e", "warm_r2e"),
+                                         ("newsboat", "cold_newsboat", "warm_newsboat")):  # fmt: skip
+        if anchor not in med:
+            continue
+        a = med[anchor]
+        verdict(f"cold, {anchor}/monitor ×", a["cold"] / m["cold"], TARGETS[cold_goal])
+        verdict(f"warm, {anchor}/monitor ×", a["warm"] / m["warm"], TARGETS[warm_goal])
+    if "10 alerts" in med:
+        h, none = med["10 alerts"], med["no alerts"]
+        matches = statistics.median(tools["10 alerts"].matches)
+        if "rss2email" in med:
+            verdict("cold, 10 alerts: rss2email/monitor ×", med["rss2email"]["cold"] / h["cold"],
+                    TARGETS["heavy_r2e"])  # fmt: skip
+        verdict("cold, 10 alerts / no alerts (wall) ×", h["cold"] / none["cold"],
+                TARGETS["heavy_over_none"], above=False)  # fmt: skip
+        per = (h["cold_cpu"] - none["cold_cpu"]) / max(matches, 1) * 1e6
+        verdict(f"CPU per match over {matches:,.0f} matches, µs", per, TARGETS["us_per_match"],
+                above=False)  # fmt: skip
+    for label, runs in floors.items():
+        if runs:
+            print(
+                f"  warm floor (bench/_floor.py, {label}): {statistics.median(r.wall for r in runs):.3f}s"
             )
-        )
-    verdict = "met" if m[5] < TARGETS["rss_mb"] else "NOT met"
-    print(f"  monitor peak RSS < {TARGETS['rss_mb']:g} MB: {m[5]:.1f} MB — {verdict}")
+    verdict("monitor peak RSS MB", tools["monitor"].peak_mb(), TARGETS["rss_mb"], above=False)
 
 
 if __name__ == "__main__":
