@@ -156,7 +156,9 @@ class Daemon:
         log.info("metrics at http://%s/metrics", address)
         return metrics, server
 
-    def _beat(self, started_at: str) -> None:
+    async def _beat(self, started_at: str) -> None:
+        # A coroutine, so that it runs on the event loop: APScheduler runs a plain function
+        # in a thread, whose transaction would collide with the loop's on the one connection.
         from monitor import health
 
         try:

@@ -224,3 +224,15 @@ def test_the_dockerfile_builds_from_files_that_exist_and_runs_the_daemon():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_every_daemon_job_that_writes_runs_on_the_event_loop():
+    # APScheduler runs a plain function in a worker thread: a job that writes to the archive
+    # there opens a transaction on the loop's connection while the loop has one open
+    # ("cannot start a transaction within a transaction"), now and then.
+    import inspect
+
+    from monitor.schedule import Daemon
+
+    for job in ("_beat", "_run_source", "_deliver", "_check_sources"):
+        assert inspect.iscoroutinefunction(getattr(Daemon, job)), job
