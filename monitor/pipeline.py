@@ -99,6 +99,9 @@ async def run_source(
     started = time.monotonic()
     # Logged once, when the fetch ends: a row per fetch, written with the posts it saved.
     started_at = now_iso()
+    # What was logged before this fetch began: a fetch logged after it, of this source, may
+    # have started later (another process's) and saved a newer answer first.
+    logged_before = store.last_fetch_id()
     state = store.source_state(source.id)
     timeout = source.timeout or config.monitor.timeout
     ctx = FetchContext(http=http, state=copy.deepcopy(state), timeout=timeout, parser=parser)
@@ -116,13 +119,28 @@ async def run_source(
             source, config, store, started_at, exc, error, started, ctx.log, ctx.http_status
         )
     try:
+        heard = list(ctx.log)  # what the fetch said: the write may run twice (a group failed)
+
         # A crash after this commit can't lose an alert: the posts stay above the search mark
         # until a `match_pending` indexes and matches them, in its own commit.
         def write(db: sqlite3.Connection) -> tuple[SaveResult, PassMatches]:
-            saved = store.save_posts(db, source.id, collected.posts)
+            # Posts only move forward: an answer older than one saved already (two processes
+            # fetched the source at once; this one began first and saves last) adds the posts
+            # the archive lacks, and leaves the ones the newer fetch saved as it saved them.
+            older = store.newer_fetch_saved(db, source.id, started_at, logged_before)
+            saved = store.save_posts(
+                db, source.id, collected.posts, older_than=started_at if older else None
+            )
+            notices = list(heard)
+            if saved.stale:
+                notices.append(
+                    f"{saved.stale} posts left as a newer fetch of this source saved them: "
+                    "this answer began earlier and was saved later"
+                )
+            ctx.log[:] = notices
             store.finish_fetch_ok(
-                db, source.id, started_at, collected.http_status, saved, ctx.state,
-                [config.redact(n) for n in ctx.log],
+                db, source.id, started_at, collected.http_status, saved,
+                None if older else ctx.state, [config.redact(n) for n in notices],
             )  # fmt: skip
             # An edit took the post's old version out of the index: its new one goes in
             # before this commits, so that no search in between misses the post.

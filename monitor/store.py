@@ -292,6 +292,9 @@ class SaveResult:
     # Changed posts this save took out of the search index: the transaction must index them
     # again (match_pending) before it commits, or a search would miss them in between.
     unindexed: int = 0
+    # Stored posts this save left as they were because a newer fetch had saved them (an older
+    # answer, saved last): their content here is not news but the past.
+    stale: int = 0
 
 
 _FTS_COLUMNS = ("title", "text", "transcript", "author")
@@ -560,6 +563,23 @@ class Store:
 
     # -- fetch log -----------------------------------------------------------------------
 
+    def last_fetch_id(self) -> int:
+        """The newest fetch row: a fetch notes it as it begins, to know what was logged since."""
+        return self.db.execute("SELECT coalesce(max(id), 0) FROM fetches").fetchone()[0]
+
+    @staticmethod
+    def newer_fetch_saved(
+        db: sqlite3.Connection, source_id: str, started_at: str, after_id: int
+    ) -> bool:
+        """Whether a fetch of this source that started no earlier than `started_at` (to the
+        second, so a tie counts) has saved since fetch row `after_id`: another process's."""
+        row = db.execute(
+            "SELECT 1 FROM fetches WHERE source_id = ? AND id > ? AND ok = 1 AND started_at >= ?"
+            " LIMIT 1",
+            (source_id, after_id, started_at),
+        ).fetchone()
+        return row is not None
+
     def finish_fetch_failed(
         self,
         db: sqlite3.Connection,
@@ -591,21 +611,29 @@ class Store:
         started_at: str,
         http_status: int | None,
         result: SaveResult,
-        state: dict[str, Any],
+        state: dict[str, Any] | None,
         notices: list[str] | None = None,
     ) -> None:
-        """Log a fetch that worked, in the transaction that saved its posts."""
+        """Log a fetch that worked, in the transaction that saved its posts.
+
+        With `state` None, a newer fetch has saved since this one began: its validators and
+        cursors, and its start as the source's last fetch, are kept.
+        """
         finished = now_iso()
         db.execute(
             "INSERT INTO fetches (source_id, started_at, finished_at, ok, http_status, new, "
             "updated) VALUES (?, ?, ?, 1, ?, ?, ?)",
             (source_id, started_at, finished, http_status, result.new, result.updated),
         )
+        older = state is None
         db.execute(
-            "UPDATE sources SET last_fetched_at = ?, last_ok_at = ?, last_error = NULL, "
-            "failures = 0, next_attempt_at = NULL, state = ?, notices = ?, failing_since = NULL, "
+            "UPDATE sources SET last_fetched_at = CASE WHEN ? THEN "
+            "max(coalesce(last_fetched_at, ''), ?) ELSE ? END, last_ok_at = ?, "
+            "last_error = NULL, failures = 0, next_attempt_at = NULL, state = coalesce(?, state), "
+            "notices = ?, failing_since = NULL, "
             "last_new_at = CASE WHEN ? THEN ? ELSE last_new_at END WHERE id = ?",
-            (started_at, finished, json.dumps(state, ensure_ascii=False), _notices(notices),
+            (older, started_at, started_at, finished,
+             None if older else json.dumps(state, ensure_ascii=False), _notices(notices),
              result.new > 0, finished, source_id),
         )  # fmt: skip
 
@@ -633,13 +661,22 @@ class Store:
     # -- posts ---------------------------------------------------------------------------
 
     def save_posts(
-        self, db: sqlite3.Connection, source_id: str, posts: Iterable[Post]
+        self,
+        db: sqlite3.Connection,
+        source_id: str,
+        posts: Iterable[Post],
+        *,
+        older_than: str | None = None,
     ) -> SaveResult:
         """Insert new posts, version changed ones, leave unchanged ones untouched.
 
         Runs inside the caller's transaction. New and changed posts get a rev above the search
         mark: `index_pending` indexes them, and the alerts run on them, in a later step (in the
         same transaction for the daemon, once per pass for `monitor fetch`).
+
+        `older_than` is the start of this fetch when a newer fetch of the source has saved
+        since it began: a stored post written since then is left as it is (counted in
+        `stale`), as that newer answer had it, rather than taken back to this older one.
         """
         result = SaveResult()
         posts = list(posts)
@@ -690,6 +727,11 @@ class Store:
                 old["kind"],
             ) != (post.url, post.published_at or old["published_at"], post.lang, media, post.kind)
             if not (index_changed or meta_changed):
+                continue
+            if older_than is not None and old["updated_at"] >= older_than:
+                # Saved (to the second) since this fetch began: by the newer one. Written before
+                # this fetch began, it is older than this answer, which is saved as usual.
+                result.stale += 1
                 continue
             transcript = post.transcript or old["transcript"]
             version = old["version"] + 1 if content_changed else old["version"]
@@ -772,7 +814,7 @@ class Store:
         """The stored rows of these post ids, in one query per few hundred."""
         sql = (
             "SELECT id, rev, version, title, text, transcript, author, url, published_at, "
-            "lang, media, extra, kind FROM posts WHERE id IN ({})"
+            "lang, media, extra, kind, updated_at FROM posts WHERE id IN ({})"
         )
         return {row["id"]: row for row in _where_in(db, sql, pids)}
 

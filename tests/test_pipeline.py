@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -25,12 +26,20 @@ class FakeSource(SourceConfig):
 
     name: str
     feeds: ClassVar[dict[str, list[Post] | Exception]] = {}
+    # A fetch of a gated source takes its answer, then waits for the gate before it returns
+    # (a slow answer): `held` says it has its answer.
+    gates: ClassVar[dict[str, asyncio.Event]] = {}
+    held: ClassVar[set[str]] = set()
 
     async def collect(self, ctx: FetchContext) -> Collected:
         ctx.state["calls"] = ctx.state.get("calls", 0) + 1
         found = self.feeds[self.name]
         if isinstance(found, Exception):
             raise found
+        gate = self.gates.pop(self.name, None)
+        if gate is not None:
+            self.held.add(self.name)
+            await gate.wait()
         return Collected(list(found), http_status=200)
 
 
@@ -38,6 +47,8 @@ class FakeSource(SourceConfig):
 def env(tmp_path, monkeypatch):
     monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
     FakeSource.feeds.clear()
+    FakeSource.gates.clear()
+    FakeSource.held.clear()
     config = parse_config(
         {
             "monitor": {"database": str(tmp_path / "m.db")},
@@ -390,3 +401,52 @@ async def test_the_same_link_from_a_second_source_is_recorded_but_not_sent_again
     assert b.notices == [
         "alert troops: 1 match on links it already matched from a recorded but not sent"
     ]
+
+
+async def test_older_answer_saved_after_a_newer_one_does_not_bring_the_post_back(env):
+    # Two processes fetch one source at once; the one that started first is answered first
+    # but saves last. Its answer must not overwrite what the later fetch saved: the post would
+    # go back to its old text (a spurious version, and an alert for an edit that never was),
+    # then forward again at the next fetch. Its posts that are not in the archive yet are kept.
+    config, store = env
+    FakeSource.feeds["a"] = [
+        Post("t1", None, title="Talks in Antalya", text="No comment."),
+        Post("t3", None, title="Old news"),
+    ]
+    await run(config, store, "a")
+    # t3 was saved before the older fetch began (a minute ago): only the older answer has
+    # it (the newer one is a page that it fell off), and its edit there is news.
+    store.db.execute("UPDATE posts SET updated_at = '2026-01-01T00:00:00Z'")
+    other = Store(config.database)  # the other process: its own connection to the file
+    try:
+        FakeSource.feeds["a"] = [
+            Post("t1", None, title="Talks in Antalya", text="On NATO troops in Ukraine: no."),
+            Post("t2", None, title="Only the older answer has it"),
+            Post("t3", None, title="Old news, corrected"),
+        ]
+        FakeSource.gates["a"] = gate = asyncio.Event()
+        older = asyncio.create_task(run(config, store, "a"))
+        while "a" not in FakeSource.held:
+            await asyncio.sleep(0.01)
+        FakeSource.feeds["a"] = [
+            Post("t1", None, title="Talks in Antalya", text="Talks went well, no word on troops.")
+        ]
+        newer = await run(config, other, "a")
+        assert newer.ok and newer.updated == 1
+        assert (await run(config, other, "a")).updated == 0  # the source's state moves on
+        gate.set()
+        r = await older
+    finally:
+        other.close()
+    assert r.ok and r.new == 1 and r.updated == 1 and r.matches == []
+    assert any("newer" in n for n in r.notices), r.notices
+    versions = store.db.execute(
+        "SELECT v.text FROM post_versions v JOIN posts p ON p.id = v.post_id "
+        "WHERE p.external_id = 't1' ORDER BY v.version"
+    ).fetchall()
+    assert [v[0] for v in versions] == ["No comment.", "Talks went well, no word on troops."]
+    titles = [t[0] for t in store.db.execute("SELECT title FROM posts ORDER BY external_id")]
+    assert titles == ["Talks in Antalya", "Only the older answer has it", "Old news, corrected"]
+    assert store.db.execute("SELECT count(*) FROM matches").fetchone()[0] == 0
+    # The newer fetches' validators and cursors are kept, not the older answer's.
+    assert json.loads(store.source("a")["state"]) == {"calls": 3}
