@@ -45,7 +45,7 @@ class MonitorSettings:
     per_host: int = 2
     concurrency: int = 32  # requests in flight across all hosts
     allow_private: bool = False
-    jitter: Duration = 30.0  # at most this much (and at most a tenth of `every`) added per run
+    jitter: Duration = 30.0  # a run within half this (and a twentieth of `every`) of its slot
     metrics: str | None = None  # host:port where the daemon serves Prometheus metrics
 
     def validate(self) -> list[str]:

@@ -1,0 +1,56 @@
+"""The daemon's schedule keeps time: each source averages `every`, its jitter spread around it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from monitor.config import load_config
+from monitor.schedule import Daemon
+from tests.origin import Origin, Route
+from tests.test_end_to_end import LAVROV, rss
+
+
+async def _source_trigger(cfg) -> object:
+    """The trigger the daemon gave a source's job, read from the running daemon."""
+    daemon = Daemon(load_config(cfg))
+    task = asyncio.create_task(daemon.run())
+    try:
+        for _ in range(200):
+            scheduler = getattr(daemon, "scheduler", None)
+            if scheduler is not None and scheduler.running:
+                return scheduler.get_job("source:tass").trigger
+            await asyncio.sleep(0.05)
+        raise AssertionError("the daemon did not start")
+    finally:
+        daemon.stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def test_an_hour_of_runs_every_minute_averages_a_minute_with_no_drift(tmp_path):
+    with Origin() as origin:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV))
+        cfg = tmp_path / "m.toml"
+        cfg.write_text(
+            f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nevery = "1m"\njitter = "6s"\n'
+            f'[sources.tass]\ntype = "feed"\nurl = "{origin.url("/tass.xml")}"\n'
+        )
+        trigger = asyncio.run(_source_trigger(cfg))
+
+    # An hour as APScheduler lives it: each run's time is handed back to get the next.
+    first = trigger.get_next_fire_time(None, datetime.now(UTC))
+    runs = [first]
+    for _ in range(60 * 5):  # five hours
+        runs.append(trigger.get_next_fire_time(runs[-1], runs[-1]))
+    times = [r.timestamp() for r in runs]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    hour = times[60] - times[0]
+    # 60 runs an hour, not 57: the jitter (6 s here) does not add up from run to run.
+    assert abs(hour / 60 - 60) <= 0.1 + 1e-6, hour / 60
+    # No drift: the 300th run is within half the jitter of its slot, as the first ones are,
+    # so the runs of a cycle stay as close together as they began.
+    for k, at in enumerate(times):
+        assert abs(at - (times[0] + 60 * k)) <= 3 + 1e-6, (k, at - times[0])
+    assert min(gaps) >= 60 - 6 - 1e-6 and max(gaps) <= 60 + 6 + 1e-6
+    # Jitter is spread both ways around the slot, not only added.
+    assert min(gaps) < 60 < max(gaps)
