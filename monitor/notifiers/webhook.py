@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from monitor.http import retry_after_seconds
+from monitor.http import MAX_RETRY_AFTER, retry_after_seconds
 from monitor.notifiers import message
 from monitor.notifiers.base import DeliveryError, NotifierConfig
 
@@ -124,6 +124,8 @@ class WebhookNotifier(NotifierConfig):
             return
         reason = f"HTTP {status} {reason_phrase}"
         if retry_after is not None:
+            # The wait the outbox applies, held to a day as a source's is, not the one asked.
+            retry_after = min(retry_after, MAX_RETRY_AFTER)
             reason += f" (Retry-After {retry_after:.0f}s)"
         if excerpt:
             reason += f": {excerpt}"

@@ -165,6 +165,30 @@ async def test_retry_after_is_passed_on(webhook_server: WebhookServer, http: Htt
     assert info.value.retry_after == 120
 
 
+async def test_a_huge_retry_after_is_shown_as_the_day_it_is_held_to(
+    webhook_server: WebhookServer, http: Http, tmp_path
+) -> None:
+    from monitor.config import parse_config
+    from monitor.outbox import deliver_due
+    from monitor.store import Store
+    from tests.test_outbox import seed
+
+    webhook_server.status = 503
+    webhook_server.reply_headers = {"Retry-After": "1000000000"}
+    config = parse_config(
+        {"monitor": {"database": str(tmp_path / "m.db")},
+         "notifiers": {"hook": {"type": "webhook", "url": webhook_server.url}}},
+        env={},
+    )  # fmt: skip
+    store = Store(config.database)
+    seed(store, 1)
+    result = await deliver_due(store, config, http)
+    (last_error,) = store.db.execute("SELECT last_error FROM deliveries").fetchone()
+    store.close()
+    assert "(Retry-After 86400s)" in last_error, last_error
+    assert "1000000000" not in last_error and "1000000000" not in result.errors[0]
+
+
 async def test_redirect_is_not_followed_and_not_counted_as_delivered(
     webhook_server: WebhookServer, http: Http
 ) -> None:
