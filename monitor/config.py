@@ -425,9 +425,45 @@ _AT_LEAST = {"every": 1.0, "timeout": 1.0, "max_age": 1.0, "failing_for": 1.0, "
 
 
 def _redact(text: str, secrets: frozenset[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    if not secrets:
+        return text
+    return _secrets_pattern(secrets).sub("***", text)
+
+
+# How a character of a secret may be written once a client has rewritten the text it is in:
+# as is, percent-encoded (any case, any byte of its UTF-8), `+` for a space (forms),
+# JSON's \uXXXX and \" \\ \/, or an HTML entity.
+_ESCAPES = {'"': ('\\"', "&quot;", "&#34;"), "\\": ("\\\\",), "/": ("\\/",), "&": ("&amp;",),
+            "<": ("&lt;",), ">": ("&gt;",), "'": ("&#39;", "&#x27;"), " ": ("+",)}  # fmt: skip
+
+
+@functools.cache
+def _secrets_pattern(secrets: frozenset[str]) -> re.Pattern[str]:
+    """Every way a secret may be written, longest secret first.
+
+    httpx percent-encodes a URL before it logs it (`q=a b` becomes `q=a%20b`), so a secret
+    with a space, a slash or a letter beyond ASCII in it no longer equals its masked string;
+    a JSON or HTML answer quoted in an error escapes it differently again. Each character
+    matches any of its encodings, whichever a client chose.
+    """
+
+    def char(c: str) -> str:
+        encoded = [
+            "".join(f"%{b:02x}" for b in c.encode("utf-8", "surrogatepass")),
+            "".join(f"\\\\u{u:04x}" for u in _utf16(c)),
+            *(re.escape(e) for e in _ESCAPES.get(c, ())),
+        ]
+        return f"{re.escape(c)}|(?i:{'|'.join(encoded)})"
+
+    alternatives = ["".join(f"(?:{char(c)})" for c in secret)
+                    for secret in sorted(secrets, key=len, reverse=True)]  # fmt: skip
+    return re.compile("|".join(alternatives))
+
+
+def _utf16(c: str) -> list[int]:
+    """The UTF-16 code units of a character, as JSON's \\u escapes write it (a pair beyond U+FFFF)."""
+    data = c.encode("utf-16-be", "surrogatepass")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
 
 
 @functools.cache
