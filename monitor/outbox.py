@@ -28,6 +28,18 @@ FIRST_RETRY = 30.0
 MAX_RETRY = 3600.0
 MAX_DIGEST = 200  # matches in one digest message
 CLAIM_MARGIN = 10.0  # a send is cut at timeout + 5 s, so the claim outlives it
+# Messages in flight to one notifier, and to all of them: a receiver that hangs holds a few
+# sends of its own, never the others' (a slow webhook made a healthy one wait 17.6 s).
+PER_NOTIFIER = 4
+IN_ALL = 32
+
+
+class SendLimits:
+    """The bound on messages in flight in all, shared by every delivery run of a process."""
+
+    def __init__(self, in_all: int = IN_ALL, per_notifier: int = PER_NOTIFIER) -> None:
+        self.in_all = asyncio.Semaphore(in_all)
+        self.per_notifier = per_notifier
 
 
 @dataclass
@@ -49,19 +61,33 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> float:
 
 
 async def deliver_due(
-    store: Store, config: Config, http: Http, *, force: bool = False, now: float | None = None
+    store: Store,
+    config: Config,
+    http: Http,
+    *,
+    force: bool = False,
+    now: float | None = None,
+    notifier: str | None = None,
+    limits: SendLimits | None = None,
 ) -> OutboxResult:
     """Send every delivery that is due (or, with `force`, every pending and failed one).
+
+    Each notifier's messages go out on their own, a few at a time, beside the others': one
+    receiver that hangs never delays another's. With `notifier`, only that one's deliveries
+    (the daemon runs one such call per notifier, so that a new match need not wait for a
+    hanging receiver's run to end); `limits` bounds the messages in flight across calls.
 
     A delivery's attempt is counted before it is sent, so a crash mid-send leaves it pending
     with its id unchanged: it is sent again, and the receiver can tell it is the same one.
     """
     now = time.time() if now is None else now
+    limits = limits or SendLimits()
     statuses = ("pending", "failed") if force else ("pending",)
+    only = " AND notifier = ?" if notifier is not None else ""
     rows = store.db.execute(
-        f"SELECT * FROM deliveries WHERE status IN ({','.join('?' * len(statuses))}) "
+        f"SELECT * FROM deliveries WHERE status IN ({','.join('?' * len(statuses))}){only} "
         "ORDER BY created_at, rowid",
-        statuses,
+        (*statuses, notifier) if notifier is not None else statuses,
     ).fetchall()
 
     def is_due(row: Any) -> bool:
@@ -77,7 +103,9 @@ async def deliver_due(
     result = OutboxResult()
     await asyncio.gather(
         *(
-            _recorded(result, _deliver_to(store, config, http, nid, items, result, now, force))
+            _recorded(
+                result, _deliver_to(store, config, http, nid, items, result, now, force, limits)
+            )
             for nid, items in by_notifier.items()
         )
     )
@@ -128,6 +156,12 @@ def _batches(
     return batches
 
 
+def due_notifiers(store: Store) -> list[str]:
+    """The notifiers with deliveries pending (due or not: `deliver_due` decides)."""
+    rows = store.db.execute("SELECT DISTINCT notifier FROM deliveries WHERE status = 'pending'")
+    return [row[0] for row in rows]
+
+
 async def _deliver_to(
     store: Store,
     config: Config,
@@ -137,51 +171,82 @@ async def _deliver_to(
     result: OutboxResult,
     now: float,
     force: bool,
+    limits: SendLimits,
 ) -> None:
     notifier = config.notifiers.get(notifier_id)
-    for batch in _batches(notifier, rows, now, force):
-        if notifier is None:
+    batches = _batches(notifier, rows, now, force)
+    if notifier is None:
+        for batch in batches:
             _record_failure(
                 store, config, batch, f"notifier {notifier_id!r} is not configured", None, result
             )
-            continue
-        digest = bool(notifier.digest)
-        batch = _claim(store, batch, lease=notifier.timeout + CLAIM_MARGIN, digest=digest)
-        if not batch:
-            continue
-        ids = [row["id"] for row in batch]
-        # A digest is identified by its first delivery: the same id on every retry.
-        message_id = (batch[0]["batch"] or ids[0]) if digest else ids[0]
-        # The targets an earlier try reached (a notifier with several URLs): not sent again.
-        reached = frozenset(json.loads(batch[0]["reached"] or "[]"))
-        try:
-            await asyncio.wait_for(
-                notifier.send(
-                    [json.loads(row["payload"]) for row in batch], message_id, http, reached=reached
-                ),
-                notifier.timeout + 5,
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a notifier's failure is recorded, never raised
-            if isinstance(exc, DeliveryError):
-                reason = str(exc)
-            elif isinstance(exc, TimeoutError):
-                reason = "timed out"
-            else:
-                reason = f"internal error: {type(exc).__name__}: {exc}"
-            retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
-            if isinstance(exc, DeliveryError) and exc.reached:
-                reached = exc.reached
-            _record_failure(store, config, batch, reason, retry_after, result, reached)
-            continue
-        with store.transaction() as db:
-            db.executemany(
-                "UPDATE deliveries SET status = 'sent', sent_at = ?, last_error = NULL, "
-                "next_attempt_at = NULL, claimed_until = NULL WHERE id = ?",
-                [(now_iso(), i) for i in ids],
-            )
-        result.sent += len(ids)
+        return
+    queue = iter(batches)
+    broken: list[sqlite3.Error] = []
+
+    async def sender() -> None:
+        # The senders share one queue: the messages start in order, a few at a time.
+        for batch in queue:
+            if broken:
+                return  # the archive failed: the round stops where it is
+            async with limits.in_all:
+                try:
+                    await _send(store, config, http, notifier, batch, result)
+                except sqlite3.Error as exc:
+                    broken.append(exc)
+                    return
+
+    await asyncio.gather(*(sender() for _ in range(min(limits.per_notifier, len(batches)))))
+    if broken:
+        raise broken[0]
+
+
+async def _send(
+    store: Store,
+    config: Config,
+    http: Http,
+    notifier: NotifierConfig,
+    batch: list[Any],
+    result: OutboxResult,
+) -> None:
+    digest = bool(notifier.digest)
+    # Claimed only now, with a slot to send in: a lease taken while waiting could run out.
+    batch = _claim(store, batch, lease=notifier.timeout + CLAIM_MARGIN, digest=digest)
+    if not batch:
+        return
+    ids = [row["id"] for row in batch]
+    # A digest is identified by its first delivery: the same id on every retry.
+    message_id = (batch[0]["batch"] or ids[0]) if digest else ids[0]
+    # The targets an earlier try reached (a notifier with several URLs): not sent again.
+    reached = frozenset(json.loads(batch[0]["reached"] or "[]"))
+    try:
+        await asyncio.wait_for(
+            notifier.send(
+                [json.loads(row["payload"]) for row in batch], message_id, http, reached=reached
+            ),
+            notifier.timeout + 5,
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a notifier's failure is recorded, never raised
+        if isinstance(exc, DeliveryError):
+            reason = str(exc)
+        elif isinstance(exc, TimeoutError):
+            reason = "timed out"
+        else:
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+        retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
+        if isinstance(exc, DeliveryError) and exc.reached:
+            reached = exc.reached
+        _record_failure(store, config, batch, reason, retry_after, result, reached)
+        return
+    with store.transaction() as db:
+        db.executemany(
+            "UPDATE deliveries SET status = 'sent', sent_at = ?, last_error = NULL, "
+            "next_attempt_at = NULL, claimed_until = NULL WHERE id = ?",
+            [(now_iso(), i) for i in ids],
+        )
+    result.sent += len(ids)
 
 
 def _claim(store: Store, batch: list[Any], lease: float, digest: bool = False) -> list[Any]:

@@ -102,12 +102,14 @@ class Daemon:
         self.archive_failures = 0  # writes to the archive that failed in a row
         self.archive_wait_until = 0.0
         self.probing = False  # one source is trying whether the archive can be written again
+        self.delivering: dict[str, asyncio.Task[Any]] = {}  # notifier → its delivery run
 
     async def run(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
         from monitor.match import match_pending
+        from monitor.outbox import SendLimits
         from monitor.runner import make_http, open_store
 
         config = self.config
@@ -131,6 +133,7 @@ class Daemon:
 
         self.ident, started_at = health.daemon_id(), now_iso()
         self.http = make_http(config)
+        self.limits = SendLimits()  # messages in flight, across the notifiers' runs
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         rows = {r["id"]: r for r in self.store.source_rows()}
         now = time.time()
@@ -349,18 +352,47 @@ class Daemon:
                 job.modify(next_run_time=datetime.now(UTC))
 
     async def _deliver(self) -> None:
-        from monitor.outbox import deliver_due
+        """Start a delivery run for each notifier with deliveries pending and none running.
+
+        The job itself returns at once: a receiver that hangs keeps its own run busy until
+        its timeouts, while a new match for another notifier goes out at once.
+        """
+        from monitor.outbox import due_notifiers
 
         if self._archive_closed("outbox"):
             return
-        result = await self._tracked(deliver_due(self.store, self.config, self.http))
+        try:
+            due = due_notifiers(self.store)
+        except sqlite3.Error as exc:  # the archive could not be read: the next tick tries again
+            log.warning("deliveries: %s", exc)
+            return
+        for notifier in due:
+            if notifier not in self.delivering and not self.stop.is_set():
+                task = asyncio.ensure_future(self._deliver_to(notifier))
+                self.delivering[notifier] = task
+                task.add_done_callback(lambda _, n=notifier: self.delivering.pop(n, None))
+
+    async def _deliver_to(self, notifier: str) -> None:
+        from monitor.outbox import deliver_due
+        from monitor.pipeline import describe_error
+
+        try:
+            result = await self._tracked(
+                deliver_due(
+                    self.store, self.config, self.http, notifier=notifier, limits=self.limits
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - the archive failed: the next run tries again
+            log.warning("deliveries to %s: %s", notifier, describe_error(exc))
+            return
         if result is None:
             return
         if result.archive_error or result.sent or result.retrying or result.failed:
             self._archive_result(result.archive_error)
         if result.sent or result.retrying or result.failed:
             log.info(
-                "deliveries: %d sent, %d to retry, %d failed",
+                "deliveries to %s: %d sent, %d to retry, %d failed",
+                notifier,
                 result.sent,
                 result.retrying,
                 result.failed,

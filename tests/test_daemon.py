@@ -129,3 +129,107 @@ def test_the_daemon_tells_the_desk_a_source_has_been_failing_for_too_long(tmp_pa
         bodies = [json.loads(p.body) for p in hook.posts()]
     assert [(b["type"], b["source"]["id"]) for b in bodies] == [("source_failing", "broken")]
     assert "broken: source_failing (alert dark)" in log.read_text()
+
+
+class HangingReceiver:
+    """A webhook receiver on 127.0.0.1 that reads each POST and never answers it."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.arrived: list[float] = []  # monotonic time of each POST
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                receiver.arrived.append(time.monotonic())
+                receiver.release.wait(120)
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def __enter__(self) -> HangingReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_hanging_receiver_does_not_delay_a_healthy_ones_alert(tmp_path):
+    """Three alerts hang at one webhook (20 s timeout each); a new match for another goes out."""
+    quiet = ("1941300", "Weather in Moscow", "Snow is expected.")
+    fresh = ("1941301", "Lavrov meets envoy", "Talks on NATO troops in Ukraine went on.")
+    items = [(f"19412{i}", f"NATO item {i}", "NATO troops in Ukraine, again.") for i in range(3)]
+    with Origin() as origin, Origin() as healthy, HangingReceiver() as hanging:
+        origin.routes["/tass.xml"] = Route(rss(*items))
+        origin.routes["/ria.xml"] = Route(rss(quiet))
+        cfg = tmp_path / "m.toml"
+        cfg.write_text(f"""
+[monitor]
+database = "{tmp_path / "monitor.db"}"
+every = "1h"
+timeout = "5s"
+
+[sources.tass]
+type = "feed"
+url = "{origin.url("/tass.xml")}"
+
+[sources.ria]
+type = "feed"
+url = "{origin.url("/ria.xml")}"
+every = "1s"
+
+[notifiers.slow]
+type = "webhook"
+url = "{hanging.url}"
+timeout = "20s"
+
+[notifiers.desk]
+type = "webhook"
+url = "{healthy.url("/hook")}"
+
+[alerts.tass-nato]
+query = 'NATO troops'
+sources = ["tass"]
+notify = ["slow"]
+
+[alerts.ria-nato]
+query = 'NATO troops'
+sources = ["ria"]
+notify = ["desk"]
+""")
+        log = tmp_path / "run.log"
+        proc = start(cfg, log)
+        try:
+            # The slow receiver has the first of its alerts, and will hold it for 20 s.
+            assert wait_for(lambda: hanging.arrived, 30), log.read_text()
+            origin.routes["/ria.xml"] = Route(rss(quiet, fresh))  # fetched every second
+            assert wait_for(lambda: healthy.posts(), 25), log.read_text()
+            got = time.monotonic()
+            # Delivered while the slow receiver still holds its first alert: before its
+            # timeout, no other send could have freed a one-at-a-time outbox.
+            assert got - hanging.arrived[0] < 20, log.read_text()
+            hanging.release.set()
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    body = healthy.posts()[0].body.decode()
+    assert "1941301" in body
+    assert "Traceback" not in log.read_text()
