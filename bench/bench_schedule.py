@@ -99,7 +99,9 @@ def report(db: Path, every: float, duration: float) -> None:
     counts = [len(t) for t in runs.values()]
     means = [(t[-1] - t[0]) / (len(t) - 1) for t in runs.values() if len(t) > 1]
     gaps = [b - a for t in runs.values() for a, b in zip(t, t[1:], strict=False)]
-    print(f"\n{len(runs)} sources fetched, {sum(counts)} fetches ({failed} failed) in {duration:g} s")
+    print(
+        f"\n{len(runs)} sources fetched, {sum(counts)} fetches ({failed} failed) in {duration:g} s"
+    )
     print(f"fetches per source: min {min(counts)}, max {max(counts)}; "
           f"an exact schedule gives {int(duration // every) + 1}")  # fmt: skip
     print(f"mean interval per source: mean {statistics.fmean(means):.2f} s, "
