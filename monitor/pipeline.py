@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from monitor.errors import ArchiveError, ParseError
 from monitor.http import FetchError, collection_deadline
 from monitor.match import PassMatches, match_pending
-from monitor.models import Match
+from monitor.models import Match, Post
 from monitor.sources.base import FetchContext
 from monitor.store import SaveResult, Store, now_iso
 
@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from monitor.sources.base import SourceConfig
 
 MAX_BACKOFF = 6 * 3600.0
+# A document of more than SLICE posts is saved and matched in slices, the event loop free
+# between two; a slice is sized to take about SLICE_SECONDS (see `run_source`).
+SLICE = 100
+MAX_SLICE = 5000
+SLICE_SECONDS = 0.04
+MATCH_ALONE = 1000  # posts of one document matched as they are saved, even in a pass
 log = logging.getLogger("monitor")
 
 
@@ -118,40 +124,83 @@ async def run_source(
         return _failed(
             source, config, store, started_at, exc, error, started, ctx.log, ctx.http_status
         )
+    # A huge document (a feed of 24,000 items, all matching an alert) is saved and matched
+    # a slice at a time, each in its own transaction, with the event loop free in between:
+    # in one go it held every other source and every delivery for seconds. A slice is sized
+    # to take about SLICE_SECONDS of CPU, from what the last one took (CPU, not wall time:
+    # on a busy machine a slice measured by the clock shrinks to a few posts, whose fixed
+    # cost then makes the whole document slower, without a shorter stall). The validators are
+    # written with the last slice, so a crash part-way fetches the document again and saves
+    # the rest; the slices of a document too big to wait for the pass's batch are matched
+    # as they go, never all at once.
+    posts = _first_of_each(collected.posts) if len(collected.posts) > SLICE else collected.posts
+    alone = len(posts) > MATCH_ALONE
+    saved, found = SaveResult(), PassMatches()
+    at, size, took = 0, SLICE, [0.0]
+    heard = list(ctx.log)  # what the fetch said: the write may run twice (a group failed)
     try:
-        heard = list(ctx.log)  # what the fetch said: the write may run twice (a group failed)
+        while True:
+            part = posts[at : at + size]
+            at += len(part)
+            last = at >= len(posts)
 
-        # A crash after this commit can't lose an alert: the posts stay above the search mark
-        # until a `match_pending` indexes and matches them, in its own commit.
-        def write(db: sqlite3.Connection) -> tuple[SaveResult, PassMatches]:
-            # Posts only move forward: an answer older than one saved already (two processes
-            # fetched the source at once; this one began first and saves last) adds the posts
-            # the archive lacks, and leaves the ones the newer fetch saved as it saved them.
-            older = store.newer_fetch_saved(db, source.id, started_at, logged_before)
-            saved = store.save_posts(
-                db, source.id, collected.posts, older_than=started_at if older else None
-            )
-            notices = list(heard)
-            if saved.stale:
-                notices.append(
-                    f"{saved.stale} posts left as a newer fetch of this source saved them: "
-                    "this answer began earlier and was saved later"
+            # A crash after this commit can't lose an alert: the posts stay above the search
+            # mark until a `match_pending` indexes and matches them, in its own commit.
+            def write(
+                db: sqlite3.Connection,
+                part: list[Post] = part,
+                last: bool = last,
+                before: SaveResult = saved,
+            ) -> tuple[SaveResult, PassMatches]:
+                began = time.thread_time()
+                # Posts only move forward: an answer older than one saved already (two
+                # processes fetched the source at once; this one began first and saves last)
+                # adds the posts the archive lacks, and leaves the ones the newer fetch saved
+                # as it saved them.
+                older = store.newer_fetch_saved(db, source.id, started_at, logged_before)
+                done = store.save_posts(
+                    db, source.id, part, older_than=started_at if older else None
                 )
-            ctx.log[:] = notices
-            store.finish_fetch_ok(
-                db, source.id, started_at, collected.http_status, saved,
-                None if older else ctx.state, [config.redact(n) for n in notices],
-            )  # fmt: skip
-            # An edit took the post's old version out of the index: its new one goes in
-            # before this commits, so that no search in between misses the post.
-            reindex = match or saved.unindexed
-            return saved, match_pending(db, store, config) if reindex else PassMatches()
+                if last:
+                    total = _sum(before, done)
+                    notices = list(heard)
+                    if total.stale:
+                        notices.append(
+                            f"{total.stale} posts left as a newer fetch of this source saved "
+                            "them: this answer began earlier and was saved later"
+                        )
+                    ctx.log[:] = notices
+                    store.finish_fetch_ok(
+                        db, source.id, started_at, collected.http_status, total,
+                        None if older else ctx.state, [config.redact(n) for n in notices],
+                    )  # fmt: skip
+                    if found.notices.get(source.id):  # the earlier slices' alerts said so
+                        store.add_notices(db, source.id, found.notices[source.id])
+                # An edit took the post's old version out of the index: its new one goes in
+                # before this commits, so that no search in between misses the post.
+                reindex = match or done.unindexed or alone
+                more = match_pending(db, store, config) if reindex else PassMatches()
+                took[0] = time.thread_time() - began
+                return done, more
 
-        if commits is not None:
-            saved, found = await commits.run(write)
-        else:
-            with store.transaction() as db:
-                saved, found = write(db)
+            if commits is not None:
+                done, more = await commits.run(write)
+            else:
+                began = time.thread_time()
+                with store.transaction() as db:
+                    done, more = write(db)
+                took[0] = time.thread_time() - began  # the commit with it
+            saved = _sum(saved, done)
+            found.add(more)
+            if last:
+                break
+            # At most twice as large as the last: one quick slice must not make a slow one.
+            grow = min(2.0, SLICE_SECONDS / max(took[0], 0.001))
+            size = max(10, min(MAX_SLICE, int(size * grow)))
+            await asyncio.sleep(0)  # the other sources' turn
+    except asyncio.CancelledError:
+        _interrupted(store, source.id, started_at)  # the slices saved so far stay saved
+        raise
     except Exception as exc:  # noqa: BLE001
         error = f"could not store: {describe_error(exc)}"
         return _failed(
@@ -170,6 +219,19 @@ async def run_source(
         # Posts another process saved, or an interrupted pass, matched with this one's.
         log.info("%s: %d matches of posts saved earlier", sid, len(matches))
     return result
+
+
+def _first_of_each(posts: list[Post]) -> list[Post]:
+    """The first post of each id, as one save keeps: a later slice would see a repeat of an
+    earlier slice's item as an edit of it."""
+    first: dict[str, Post] = {}
+    for post in posts:
+        first.setdefault(post.external_id, post)
+    return list(first.values())
+
+
+def _sum(a: SaveResult, b: SaveResult) -> SaveResult:
+    return SaveResult(new=a.new + b.new, updated=a.updated + b.updated, stale=a.stale + b.stale)
 
 
 def _failed(
