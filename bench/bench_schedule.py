@@ -6,9 +6,10 @@
 The daemon runs as a real process against bench/_server.py (each feed on its own loopback
 address) for --duration seconds, then is stopped with SIGTERM; the figures come from the
 `fetches` table it wrote (start times, to the second). Per source: fetches, and the mean
-interval from its first fetch to its last. Per cycle k: the burst width, the span between the
-earliest and the latest k-th fetch over all sources; and the drift, how far the k-th fetch is
-from the source's first fetch plus k × every. With jitter spread around fixed slots, the mean
+interval from its first fetch to its last. A cycle is each `every` of the run (centred on the
+first fetch, plus k × every): its burst width is the span of the fetches that fall in it, all
+of them and the middle 98 %; its drift, how far each source's k-th fetch is from its first
+fetch plus k × every, on average. With jitter spread around fixed slots, the mean
 is `every`, the drift stays within half the jitter and the burst width does not grow; with
 jitter added to each run (before the fix) the mean is every + jitter/2 and both grow.
 """
@@ -52,8 +53,12 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=3600.0, help="seconds to run (default 3600)")
     p.add_argument("--src", type=Path, default=BENCH.parent, help="checkout of the monitor to run")
     p.add_argument("--keep", type=Path, help="keep the archive and log in this directory")
+    p.add_argument("--report", type=Path, help="only report on the archive of an earlier run")
     args = p.parse_args()
     every = seconds(args.every)
+    if args.report:
+        report(args.report, every, args.duration)
+        return
     server = Server(args.sources, args.items, 0.0, args.duration + 600)
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-schedule-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -109,15 +114,23 @@ def report(db: Path, every: float, duration: float) -> None:
     q = statistics.quantiles(gaps, n=100)
     print(f"single intervals: min {min(gaps):g}, p1 {q[0]:g}, median {q[49]:g}, "
           f"p99 {q[98]:g}, max {max(gaps):g} s")  # fmt: skip
-    print("\n cycle | sources | burst width (s) | drift mean (s) | drift max (s)")
-    cycles = min(counts)
-    for k in sorted({0, 1, 2, 4, 7, 8, 15, 16, 30, 45, cycles // 2, cycles - 1}):
-        if not 0 <= k < cycles:
+    # A cycle is a minute (an `every`) of the run, centred on when the first cycle began:
+    # the fetches that fall in it are that cycle's burst, however the sources have drifted.
+    t0 = min(t[0] for t in runs.values())
+    cycles: dict[int, list[float]] = defaultdict(list)
+    for t in runs.values():
+        for at in t:
+            cycles[round((at - t0) / every)].append(at)
+    print("\n cycle | fetches | burst width (s) | p1-p99 width (s) | drift mean (s)")
+    last = max(cycles)
+    for k in sorted({0, 1, 2, 4, 7, 8, 15, 16, 30, 45, last // 2, last - 1}):
+        if k not in cycles or len(cycles[k]) < 2:
             continue
-        at = [t[k] for t in runs.values()]
-        drift = [t[k] - (t[0] + k * every) for t in runs.values()]
-        print(f" {k + 1:5d} | {len(at):7d} | {max(at) - min(at):15.0f} | "
-              f"{statistics.fmean(drift):14.2f} | {max(drift, key=abs):13.0f}")  # fmt: skip
+        at = sorted(cycles[k])
+        cut = statistics.quantiles(at, n=100)
+        drift = [t[k] - (t[0] + k * every) for t in runs.values() if len(t) > k]
+        print(f" {k + 1:5d} | {len(at):7d} | {at[-1] - at[0]:15.0f} | {cut[98] - cut[0]:16.0f} | "
+              f"{statistics.fmean(drift):14.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
