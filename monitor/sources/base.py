@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -44,6 +46,11 @@ class SourceConfig:
         return str(url) if url else self.type
 
 
+@functools.cache
+def _parse_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
+
+
 @dataclass
 class FetchContext:
     """What a source may use during one fetch: the shared client and its saved state."""
@@ -76,7 +83,9 @@ class FetchContext:
         """
         if self.parser is None:
             if sum(len(a) for a in args if isinstance(a, bytes | str)) >= INLINE_PARSE:
-                return await asyncio.to_thread(fn, *args)
+                # Threads of their own: the default pool's may all be held by SMTP sends.
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(_parse_pool(), fn, *args)
             return fn(*args)
         return await self.parser.parse(fn, *args)  # type: ignore[no-any-return]
 
