@@ -73,7 +73,7 @@ class Serve:
             def do_POST(self) -> None:  # noqa: N802
                 self.rfile.read(int(self.headers.get("content-length") or 0))
                 serve.posts += 1
-                self.reply(b"ok", "text/plain")
+                self.reply(b"", "text/plain")  # the notifier does not read a 2xx body
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
