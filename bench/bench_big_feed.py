@@ -122,7 +122,8 @@ async def measure(config_path: Path, db: Path, items: int, notify: bool) -> tupl
     beat = asyncio.create_task(heartbeat())
     watcher = asyncio.create_task(watch())
     await daemon.run()
-    await watcher
+    done.set()  # also when it was stopped by a signal before the end
+    watcher.cancel()
     await beat
     return worst, loop.time() - started
 
