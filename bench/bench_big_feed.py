@@ -88,6 +88,7 @@ async def measure(config_path: Path, db: Path, items: int, notify: bool) -> tupl
     daemon = Daemon(load_config(config_path))
     loop = asyncio.get_running_loop()
     worst = 0.0
+    stalls: list[float] = []
     started = loop.time()
     done = asyncio.Event()
 
@@ -96,7 +97,9 @@ async def measure(config_path: Path, db: Path, items: int, notify: bool) -> tupl
         while not done.is_set():
             before = loop.time()
             await asyncio.sleep(0.005)
-            worst = max(worst, loop.time() - before - 0.005)
+            late = loop.time() - before - 0.005
+            worst = max(worst, late)
+            stalls.append(late)
 
     def finished() -> bool:
         con = sqlite3.connect(db, timeout=30)
@@ -125,6 +128,9 @@ async def measure(config_path: Path, db: Path, items: int, notify: bool) -> tupl
     done.set()  # also when it was stopped by a signal before the end
     watcher.cancel()
     await beat
+    over = sum(late > 0.1 for late in stalls)
+    print(f"heartbeats {len(stalls)}, later than 50 ms: {sum(late > 0.05 for late in stalls)}, "
+          f"later than 100 ms: {over}")  # fmt: skip
     return worst, loop.time() - started
 
 
