@@ -82,10 +82,10 @@ def test_a_huge_feed_leaves_the_event_loop_free_while_it_is_stored_and_matched(t
             "[alerts.nato]\nquery = 'NATO troops'\nnotify = []\n"
         )
         worst, seen = asyncio.run(_run(cfg, db))
-    # The loop ran while the document was being stored: a heartbeat saw it part-way, many
-    # times. (Stored in one go, the heartbeat saw none of it, then all of it.)
+    # The loop ran while the document was being stored: a heartbeat saw it part-way, at
+    # more than one point. (Stored in one go, the heartbeat saw none of it, then all of it.)
     partway = sorted({n for n in seen if 0 < n < ITEMS})
-    assert len(partway) >= 5, partway
+    assert len(partway) >= 2, partway
     # And no stall came near the seconds one transaction took: a generous bound, for a
     # loaded machine (a slice is sized to take about 40 ms).
     assert worst < 2.0, worst
