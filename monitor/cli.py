@@ -678,9 +678,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from monitor.archive.search import count, search
+    from monitor.archive.sqlite import Store
     from monitor.query import QueryError
-    from monitor.search import count, search
-    from monitor.store import Store
 
     config = _load(args, need_notifiers=False)
     query = " ".join(args.query)
@@ -745,7 +745,7 @@ def _since(text: str) -> str:
                 f"--since: cannot read {text!r} as a date or a duration "
                 "(use YYYY-MM-DD, an ISO time, or 2d, 6h, 30m)"
             ) from None
-        from monitor.store import now_iso
+        from monitor.archive.sqlite import now_iso
 
         when = now_iso(time.time() - ago)
     return when
@@ -757,9 +757,9 @@ def _utc_minute(iso: str | None) -> str:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    from monitor.archive.sqlite import Store, now_iso
     from monitor.config_types import format_duration
     from monitor.schedule import next_due_at
-    from monitor.store import Store, now_iso
 
     config = _load(args, need_notifiers=False)
     if args.opml:
@@ -832,7 +832,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from monitor.store import Store
+    from monitor.archive.sqlite import Store
 
     config = _load(args, need_notifiers=args.retry)
     store = Store(config.database, create=False)
@@ -939,7 +939,7 @@ def _check_archive(path: str, key: str) -> tuple[str, str | None]:
     import os
     import sqlite3
 
-    from monitor.store import SCHEMA_VERSION
+    from monitor.archive.sqlite import SCHEMA_VERSION
 
     if path == ":memory:":
         return "in memory", None
@@ -973,8 +973,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     import sqlite3
 
     from monitor import health
+    from monitor.archive.sqlite import Store
     from monitor.config_types import parse_duration
-    from monitor.store import Store
 
     limits = []
     for option, value in (("--max-silence", args.max_silence), ("--max-backlog", args.max_backlog)):

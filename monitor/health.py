@@ -8,7 +8,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 
-from monitor.store import iso_to_epoch, now_iso
+from monitor.archive.sqlite import iso_to_epoch, now_iso
 
 BEAT_EVERY = 30.0  # seconds between two heartbeats of a running daemon
 ROLES = "fetch,deliver,transcribe"

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from monitor.archive.sqlite import Store, now_iso
 from monitor.config_types import format_duration
 from monitor.models import Match
-from monitor.store import Store, now_iso
 
 if TYPE_CHECKING:
     from monitor.config import Config

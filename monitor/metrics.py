@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from monitor.store import iso_to_epoch
+from monitor.archive.sqlite import iso_to_epoch
 
 if TYPE_CHECKING:
     from monitor.pipeline import SourceResult

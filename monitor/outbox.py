@@ -11,10 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from monitor.archive.sqlite import Store, iso_to_epoch, now_iso
 from monitor.errors import ArchiveError
 from monitor.http import MAX_RETRY_AFTER
 from monitor.notifiers.base import DeliveryError
-from monitor.store import Store, iso_to_epoch, now_iso
 
 if TYPE_CHECKING:
     from monitor.config import Config

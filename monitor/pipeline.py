@@ -12,15 +12,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from monitor.archive.sqlite import SaveResult, Store, now_iso
 from monitor.errors import ArchiveError, ParseError
 from monitor.http import FetchError, collection_deadline
 from monitor.match import PassMatches, match_pending
 from monitor.models import Match
 from monitor.sources.base import FetchContext
-from monitor.store import SaveResult, Store, now_iso
 
 if TYPE_CHECKING:
-    from monitor.commits import GroupCommit
+    from monitor.archive.commits import GroupCommit
     from monitor.config import Config
     from monitor.http import Http
     from monitor.parsework import ParseWorker

@@ -8,14 +8,14 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from monitor.commits import GroupCommit
+from monitor.archive.commits import GroupCommit
+from monitor.archive.sqlite import Store
 from monitor.errors import ArchiveError
 from monitor.http import Http, Response
 from monitor.match import PassMatches, match_pending
 from monitor.outbox import OutboxResult, deliver_due
 from monitor.pipeline import SourceResult, describe_error, run_source
 from monitor.source_health import HealthEvent, check_sources
-from monitor.store import Store
 
 if TYPE_CHECKING:
     from collections.abc import Callable

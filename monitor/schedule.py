@@ -13,8 +13,8 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from monitor.archive.sqlite import iso_to_epoch, now_iso
 from monitor.errors import SetupError
-from monitor.store import iso_to_epoch, now_iso
 
 if TYPE_CHECKING:
     from monitor.config import Config

@@ -6,11 +6,11 @@ import asyncio
 import json
 import time
 
+from monitor.archive.sqlite import Store, now_iso
 from monitor.cli import main
 from monitor.config import parse_config
 from monitor.http import Http
 from monitor.outbox import deliver_due
-from monitor.store import Store, now_iso
 from tests.origin import Origin, Route
 from tests.test_end_to_end import LAVROV, OTHER, db_rows, rss
 
@@ -135,7 +135,7 @@ async def test_a_failing_delivery_is_retried_from_30s_doubling_to_1h_for_about_a
 ):
     import random
 
-    from monitor.store import iso_to_epoch
+    from monitor.archive.sqlite import iso_to_epoch
 
     clock = [float(int(time.time()))]
     monkeypatch.setattr(time, "time", lambda: clock[0])

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from monitor.archive.sqlite import SCHEMA_VERSION, Store, iso_to_epoch
 from monitor.config import ConfigError, parse_config
 from monitor.http import Http
 from monitor.outbox import deliver_due
 from monitor.runner import fetch_pass, open_store
 from monitor.source_health import check_sources
-from monitor.store import SCHEMA_VERSION, Store, iso_to_epoch
 from tests.origin import Origin, Route
 from tests.test_end_to_end import LAVROV, OTHER, rss
 

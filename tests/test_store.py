@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
+from monitor.archive.sqlite import SCHEMA_VERSION, Store, post_id
 from monitor.models import Media, Post, Segment
-from monitor.store import SCHEMA_VERSION, Store, post_id
 
 
 @pytest.fixture
@@ -336,9 +336,9 @@ def test_rebuilding_the_index_leaves_posts_above_the_mark_to_their_turn(store):
 
 
 def _fetched(store: Store, posts: list[Post], started_at: str, monkeypatch) -> None:
-    import monitor.store
+    import monitor.archive.sqlite
 
-    monkeypatch.setattr(monitor.store, "now_iso", lambda t=None: started_at)
+    monkeypatch.setattr(monitor.archive.sqlite, "now_iso", lambda t=None: started_at)
     with store.transaction() as db:
         result = store.save_posts(db, "src", posts)
         store.finish_fetch_ok(db, "src", started_at, 200, result, {})

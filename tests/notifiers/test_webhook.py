@@ -191,9 +191,9 @@ async def test_slow_receiver_times_out(webhook_server: WebhookServer, http: Http
 async def test_a_receivers_retry_after_delays_the_outbox_by_at_most_a_day(
     webhook_server: WebhookServer, http: Http, tmp_path
 ) -> None:
+    from monitor.archive.sqlite import Store, iso_to_epoch
     from monitor.config import parse_config
     from monitor.outbox import deliver_due
-    from monitor.store import Store, iso_to_epoch
     from tests.test_outbox import seed
 
     webhook_server.status = 503

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.store import Store
+from monitor.archive.sqlite import Store
 
 
 @dataclass
