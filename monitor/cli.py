@@ -33,7 +33,10 @@ def _add_globals(p: argparse.ArgumentParser, top: bool) -> None:
     p.add_argument("--config", metavar="PATH", default=d,
                    help="configuration file (default: $MONITOR_CONFIG, ./monitor.toml, ./config/monitor.toml)")  # fmt: skip
     p.add_argument(
-        "--db", metavar="PATH", default=d, help="database file (overrides [monitor] database)"
+        "--db",
+        metavar="PATH",
+        default=d,
+        help="archive: a file, or a postgresql:// URL (overrides [monitor] database)",
     )
     p.add_argument("-v", "--verbose", action="count", default=0 if top else argparse.SUPPRESS,
                    help="more logging on stderr")  # fmt: skip
@@ -278,7 +281,9 @@ def _load(args: argparse.Namespace, *, need_notifiers: bool = True) -> Config:
     if config.secrets:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_RedactLogs(config))
-    if args.db:
+    from monitor.archive import is_url
+
+    if args.db and not is_url(args.db):
         # A directory named on the command line is not made: a typo would start a new,
         # empty archive beside the real one.
         where = Path(args.db).parent
@@ -286,6 +291,7 @@ def _load(args: argparse.Namespace, *, need_notifiers: bool = True) -> Config:
             raise UsageError(f"--db: {where} is a file, not a directory")
         if not where.is_dir():
             raise UsageError(f"--db: there is no directory {where} (make it first)")
+    if args.db:
         config = dataclasses.replace(
             config, monitor=dataclasses.replace(config.monitor, database=args.db)
         )
@@ -549,18 +555,18 @@ _Posts = dict[str, tuple[str | None, str | None, str | None]]
 
 def _matched_posts(outcome: Any, store_path: str) -> _Posts:
     """The title, URL and time (published, else first seen) of each post the pass matched."""
-    import sqlite3
+    from monitor.archive import open_archive
 
     ids = list(dict.fromkeys(m.post_id for r in outcome.sources for m in r.matches))
     posts: _Posts = {}
     if not ids:
         return posts
-    db = sqlite3.connect(store_path)
+    store = open_archive(store_path, create=False)
     try:
         # A few hundred at a time: a busy pass may have matched thousands of posts.
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            rows = db.execute(
+            rows = store.db.execute(
                 "SELECT id, title, url, coalesce(published_at, first_seen_at) FROM posts "
                 f"WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk,
@@ -568,7 +574,7 @@ def _matched_posts(outcome: Any, store_path: str) -> _Posts:
             posts.update((pid, (title, url, when)) for pid, title, url, when in rows)
         return posts
     finally:
-        db.close()
+        store.close()
 
 
 def _match_doc(m: Any, posts: _Posts) -> dict[str, Any]:
@@ -678,14 +684,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from monitor.archive import open_archive
     from monitor.archive.search import count, search
-    from monitor.archive.sqlite import Store
     from monitor.query import QueryError
 
     config = _load(args, need_notifiers=False)
     query = " ".join(args.query)
     since = _since(args.since) if args.since else None
-    store = Store(config.database, create=False)
+    store = open_archive(config.database, create=False)
     known = args.source is None or args.source in config.sources
     if not known and not store.has_source(args.source):
         store.close()
@@ -757,7 +763,8 @@ def _utc_minute(iso: str | None) -> str:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
-    from monitor.archive.sqlite import Store, now_iso
+    from monitor.archive import archive_exists, describe, open_archive
+    from monitor.archive.sqlite import now_iso
     from monitor.config_types import format_duration
     from monitor.schedule import next_due_at
 
@@ -767,14 +774,14 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
         return print_sources_opml(config)  # type: ignore[no-any-return]
     rows = {}
-    if Path(config.database).exists():  # else nothing was fetched yet: no need to make it
-        store = Store(config.database)
+    if archive_exists(config.database):  # else nothing was fetched yet: no need to make it
+        store = open_archive(config.database)
         rows = {r["id"]: r for r in store.source_rows()}
         store.close()
     elif args.db:  # an archive asked for by name that is not there is a mistake, as in search
-        Store(config.database, create=False)
+        open_archive(config.database, create=False)
     elif not args.json:
-        print(f"(no archive at {config.database} yet: nothing fetched)", file=sys.stderr)
+        print(f"(no archive at {describe(config.database)} yet: nothing fetched)", file=sys.stderr)
     out = []
     for sid, s in config.sources.items():
         r = rows.get(sid)
@@ -832,10 +839,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from monitor.archive.sqlite import Store
+    from monitor.archive import open_archive
 
     config = _load(args, need_notifiers=args.retry)
-    store = Store(config.database, create=False)
+    store = open_archive(config.database, create=False)
     code = EXIT_OK
     try:
         if args.retry:
@@ -908,6 +915,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             for problem in e.problems:
                 print(f"  {problem}")
         return EXIT_USAGE
+    from monitor.archive import describe
+
     database = args.db or config.database
     archive, problem = _check_archive(database, "--db" if args.db else "monitor.database")
     summary = {
@@ -916,7 +925,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         "sources": len(config.sources),
         "alerts": len(config.alerts),
         "notifiers": len(config.notifiers),
-        "database": database,
+        "database": describe(database),
         "archive": archive,
     }
     if problem is not None:
@@ -929,7 +938,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(
             f"{path}: ok — {_count(summary['sources'], 'source')}, "
             f"{_count(summary['alerts'], 'alert')}, {_count(summary['notifiers'], 'notifier')}; "
-            f"database {database} ({archive})"
+            f"database {describe(database)} ({archive})"
         )
     return EXIT_OK if problem is None else EXIT_USAGE
 
@@ -943,6 +952,12 @@ def _check_archive(path: str, key: str) -> tuple[str, str | None]:
 
     if path == ":memory:":
         return "in memory", None
+    from monitor.archive import is_url
+
+    if is_url(path):
+        from monitor.archive.postgres import check
+
+        return check(path, key)
     where = Path(path).resolve().parent
     if not Path(path).exists():
         if where.is_dir() and not os.access(where, os.W_OK | os.X_OK):

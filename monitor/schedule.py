@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from monitor.archive import describe
 from monitor.archive.sqlite import iso_to_epoch, now_iso
 from monitor.errors import SetupError
 
@@ -122,7 +123,11 @@ class Daemon:
                 misfire_grace_time=None,
             )  # fmt: skip
         self.scheduler.start()
-        log.info("monitor running: %d sources; database %s", len(config.sources), config.database)
+        log.info(
+            "monitor running: %d sources; database %s",
+            len(config.sources),
+            describe(config.database),
+        )
         try:
             await self.stop.wait()
         finally:

@@ -14,13 +14,13 @@ def test_the_server_programs_are_found_where_debian_keeps_them() -> None:
     assert (found / "initdb").exists() and (found / "pg_ctl").exists()
 
 
-def test_each_test_gets_a_new_empty_database_on_loopback(pg_server: PgServer, pg_url: str) -> None:
+def test_each_test_gets_a_new_empty_archive_on_loopback(pg_server: PgServer, pg_url: str) -> None:
     import psycopg
 
     assert pg_server.host == "127.0.0.1"
     with psycopg.connect(pg_url) as con:
         tables = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
         ).fetchone()
         assert tables == (0,)
         assert con.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)

@@ -1,0 +1,152 @@
+"""The archive on PostgreSQL: one setting selects it, its schema is versioned, and every way of
+not reaching it is one line naming the setting, password masked, exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from monitor.archive import open_archive
+from monitor.archive.postgres import SCHEMA_VERSION, masked, translate
+from monitor.cli import main
+from monitor.errors import ArchiveError
+from tests.pgserver import PASSWORD, PgServer, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def test_the_password_is_masked_in_messages() -> None:
+    assert masked("postgresql://monitor:pw@db:5432/monitor") == (
+        "postgresql://monitor:***@db:5432/monitor"
+    )
+    assert masked("postgresql://db/monitor") == "postgresql://db/monitor"
+
+
+def test_sqlite_sql_is_written_for_postgresql() -> None:
+    assert translate("SELECT * FROM t WHERE a = ? AND b LIKE '%x'") == (
+        "SELECT * FROM t WHERE a = %s AND b LIKE '%%x'"
+    )
+    assert translate("INSERT OR IGNORE INTO m (a) VALUES (?)") == (
+        "INSERT INTO m (a) VALUES (%s) ON CONFLICT DO NOTHING"
+    )
+
+
+def _unreachable(server: PgServer) -> str:
+    return f"postgresql://monitor:{PASSWORD}@127.0.0.1:{free_port()}/monitor"
+
+
+@pytest.mark.parametrize(
+    ("make_url", "reason"),
+    [
+        (lambda s: s.url("monitor", password="wrong-pw"), "password authentication failed"),
+        (lambda s: s.url("no_such_db"), 'database "no_such_db" does not exist'),
+        (_unreachable, "Connection refused"),
+        (lambda s: f"postgresql://monitor:{PASSWORD}@127.0.0.1:notaport/x", "invalid"),
+    ],
+    ids=["refused password", "missing database", "unreachable server", "wrong URL"],
+)
+@pytest.mark.parametrize("command", [["search", "NATO"], ["fetch", "nato-news"], ["sources"]])
+def test_a_server_out_of_reach_is_one_line_naming_the_setting(
+    pg_server: PgServer, make_url, reason: str, command: list[str], capsys
+) -> None:
+    url = make_url(pg_server)
+    code = main([*command, "--config", str(ROOT / "config/demo.toml"), "--db", url])
+    err = one_line_error(capsys)
+    assert code == 2
+    assert err.startswith("monitor: [monitor] database = postgresql://monitor:***@"), err
+    assert reason in err
+    assert "wrong-pw" not in err and PASSWORD not in err
+
+
+def test_an_unknown_url_scheme_is_a_configuration_error(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('[monitor]\ndatabase = "mysql://db/monitor"\n')
+    assert main(["check", "--config", str(cfg)]) == 2
+    assert "monitor.database: mysql:// is not an archive" in capsys.readouterr().out
+
+
+def test_the_schema_is_made_once_and_versioned(pg_url: str) -> None:
+    first = open_archive(pg_url)
+    second = open_archive(pg_url)  # a second process on the same database: nothing to do
+    (version,) = second.db.execute("SELECT version FROM monitor_schema").fetchone()
+    assert version == SCHEMA_VERSION
+    assert tuple(second.db.execute("SELECT count(*) FROM monitor_schema").fetchone()) == (1,)
+    first.close()
+    second.close()
+
+
+def test_an_archive_newer_than_the_code_is_refused(pg_url: str, capsys) -> None:
+    open_archive(pg_url).close()
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("UPDATE monitor_schema SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(ArchiveError, match=r"schema version \d+, newer than this monitor's"):
+        open_archive(pg_url)
+    cfg = str(ROOT / "config/demo.toml")
+    assert main(["search", "NATO", "--config", cfg, "--db", pg_url]) == 2
+    assert "newer than this monitor's" in one_line_error(capsys)
+    assert main(["check", "--config", cfg, "--db", pg_url]) == 2
+    assert "made by a newer monitor" in capsys.readouterr().out
+
+
+def test_reading_commands_do_not_make_an_archive_on_an_empty_database(pg_url, capsys) -> None:
+    cfg = str(ROOT / "config/demo.toml")
+    assert main(["search", "NATO", "--config", cfg, "--db", pg_url]) == 2
+    assert "no archive at [monitor] database = postgresql://monitor:***@" in one_line_error(capsys)
+    import psycopg
+
+    with psycopg.connect(pg_url) as con:
+        assert con.execute("SELECT to_regclass('posts')").fetchone() == (None,)
+
+
+def test_the_offline_demo_runs_on_postgresql(tmp_path: Path, pg_url: str, capsys) -> None:
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg = str(tmp_path / "config/demo.toml")
+    replay = str(ROOT / "fixtures/demo")
+    assert main(["fetch", "--replay", replay, "--config", cfg, "--db", pg_url, "--json"]) == 0
+    fetched = json.loads(capsys.readouterr().out)
+    assert sum(s["new"] for s in fetched["sources"]) >= 10
+    matched = {m["post"] for s in fetched["sources"] for m in s["matches"]}
+    assert matched
+
+    # The same pass on SQLite finds the same posts and the same matches.
+    db = str(tmp_path / "demo.db")
+    assert main(["fetch", "--replay", replay, "--config", cfg, "--db", db, "--json"]) == 0
+    on_sqlite = json.loads(capsys.readouterr().out)
+    assert {m["post"] for s in on_sqlite["sources"] for m in s["matches"]} == matched
+    assert [s["new"] for s in on_sqlite["sources"]] == [s["new"] for s in fetched["sources"]]
+
+    found = 0
+    for query in ["NATO", "Lavrov OR Putin", '"NATO troops"', "NEAR(troops Ukraine, 3)",
+                  "title:Ukraine -Lavrov", "deploy*", "élysée"]:  # fmt: skip
+        got = []
+        for where in (pg_url, db):
+            assert main(["search", query, "--config", cfg, "--db", where, "--json",
+                         "--limit", "500"]) == 0  # fmt: skip
+            got.append(sorted(h["id"] for h in json.loads(capsys.readouterr().out)))
+        assert got[0] == got[1], query
+        found += bool(got[0])
+    assert found >= 5
+
+    assert main(["sources", "--config", cfg, "--db", pg_url, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert all(s["last_fetched_at"] for s in listed if s["id"] != "elysee-disabled")
+    alerts = []
+    for where in (pg_url, db):
+        assert main(["alerts", "--config", cfg, "--db", where, "--json"]) == 0
+        alerts.append(sorted((d["alert_id"], d["post_id"], d["notifier"], d["status"])
+                             for d in json.loads(capsys.readouterr().out)))  # fmt: skip
+    assert alerts[0] == alerts[1]
+    assert main(["check", "--config", cfg, "--db", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert "PostgreSQL, schema" in out and PASSWORD not in out
