@@ -54,7 +54,9 @@ def _unreachable(server: PgServer) -> str:
     ],
     ids=["refused password", "missing database", "unreachable server", "wrong URL"],
 )
-@pytest.mark.parametrize("command", [["search", "NATO"], ["fetch", "nato-news"], ["sources"]])
+@pytest.mark.parametrize(
+    "command", [["search", "NATO"], ["fetch", "nato-news"], ["sources"], ["alerts"], ["run"]]
+)
 def test_a_server_out_of_reach_is_one_line_naming_the_setting(
     pg_server: PgServer, make_url, reason: str, command: list[str], capsys
 ) -> None:
@@ -150,3 +152,111 @@ def test_the_offline_demo_runs_on_postgresql(tmp_path: Path, pg_url: str, capsys
     assert main(["check", "--config", cfg, "--db", pg_url]) == 0
     out = capsys.readouterr().out
     assert "PostgreSQL, schema" in out and PASSWORD not in out
+
+
+def _on_postgresql(cfg: Path, url: str) -> Path:
+    """The configuration with its archive on PostgreSQL, the password from the environment."""
+    text = cfg.read_text()
+    database = next(line for line in text.splitlines() if line.startswith("database = "))
+    secret_url = url.replace(PASSWORD, "${PGPASSWORD}")
+    cfg.write_text(text.replace(database, f'database = "{secret_url}"'))
+    return cfg
+
+
+def _rows(url: str, sql: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.mark.slow
+def test_monitor_run_on_postgresql_alerts_and_stops_cleanly(tmp_path: Path, pg_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.origin import Origin, Route
+    from tests.test_daemon import stop, wait_for
+    from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
+        origin.routes["/broken.xml"] = Route(b"", status=500)
+        cfg = _on_postgresql(write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook")),
+                             pg_url)  # fmt: skip
+        log = tmp_path / "run.log"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPASSWORD": PASSWORD}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env, cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            assert wait_for(lambda: hook.posts(), 30), log.read_text()
+            assert wait_for(
+                lambda: _rows(pg_url, "SELECT status FROM deliveries") == [("sent",)], 10
+            )
+            failed = "SELECT failures FROM sources WHERE id = 'broken'"
+            assert wait_for(lambda: _rows(pg_url, failed) == [(1,)], 10)  # its failure logged
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        text = log.read_text()
+        assert "Traceback" not in text and PASSWORD not in text
+        assert "database postgresql://monitor:***@" in text
+        assert len(hook.posts()) == 1
+        webhook_id = hook.posts()[0].headers["webhook-id"]
+        assert _rows(pg_url, "SELECT id FROM deliveries") == [(webhook_id,)]
+        assert not (tmp_path / "monitor.db").exists()  # nothing went to a SQLite file
+    assert _rows(pg_url, "SELECT count(*) FROM posts") == [(2,)]
+
+
+def test_record_and_replay_on_postgresql(tmp_path: Path, pg_url: str, capsys, monkeypatch):
+    from tests.origin import Origin, Route
+    from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    with Origin() as origin:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
+        cfg = _on_postgresql(write_config(tmp_path / "m.toml", origin), pg_url)
+        rec = tmp_path / "rec"
+        assert main(["record", "tass", str(rec), "--config", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["fetch", "tass", "--replay", str(rec), "--config", str(cfg), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sources"][0]["new"] == 2 and out["sources"][0]["matches"]
+    assert main(["search", "Lavrov", "--config", str(cfg), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+    assert main(["sources", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "tass" in out and PASSWORD not in out
+
+
+def test_a_connection_the_server_drops_is_made_again_and_nothing_is_lost(pg_url: str) -> None:
+    import psycopg
+
+    from monitor.models import Post
+
+    store = open_archive(pg_url)
+    store.sync_sources([("src", "feed", None)])
+
+    def drop_it() -> None:
+        pid = store.db.con.info.backend_pid
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    try:
+        drop_it()
+        assert [r["id"] for r in store.source_rows()] == ["src"]  # a read: made again
+        with pytest.raises(store.errors), store.transaction() as db:
+            store.save_posts(db, "src", [Post("lost", None, title="in a dropped transaction")])
+            drop_it()
+            store.index_pending(db)
+        with store.transaction() as db:  # the next write works, on a new connection
+            store.save_posts(db, "src", [Post("kept", None, title="saved after")])
+            store.index_pending(db)
+        titles = [r[0] for r in store.db.execute("SELECT title FROM posts")]
+        assert titles == ["saved after"]
+    finally:
+        store.close()

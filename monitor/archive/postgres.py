@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -196,16 +196,40 @@ def translate(sql: str) -> str:
 
 
 class Connection:
-    """A psycopg connection with sqlite3's calling conventions, so the archive's SQL is shared."""
+    """A psycopg connection with sqlite3's calling conventions, so the archive's SQL is shared.
 
-    def __init__(self, con: psycopg.Connection[Any]) -> None:
-        self.con = con
+    A connection the server dropped (a restart, a failover, a network cut) is made again
+    before the next statement, but never inside a transaction: that one fails, and its work
+    is done again by its caller (a source's next fetch, the next pass's matching)."""
+
+    def __init__(self, url: str, setup: Callable[[Connection], None]) -> None:
+        self.url = url
+        self.setup = setup
+        self.con = connect(url)
+        self.writing = False  # inside PgStore.transaction
+        setup(self)
+
+    def _live(self) -> psycopg.Connection[Any]:
+        if self.con.broken and not self.writing:
+            self.con.close()
+            self.con = connect(self.url)
+            self.setup(self)
+        return self.con
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self.con.execute(translate(sql), params or None)
+        import psycopg
+
+        con = self._live()
+        try:
+            return con.execute(translate(sql), params or None)
+        except psycopg.OperationalError:
+            # Outside a transaction only reads run here: once more, on a new connection.
+            if self.writing or not con.broken:
+                raise
+            return self._live().execute(translate(sql), params or None)
 
     def executemany(self, sql: str, rows: Any) -> psycopg.Cursor[Any]:
-        cur = self.con.cursor()
+        cur = self._live().cursor()
         cur.executemany(translate(sql), list(rows))
         return cur
 
@@ -278,10 +302,12 @@ class PgStore(Store):
         self._create = create
         import psycopg
 
-        self.errors = (psycopg.Error,)
-        self.db = Connection(connect(url))  # type: ignore[assignment]
+        self.errors = (psycopg.Error, ArchiveError)  # ArchiveError: it could not reconnect
+        self._fresh: dict[int, _Doc] = {}
+        self._busy_timeout = busy_timeout
+        self.db = Connection(url, self._session)  # type: ignore[assignment]
         try:
-            self._open(busy_timeout)
+            self._migrate()
         except psycopg.Error as e:
             self.db.close()
             raise ArchiveError(f"{SETTING} = {self.path}: {' '.join(str(e).split())}") from None
@@ -289,12 +315,12 @@ class PgStore(Store):
             self.db.close()
             raise
 
-    def _open(self, busy_timeout: float) -> None:
-        self._fresh: dict[int, _Doc] = {}
+    def _session(self, db: Connection) -> None:
+        """What each new connection needs before its first statement."""
+        self._fresh.clear()  # a lost connection lost its transaction, and the saves in it
         # A write waits for the one before it at most this long, as SQLite's busy timeout.
-        self.db.execute(f"SET lock_timeout = '{int(busy_timeout * 1000)}ms'")
-        self._migrate()
-        self.db.execute(
+        db.con.execute(f"SET lock_timeout = '{int(self._busy_timeout * 1000)}ms'")
+        db.con.execute(
             "CREATE TEMP TABLE IF NOT EXISTS pass_fts (rev BIGINT PRIMARY KEY, doc TSVECTOR NOT NULL)"
         )
 
@@ -337,18 +363,29 @@ class PgStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        self.db.execute("BEGIN")
+        db: Connection = self.db  # type: ignore[assignment]
+        db.execute("BEGIN")
+        db.writing = True
         try:
-            self.db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-            yield self.db
-        except BaseException:
-            self._rollback()
-            raise
-        try:
-            self.db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
+            try:
+                db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                yield db
+            except BaseException:
+                self._rollback()
+                raise
+            try:
+                db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        finally:
+            db.writing = False
+
+    def _rollback(self) -> None:
+        self._fresh.clear()
+        db: Connection = self.db  # type: ignore[assignment]
+        if not db.con.broken and db.in_transaction:
+            db.con.execute("ROLLBACK")
 
     # -- the search index ----------------------------------------------------------------
 
