@@ -135,6 +135,10 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     p = command("record", "fetch one source live and save every exchange in DIR")
     p.add_argument("source_id", metavar="SOURCE_ID")
     p.add_argument("directory", metavar="DIR")
+
+    p = command("migrate", "copy the SQLite archive, history and outbox, into a PostgreSQL one")
+    p.add_argument("--to", required=True, metavar="URL", help="postgresql://user:pw@host/db")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -1071,6 +1075,42 @@ def cmd_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from monitor.archive import describe, is_url, open_archive
+
+    config = _load(args, need_notifiers=False)
+    if not is_url(args.to):
+        raise UsageError(f"--to: {args.to!r} is not a postgresql:// URL")
+    if is_url(config.database):
+        raise UsageError(
+            f"the archive to copy is {describe(config.database)}, not a SQLite file "
+            "(name it with --db)"
+        )
+    from monitor.archive.migrate import migrate
+
+    source = open_archive(config.database, create=False)
+    try:
+        target = open_archive(args.to)
+        try:
+            done = migrate(source, target)  # type: ignore[arg-type]
+        finally:
+            target.close()
+    finally:
+        source.close()
+    if args.json:
+        _print_json({"ok": True, "from": config.database, "to": describe(args.to),
+                     "copied": done.copied, "pending": done.pending, "search_mark": done.mark})  # fmt: skip
+        return EXIT_OK
+    copied = ", ".join(f"{n} {table}" for table, n in done.copied.items())
+    print(f"copied {config.database} into {describe(args.to)}: {copied}")
+    if done.pending:
+        print(
+            f"{_count(done.pending, 'delivery', 'deliveries')} pending: the next pass on PostgreSQL sends "
+            "them, under the ids they were made with"
+        )
+    return EXIT_OK
+
+
 COMMANDS = {
     "fetch": cmd_fetch,
     "run": cmd_run,
@@ -1081,4 +1121,5 @@ COMMANDS = {
     "check": cmd_check,
     "health": cmd_health,
     "record": cmd_record,
+    "migrate": cmd_migrate,
 }
