@@ -989,10 +989,8 @@ def _check_archive(path: str, key: str) -> tuple[str, str | None]:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    import sqlite3
-
     from monitor import health
-    from monitor.archive.sqlite import Store
+    from monitor.archive import describe, open_archive
     from monitor.config_types import parse_duration
 
     limits = []
@@ -1004,13 +1002,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     if not 0 < args.max_failing <= 1:
         raise UsageError(f"--max-failing: a share from 0 to 1, got {args.max_failing}")
     config = _load(args, need_notifiers=False)
-    store = Store(config.database, create=False)
+    store = open_archive(config.database, create=False)
     try:
         enabled = [s.id for s in config.sources.values() if s.enabled]
         state = health.check(store.db, enabled, health.Limits(limits[0], args.max_failing,
                                                                limits[1]))  # fmt: skip
-    except sqlite3.Error as e:
-        raise ArchiveError(f"cannot read the archive {config.database}: {e}") from None
+    except store.errors as e:
+        raise ArchiveError(f"cannot read the archive {describe(config.database)}: {e}") from None
     finally:
         store.close()
     if args.json:

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import random
 import signal
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -74,7 +73,7 @@ class Daemon:
             with self.store.transaction() as db:
                 # Posts an interrupted process saved but never matched get their alerts first.
                 found = match_pending(db, self.store, config)
-        except sqlite3.Error as exc:  # a full disk: they are matched with the first save
+        except self.store.errors as exc:  # a full disk: they are matched with the first save
             self._archive_result(str(exc))
         else:
             for sid, matches in found.matches.items():
@@ -169,7 +168,7 @@ class Daemon:
         try:
             with self.store.transaction() as db:
                 health.beat(db, self.ident, started_at)
-        except sqlite3.Error as e:  # a full disk: `monitor health` will say the beat stopped
+        except self.store.errors as e:  # a full disk: `monitor health` will say the beat stopped
             log.warning("heartbeat not written: %s", e)
 
     def _on_signal(self) -> None:
@@ -239,7 +238,7 @@ class Daemon:
             if self.archive_failures and time.time() >= self.archive_wait_until:
                 self.archive_failures = 0
                 log.warning("the archive can be written again: fetching and delivering resume")
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*self.store.errors):
                     self.store.checkpoint()  # what the WAL gathered meanwhile goes in, and it shrinks
             return
         self.archive_failures += 1

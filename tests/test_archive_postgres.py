@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -167,7 +168,10 @@ def _rows(url: str, sql: str) -> list[tuple]:
     import psycopg
 
     with psycopg.connect(url) as con:
-        return con.execute(sql).fetchall()
+        try:
+            return con.execute(sql).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []  # not made yet: the daemon is starting
 
 
 @pytest.mark.slow
@@ -209,6 +213,8 @@ def test_monitor_run_on_postgresql_alerts_and_stops_cleanly(tmp_path: Path, pg_u
         webhook_id = hook.posts()[0].headers["webhook-id"]
         assert _rows(pg_url, "SELECT id FROM deliveries") == [(webhook_id,)]
         assert not (tmp_path / "monitor.db").exists()  # nothing went to a SQLite file
+        beats = _rows(pg_url, "SELECT roles, stopped_at IS NOT NULL FROM daemons")
+        assert beats == [("fetch,deliver,transcribe", True)]  # its heartbeat, and its stop
     assert _rows(pg_url, "SELECT count(*) FROM posts") == [(2,)]
 
 
@@ -259,4 +265,106 @@ def test_a_connection_the_server_drops_is_made_again_and_nothing_is_lost(pg_url:
         titles = [r[0] for r in store.db.execute("SELECT title FROM posts")]
         assert titles == ["saved after"]
     finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_two_daemons_on_one_postgresql_archive_send_each_alert_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.origin import Origin, Route
+    from tests.test_daemon import stop, wait_for
+    from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
+        origin.routes["/broken.xml"] = Route(rss(OTHER))
+        cfg = _on_postgresql(write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook")),
+                             pg_url)  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPASSWORD": PASSWORD}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+                stdout=subprocess.DEVNULL,
+                stderr=(tmp_path / f"run{i}.log").open("w"),
+                env=env,
+                cwd=tmp_path,
+            )  # fmt: skip
+            for i in range(2)
+        ]
+        try:
+            both = "SELECT count(*) FROM fetches WHERE source_id = 'tass'"
+            assert wait_for(lambda: _rows(pg_url, both) == [(2,)], 30)  # each fetched it
+            assert wait_for(
+                lambda: _rows(pg_url, "SELECT status FROM deliveries") == [("sent",)], 10
+            )
+            time.sleep(1)  # a second send, if there were one, would have come by now
+            assert all(stop(p) == 0 for p in procs)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        assert len(hook.posts()) == 1
+        assert _rows(pg_url, "SELECT count(*) FROM posts") == [(3,)]  # saved once each
+        assert _rows(pg_url, "SELECT count(*) FROM matches") == [(1,)]
+        assert _rows(pg_url, "SELECT count(*) FROM daemons") == [(2,)]
+        for i in range(2):
+            assert "Traceback" not in (tmp_path / f"run{i}.log").read_text()
+
+
+def test_posts_committed_while_another_process_matches_are_never_skipped(pg_url: str) -> None:
+    """The watermark trap: revs that commit out of order. Writers take turns, so a rev is
+    never committed below a search mark another process has already moved past."""
+    import threading
+
+    from monitor.config import parse_config
+    from monitor.match import match_pending
+    from monitor.models import Post
+
+    config = parse_config(
+        {"monitor": {"database": pg_url},
+         "sources": {f"s{i}": {"type": "feed", "url": f"https://s{i}.example/rss"}
+                     for i in range(4)},
+         "alerts": {"all": {"query": "nato", "notify": []}}},
+        env={},
+    )  # fmt: skip
+    stores = [open_archive(pg_url) for _ in range(4)]
+    stores[0].sync_sources((f"s{i}", "feed", None) for i in range(4))
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        store = stores[i]
+        try:
+            for round_ in range(15):
+                with store.transaction() as db:
+                    posts = [Post(f"{round_}-{k}", None, title=f"NATO {i} {round_} {k}")
+                             for k in range(5)]  # fmt: skip
+                    store.save_posts(db, f"s{i}", posts)
+                    if round_ % 3 == i % 3:
+                        match_pending(db, store, config)  # some saves match at once, some later
+                time.sleep(0.001 * i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    with stores[0].transaction() as db:
+        match_pending(db, stores[0], config)  # the rest
+    db = stores[0].db
+    (posts,) = db.execute("SELECT count(*) FROM posts").fetchone()
+    assert posts == 4 * 15 * 5
+    matched = db.execute("SELECT count(*), count(DISTINCT post_id) FROM matches").fetchone()
+    assert tuple(matched) == (posts, posts)  # every post matched, each once
+    assert tuple(db.execute("SELECT count(*) FROM posts_fts").fetchone()) == (posts,)
+    (mark,) = db.execute("SELECT indexed_rev FROM search_state").fetchone()
+    assert mark == db.execute("SELECT max(rev) FROM posts").fetchone()[0]
+    for store in stores:
         store.close()

@@ -128,6 +128,15 @@ SCHEMA = [
         indexed_rev BIGINT NOT NULL
     )""",
     "INSERT INTO search_state (id, indexed_rev) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    """CREATE TABLE IF NOT EXISTS daemons (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        roles TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        beat_at TEXT NOT NULL,
+        stopped_at TEXT
+    )""",
 ]
 
 
@@ -360,6 +369,9 @@ class PgStore(Store):
                     db.execute(statement)
                 db.execute("DELETE FROM monitor_schema")
                 db.execute("INSERT INTO monitor_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+
+    def checkpoint(self) -> None:
+        """Nothing to do: the server checkpoints its own write-ahead log."""
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
