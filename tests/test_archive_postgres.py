@@ -140,6 +140,16 @@ def test_the_offline_demo_runs_on_postgresql(tmp_path: Path, pg_url: str, capsys
         assert got[0] == got[1], query
         found += bool(got[0])
     assert found >= 5
+    for options in (["--source", "nato-news"], ["--since", "2024-03-01"]):
+        got = []
+        for where in (pg_url, db):
+            assert main(["search", "NATO", *options, "--config", cfg, "--db", where,
+                         "--json"]) == 0  # fmt: skip
+            got.append(sorted(h["id"] for h in json.loads(capsys.readouterr().out)))
+        assert got[0] == got[1] and got[0], options
+    # Ranked alike (title first), though not identically: --limit cuts the same count.
+    assert main(["search", "NATO", "--limit", "2", "--config", cfg, "--db", pg_url, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
 
     assert main(["sources", "--config", cfg, "--db", pg_url, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
