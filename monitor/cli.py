@@ -132,6 +132,10 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
                    help="age of the oldest pending delivery that is unhealthy (default 1h)")  # fmt: skip
     p.add_argument("--json", action="store_true")
 
+    p = command("workers", "the daemons on this archive: live, stopped or silent, with roles")
+    p.add_argument("--all", action="store_true", help="also those that stopped or went silent")
+    p.add_argument("--json", action="store_true")
+
     p = command("record", "fetch one source live and save every exchange in DIR")
     p.add_argument("source_id", metavar="SOURCE_ID")
     p.add_argument("directory", metavar="DIR")
@@ -1026,6 +1030,30 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK if state.ok else EXIT_FAILED
 
 
+def cmd_workers(args: argparse.Namespace) -> int:
+    from monitor import health
+    from monitor.archive import open_archive
+
+    config = _load(args, need_notifiers=False)
+    store = open_archive(config.database, create=False)
+    try:
+        rows = health.workers(store.db)
+    finally:
+        store.close()
+    if not args.all:
+        rows = [w for w in rows if w["state"] == "live"]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("no live daemon on this archive" + ("" if args.all else " (--all shows the others)"))
+    for w in rows:
+        print(f"{w['state']:<8} {w['id']}  roles {w['roles']}  last heartbeat {w['beat_at']}"
+              f"  started {w['started_at']}"
+              + (f"  stopped {w['stopped_at']}" if w["stopped_at"] else ""))  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from monitor.pipeline import describe_error
     from monitor.recording import Recorder
@@ -1118,6 +1146,7 @@ COMMANDS = {
     "alerts": cmd_alerts,
     "check": cmd_check,
     "health": cmd_health,
+    "workers": cmd_workers,
     "record": cmd_record,
     "migrate": cmd_migrate,
 }

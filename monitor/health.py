@@ -98,6 +98,29 @@ def check(db: sqlite3.Connection, enabled: list[str], limits: Limits) -> Health:
     return out
 
 
+def workers(db: sqlite3.Connection, silence: float = 3 * BEAT_EVERY) -> list[dict[str, object]]:
+    """Every daemon that has run on this archive, newest heartbeat first, with its state:
+    `live` (beating), `stopped` (said so) or `silent` (stopped beating: killed, or cut off)."""
+    now = time.time()
+    out = []
+    for row in db.execute(
+        "SELECT id, host, pid, roles, started_at, beat_at, stopped_at FROM daemons "
+        "ORDER BY beat_at DESC, id"
+    ):
+        worker = dict(
+            zip(("id", "host", "pid", "roles", "started_at", "beat_at", "stopped_at"), row,
+                strict=True)
+        )  # fmt: skip
+        if row[6]:
+            worker["state"] = "stopped"
+        elif now - (iso_to_epoch(row[5]) or 0) > silence:
+            worker["state"] = "silent"
+        else:
+            worker["state"] = "live"
+        out.append(worker)
+    return out
+
+
 def _ago(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

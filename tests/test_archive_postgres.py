@@ -313,6 +313,13 @@ def test_two_daemons_on_one_postgresql_archive_send_each_alert_once(
                 lambda: _rows(pg_url, "SELECT status FROM deliveries") == [("sent",)], 10
             )
             time.sleep(1)  # a second send, if there were one, would have come by now
+            got = subprocess.run(
+                [sys.executable, "-m", "monitor", "workers", "--config", str(cfg), "--json"],
+                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            live = json.loads(got.stdout)
+            assert sorted(w["pid"] for w in live) == sorted(p.pid for p in procs)
+            assert {w["state"] for w in live} == {"live"}
             assert all(stop(p) == 0 for p in procs)
         finally:
             for p in procs:
