@@ -91,7 +91,11 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges in DIR")
 
-    command("run", "daemon: each source on its own schedule, alerts delivered in the background")
+    p = command(
+        "run", "daemon: each source on its own schedule, alerts delivered in the background"
+    )
+    p.add_argument("--only", metavar="ROLES", default="fetch,deliver",
+                   help="fetch, deliver, or both (fetch,deliver, the default)")  # fmt: skip
 
     p = command("search", "full-text search of the archive (same query language as alerts)")
     p.add_argument("query", metavar="QUERY", nargs="+", help="the query; its words may be unquoted")
@@ -682,13 +686,20 @@ def _summarise_matches(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.schedule import run_daemon
+    from monitor.schedule import ROLES, run_daemon
 
-    config = _load(args)
+    roles = tuple(r for r in ROLES if r in args.only.split(","))
+    unknown = [r for r in args.only.split(",") if r not in ROLES]
+    if unknown or not roles:
+        raise UsageError(
+            f"--only: {', '.join(unknown) or 'nothing'} is not a role (roles are "
+            f"{', '.join(ROLES)}; speech-to-text runs with fetch)"
+        )
+    config = _load(args)  # a fetcher needs the notifiers too: its matches make the deliveries
     if not args.quiet:
         # The daemon's log is its output: one line per fetch and per delivery round.
         logging.getLogger("monitor").setLevel(min(logging.INFO, logging.getLogger().level))
-    return run_daemon(config)
+    return run_daemon(config, roles)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

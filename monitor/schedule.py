@@ -41,15 +41,19 @@ def next_due_at(row: Any, every: float) -> str:
     return now_iso((iso_to_epoch(row["last_fetched_at"]) or 0) + every)
 
 
-def run_daemon(config: Config) -> int:
+ROLES = ("fetch", "deliver")  # `monitor run --only`; speech-to-text runs with fetch
+
+
+def run_daemon(config: Config, roles: tuple[str, ...] = ROLES) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Daemon(config).run())
+        asyncio.run(Daemon(config, roles).run())
     return 0
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, roles: tuple[str, ...] = ROLES) -> None:
         self.config = config
+        self.roles = roles
         self.stop = asyncio.Event()
         self.hurry = asyncio.Event()  # a second signal: stop without waiting for fetches
         self.inflight: set[asyncio.Task[Any]] = set()
@@ -89,7 +93,7 @@ class Daemon:
         rows = {r["id"]: r for r in self.store.source_rows()}
         now = time.time()
         for source in config.sources.values():
-            if not source.enabled:
+            if not source.enabled or "fetch" not in self.roles:
                 continue
             every = source.every or config.monitor.every
             jitter = min(config.monitor.jitter, every / 10)
@@ -103,11 +107,12 @@ class Daemon:
                 max_instances=1, coalesce=True, misfire_grace_time=None,
             )  # fmt: skip
             log.info("%s: every %gs, next at %s", source.id, every, now_iso(first))
-        self.scheduler.add_job(
-            self._deliver, IntervalTrigger(seconds=OUTBOX_EVERY, timezone=UTC), id="outbox",
-            next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
-            misfire_grace_time=None,
-        )  # fmt: skip
+        if "deliver" in self.roles:
+            self.scheduler.add_job(
+                self._deliver, IntervalTrigger(seconds=OUTBOX_EVERY, timezone=UTC), id="outbox",
+                next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
+                misfire_grace_time=None,
+            )  # fmt: skip
         self.scheduler.add_job(
             self._beat, IntervalTrigger(seconds=health.BEAT_EVERY, timezone=UTC), id="heartbeat",
             args=[started_at], next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
@@ -167,7 +172,7 @@ class Daemon:
 
         try:
             with self.store.transaction() as db:
-                health.beat(db, self.ident, started_at)
+                health.beat(db, self.ident, started_at, ",".join(self.roles))
         except self.store.errors as e:  # a full disk: `monitor health` will say the beat stopped
             log.warning("heartbeat not written: %s", e)
 

@@ -224,7 +224,7 @@ def test_monitor_run_on_postgresql_alerts_and_stops_cleanly(tmp_path: Path, pg_u
         assert _rows(pg_url, "SELECT id FROM deliveries") == [(webhook_id,)]
         assert not (tmp_path / "monitor.db").exists()  # nothing went to a SQLite file
         beats = _rows(pg_url, "SELECT roles, stopped_at IS NOT NULL FROM daemons")
-        assert beats == [("fetch,deliver,transcribe", True)]  # its heartbeat, and its stop
+        assert beats == [("fetch,deliver", True)]  # its heartbeat, and its stop
     assert _rows(pg_url, "SELECT count(*) FROM posts") == [(2,)]
 
 
@@ -385,3 +385,56 @@ def test_posts_committed_while_another_process_matches_are_never_skipped(pg_url:
     assert mark == db.execute("SELECT max(rev) FROM posts").fetchone()[0]
     for store in stores:
         store.close()
+
+
+@pytest.mark.slow
+def test_a_fetcher_and_a_deliverer_share_the_work_by_role(tmp_path: Path, pg_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.origin import Origin, Route
+    from tests.test_daemon import stop, wait_for
+    from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
+        origin.routes["/broken.xml"] = Route(rss(OTHER))
+        cfg = _on_postgresql(write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook")),
+                             pg_url)  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPASSWORD": PASSWORD}
+
+        def start(role: str) -> subprocess.Popen:
+            return subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--only", role, "--config", str(cfg)],
+                stdout=subprocess.DEVNULL, stderr=(tmp_path / f"{role}.log").open("w"),
+                env=env, cwd=tmp_path,
+            )  # fmt: skip
+
+        fetcher = start("fetch")
+        try:
+            pending = "SELECT status FROM deliveries"
+            assert wait_for(lambda: _rows(pg_url, pending) == [("pending",)], 30)
+            time.sleep(2)  # a fetcher never sends
+            assert hook.posts() == [] and _rows(pg_url, pending) == [("pending",)]
+            deliverer = start("deliver")
+            try:
+                assert wait_for(lambda: _rows(pg_url, pending) == [("sent",)], 30)
+                roles = "SELECT roles FROM daemons ORDER BY roles"
+                assert wait_for(lambda: _rows(pg_url, roles) == [("deliver",), ("fetch",)], 10)
+                assert stop(deliverer) == 0
+            finally:
+                if deliverer.poll() is None:
+                    deliverer.kill()
+            assert stop(fetcher) == 0
+        finally:
+            if fetcher.poll() is None:
+                fetcher.kill()
+        assert len(hook.posts()) == 1
+        assert len(origin.gets("/tass.xml")) == 1  # the deliverer fetched nothing
+
+
+def test_an_unknown_role_is_a_usage_error(capsys) -> None:
+    cfg = str(ROOT / "config/demo.toml")
+    assert main(["run", "--only", "fetch,transcode", "--config", cfg]) == 2
+    assert "--only: transcode is not a role" in capsys.readouterr().err
