@@ -414,3 +414,17 @@ def test_phrases_and_near_deep_in_a_long_transcript_are_found_on_both_backends(
         assert found("transcript:word12*") == {"long"}
     finally:
         store.close()
+
+
+def test_a_post_of_megabytes_of_distinct_words_is_indexed_not_refused(pg_url: str) -> None:
+    store = open_archive(pg_url)
+    store.sync_sources([("src", "feed", None)])
+    words = " ".join(f"w{i:07d}x" for i in range(150_000))  # 1.5 MB, every word new
+    with store.transaction() as db:
+        store.save_posts(db, "src", [Post("big", None, "NATO summit", words)])
+        store.index_pending(db)
+    try:
+        found = store.matching_revs(store.db, "posts_fts", parse_query("nato w0000001x"), 0)
+        assert found == [1]
+    finally:
+        store.close()

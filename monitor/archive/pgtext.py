@@ -22,6 +22,8 @@ WEIGHTS = dict(zip(FIELDS, "ABCD", strict=True))
 MAX_POS = 16383  # tsvector positions run 1..16383
 MAX_POSITIONS = 256  # per lexeme
 MAX_LEXEME = 2046  # bytes: PostgreSQL refuses longer words
+# A tsvector is at most 1 MB: past this, the words a post brings last are left out.
+MAX_BYTES = 900_000
 LONG = "_long"  # a lexeme no text yields: split_tokens never keeps "_"
 # ts_rank's weights, in its order {D, C, B, A}, as SQLite's bm25 weighs title 4, text and
 # transcript 1, author 0.5.
@@ -48,9 +50,14 @@ def tsvector(fields: Sequence[str | None]) -> str:
         pos += 1  # a gap: no phrase runs from one column into the next
     long = pos > MAX_POS or any(len(p) > MAX_POSITIONS for p in found.values())
     parts = []
+    size = 0
     for token, places in found.items():
-        if len(token.encode()) > MAX_LEXEME:
+        length = len(token.encode())
+        if length > MAX_LEXEME:
             continue  # a "word" of 2 KB is a blob, not language: it is not searchable here
+        size += length + 8  # the word, its entry and a few positions
+        if size > MAX_BYTES:
+            break  # megabytes of text: the words first seen are kept (the search finds those)
         if long:
             # One place per column, at a position of its own (one position keeps one weight).
             weights = sorted({w for _, w in places})
