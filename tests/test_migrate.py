@@ -23,6 +23,7 @@ KEPT = {
     "sources": "id, type, url, last_fetched_at, last_ok_at, last_error, failures, "
     "next_attempt_at, state, last_new_at",
     "fetches": "id, source_id, started_at, ok, http_status, new, error",
+    "source_episodes": "id, alert_id, source_id, kind, since, opened_at, closed_at, detail",
     "search_state": "indexed_rev",
 }
 
@@ -62,6 +63,9 @@ def _add_a_video_with_its_transcript(db: str) -> None:
             ],
         )
         store.index_pending(tx)
+        # A source-health episode, and its message waiting: a delivery without a post.
+        store.open_episode(tx, "dark", "broken", "failing", "2026-12-01T00:00:00Z", "HTTP 500",
+                           ["hook"], {"type": "source_failing", "source": "broken"})  # fmt: skip
     store.close()
 
 
@@ -88,7 +92,8 @@ def test_migration_keeps_history_and_outbox_and_sends_pending_deliveries_once(
         _add_a_video_with_its_transcript(db)
 
         done = migrate(cfg, pg_url, capsys)
-        assert done["copied"]["posts"] == 3 and done["pending"] == 1
+        assert done["copied"]["posts"] == 3 and done["pending"] == 2
+        assert done["copied"]["source_episodes"] == 1
         assert done["copied"]["transcript_segments"] == 2
         assert PASSWORD not in json.dumps(done)
         for name in KEPT:
@@ -103,10 +108,11 @@ def test_migration_keeps_history_and_outbox_and_sends_pending_deliveries_once(
         # On PostgreSQL now: the pending delivery goes out once, under its old id.
         assert main(["alerts", "--retry", "--config", str(cfg), "--db", pg_url, "-q"]) == 0
         ids = [p.headers["webhook-id"] for p in hook.posts()]
-        assert ids == [first_id, first_id]
+        (event,) = [r[0] for r in table(pg_url, "deliveries") if r[2] is None]
+        assert sorted(ids) == sorted([first_id, first_id, event])
         assert main(["alerts", "--retry", "--config", str(cfg), "--db", pg_url, "-q"]) == 0
-        assert len(hook.posts()) == 2
-        assert [r[4] for r in table(pg_url, "deliveries")] == ["sent"]
+        assert len(hook.posts()) == 3
+        assert [r[4] for r in table(pg_url, "deliveries")] == ["sent", "sent"]
 
         # The copied source state: a conditional GET with the validators fetched on SQLite.
         capsys.readouterr()
@@ -122,7 +128,7 @@ def test_migration_keeps_history_and_outbox_and_sends_pending_deliveries_once(
     # A third run adds nothing, and does not undo what PostgreSQL did since.
     again = migrate(cfg, pg_url, capsys)
     assert set(again["copied"].values()) == {0}
-    assert [r[4] for r in table(pg_url, "deliveries")] == ["sent"]
+    assert [r[4] for r in table(pg_url, "deliveries")] == ["sent", "sent"]
 
 
 def test_migrating_into_an_archive_with_other_posts_is_refused(

@@ -12,8 +12,8 @@ from monitor.archive.sqlite import Store
 from monitor.errors import ArchiveError
 
 # In the order their references need. fetches and deliveries keep their ids and their order.
-TABLES = ("sources", "posts", "post_versions", "transcript_segments", "matches", "deliveries",
-          "fetches")  # fmt: skip
+TABLES = ("sources", "posts", "post_versions", "transcript_segments", "matches",
+          "source_episodes", "deliveries", "fetches")  # fmt: skip
 BATCH = 2000
 
 
@@ -52,7 +52,7 @@ def migrate(source: Store, target: PgStore) -> Migrated:
         db.execute("UPDATE search_state SET indexed_rev = ?", (out.mark,))
         _index(db, out.mark)
         # New rows of the target number on from the copied ones.
-        for table, column in (("fetches", "id"), ("deliveries", "seq")):
+        for table, column in (("fetches", "id"), ("deliveries", "seq"), ("source_episodes", "id")):
             db.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
                 f"coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)"
@@ -113,7 +113,7 @@ def _copy(
         select = f"SELECT {_quoted(columns)}, rowid AS seq FROM deliveries ORDER BY rowid"
         insert_columns = [*columns, "seq"]
     else:
-        order = " ORDER BY id" if table == "fetches" else ""
+        order = " ORDER BY id" if table in ("fetches", "source_episodes") else ""
         select = f"SELECT {_quoted(columns)} FROM {table}{order}"
         insert_columns = columns
     marks = ", ".join("?" * len(insert_columns))
