@@ -39,6 +39,9 @@ def test_sqlite_sql_is_written_for_postgresql() -> None:
     assert translate("INSERT OR IGNORE INTO m (a) VALUES (?)") == (
         "INSERT INTO m (a) VALUES (%s) ON CONFLICT DO NOTHING"
     )
+    assert translate("UPDATE s SET a = 1 WHERE a IS NOT excluded.a AND b IS NOT NULL") == (
+        "UPDATE s SET a = 1 WHERE a IS DISTINCT FROM excluded.a AND b IS NOT NULL"
+    )
 
 
 def _unreachable(server: PgServer) -> str:

@@ -211,13 +211,15 @@ _SQL: dict[str, str] = {}
 
 def translate(sql: str) -> str:
     """SQLite's SQL as the monitor writes it, for PostgreSQL: `?` parameters, `INSERT OR
-    IGNORE`, the deliveries' rowid. The rest of the monitor's SQL is common to both."""
+    IGNORE`, the deliveries' rowid, `IS NOT` between values. The rest is common to both."""
     done = _SQL.get(sql)
     if done is None:
         done = sql.replace("%", "%%").replace("?", "%s")
         if done.startswith("INSERT OR IGNORE INTO"):
             done = "INSERT INTO" + done[len("INSERT OR IGNORE INTO") :] + " ON CONFLICT DO NOTHING"
         done = re.sub(r"\browid\b", "seq", done)
+        # SQLite's null-safe `a IS NOT b` (other than IS NOT NULL) is IS DISTINCT FROM here.
+        done = re.sub(r"\bIS NOT (?!NULL\b)", "IS DISTINCT FROM ", done)
         _SQL[sql] = done
     return done
 

@@ -539,7 +539,7 @@ class Store:
                     "ON CONFLICT(id) DO UPDATE SET type = excluded.type, url = excluded.url "
                     # Unchanged, not rewritten: a command or daemon starting on a full disk
                     # starts (reading works), rather than fail on a write of nothing new.
-                    "WHERE type IS NOT excluded.type OR url IS NOT excluded.url",
+                    "WHERE sources.type IS NOT excluded.type OR sources.url IS NOT excluded.url",
                     (sid, type_name, url),
                 )
 
