@@ -218,6 +218,9 @@ def translate(sql: str) -> str:
         if done.startswith("INSERT OR IGNORE INTO"):
             done = "INSERT INTO" + done[len("INSERT OR IGNORE INTO") :] + " ON CONFLICT DO NOTHING"
         done = re.sub(r"\browid\b", "seq", done)
+        # SQLite's two-argument max() is greatest() here (the one-argument max() is an
+        # aggregate on both); the monitor writes it on a coalesce().
+        done = done.replace("max(coalesce(", "greatest(coalesce(")
         # SQLite's null-safe `a IS NOT b` (other than IS NOT NULL) is IS DISTINCT FROM here.
         done = re.sub(r"\bIS NOT (?!NULL\b)", "IS DISTINCT FROM ", done)
         _SQL[sql] = done
