@@ -27,10 +27,10 @@ sys.path.insert(0, str(BENCH))
 
 from _corpus import Corpus  # noqa: E402
 
+from monitor.archive.sqlite import SCHEMA, Store  # noqa: E402
 from monitor.config import Config, parse_config  # noqa: E402
 from monitor.match import match_pending  # noqa: E402
 from monitor.models import Media, Post  # noqa: E402
-from monitor.store import SCHEMA, Store  # noqa: E402
 
 OUT = BENCH / "out"
 ARCHIVE_FORMAT = 1  # bump when the generated posts change, so cached archives are rebuilt

@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from monitor.archive.sqlite import Store  # noqa: E402
 from monitor.config import parse_config  # noqa: E402
 from monitor.source_health import check_sources  # noqa: E402
-from monitor.store import Store  # noqa: E402
 
 TARGET_MS = 100.0  # per check, for 500 sources
 

@@ -380,8 +380,8 @@ def sample(
 
 def _due(row: sqlite3.Row, started: float, every: float) -> float:
     """When the daemon has this source due, as it resumes (monitor.schedule.next_due_at)."""
+    from monitor.archive.sqlite import iso_to_epoch
     from monitor.schedule import next_due_at
-    from monitor.store import iso_to_epoch
 
     if not row["last_fetched_at"]:
         return started  # never fetched: due since the daemon started

@@ -33,7 +33,10 @@ def _add_globals(p: argparse.ArgumentParser, top: bool) -> None:
     p.add_argument("--config", metavar="PATH", default=d,
                    help="configuration file (default: $MONITOR_CONFIG, ./monitor.toml, ./config/monitor.toml)")  # fmt: skip
     p.add_argument(
-        "--db", metavar="PATH", default=d, help="database file (overrides [monitor] database)"
+        "--db",
+        metavar="PATH",
+        default=d,
+        help="archive: a file, or a postgresql:// URL (overrides [monitor] database)",
     )
     p.add_argument("-v", "--verbose", action="count", default=0 if top else argparse.SUPPRESS,
                    help="more logging on stderr")  # fmt: skip
@@ -88,7 +91,11 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges in DIR")
 
-    command("run", "daemon: each source on its own schedule, alerts delivered in the background")
+    p = command(
+        "run", "daemon: each source on its own schedule, alerts delivered in the background"
+    )
+    p.add_argument("--only", metavar="ROLES", default="fetch,deliver",
+                   help="fetch, deliver, or both (fetch,deliver, the default)")  # fmt: skip
 
     p = command("search", "full-text search of the archive (same query language as alerts)")
     p.add_argument("query", metavar="QUERY", nargs="+", help="the query; its words may be unquoted")
@@ -129,9 +136,17 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
                    help="age of the oldest pending delivery that is unhealthy (default 1h)")  # fmt: skip
     p.add_argument("--json", action="store_true")
 
+    p = command("workers", "the daemons on this archive: live, stopped or silent, with roles")
+    p.add_argument("--all", action="store_true", help="also those that stopped or went silent")
+    p.add_argument("--json", action="store_true")
+
     p = command("record", "fetch one source live and save every exchange in DIR")
     p.add_argument("source_id", metavar="SOURCE_ID")
     p.add_argument("directory", metavar="DIR")
+
+    p = command("migrate", "copy the SQLite archive, history and outbox, into a PostgreSQL one")
+    p.add_argument("--to", required=True, metavar="URL", help="postgresql://user:pw@host/db")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -278,7 +293,9 @@ def _load(args: argparse.Namespace, *, need_notifiers: bool = True) -> Config:
     if config.secrets:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_RedactLogs(config))
-    if args.db:
+    from monitor.archive import is_url
+
+    if args.db and not is_url(args.db):
         # A directory named on the command line is not made: a typo would start a new,
         # empty archive beside the real one.
         where = Path(args.db).parent
@@ -286,6 +303,7 @@ def _load(args: argparse.Namespace, *, need_notifiers: bool = True) -> Config:
             raise UsageError(f"--db: {where} is a file, not a directory")
         if not where.is_dir():
             raise UsageError(f"--db: there is no directory {where} (make it first)")
+    if args.db:
         config = dataclasses.replace(
             config, monitor=dataclasses.replace(config.monitor, database=args.db)
         )
@@ -549,18 +567,18 @@ _Posts = dict[str, tuple[str | None, str | None, str | None]]
 
 def _matched_posts(outcome: Any, store_path: str) -> _Posts:
     """The title, URL and time (published, else first seen) of each post the pass matched."""
-    import sqlite3
+    from monitor.archive import open_archive
 
     ids = list(dict.fromkeys(m.post_id for r in outcome.sources for m in r.matches))
     posts: _Posts = {}
     if not ids:
         return posts
-    db = sqlite3.connect(store_path)
+    store = open_archive(store_path, create=False)
     try:
         # A few hundred at a time: a busy pass may have matched thousands of posts.
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            rows = db.execute(
+            rows = store.db.execute(
                 "SELECT id, title, url, coalesce(published_at, first_seen_at) FROM posts "
                 f"WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk,
@@ -568,7 +586,7 @@ def _matched_posts(outcome: Any, store_path: str) -> _Posts:
             posts.update((pid, (title, url, when)) for pid, title, url, when in rows)
         return posts
     finally:
-        db.close()
+        store.close()
 
 
 def _match_doc(m: Any, posts: _Posts) -> dict[str, Any]:
@@ -668,24 +686,31 @@ def _summarise_matches(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.schedule import run_daemon
+    from monitor.schedule import ROLES, run_daemon
 
-    config = _load(args)
+    roles = tuple(r for r in ROLES if r in args.only.split(","))
+    unknown = [r for r in args.only.split(",") if r not in ROLES]
+    if unknown or not roles:
+        raise UsageError(
+            f"--only: {', '.join(unknown) or 'nothing'} is not a role (roles are "
+            f"{', '.join(ROLES)}; speech-to-text runs with fetch)"
+        )
+    config = _load(args)  # a fetcher needs the notifiers too: its matches make the deliveries
     if not args.quiet:
         # The daemon's log is its output: one line per fetch and per delivery round.
         logging.getLogger("monitor").setLevel(min(logging.INFO, logging.getLogger().level))
-    return run_daemon(config)
+    return run_daemon(config, roles)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from monitor.archive import open_archive
+    from monitor.archive.search import count, search
     from monitor.query import QueryError
-    from monitor.search import count, search
-    from monitor.store import Store
 
     config = _load(args, need_notifiers=False)
     query = " ".join(args.query)
     since = _since(args.since) if args.since else None
-    store = Store(config.database, create=False)
+    store = open_archive(config.database, create=False)
     known = args.source is None or args.source in config.sources
     if not known and not store.has_source(args.source):
         store.close()
@@ -745,7 +770,7 @@ def _since(text: str) -> str:
                 f"--since: cannot read {text!r} as a date or a duration "
                 "(use YYYY-MM-DD, an ISO time, or 2d, 6h, 30m)"
             ) from None
-        from monitor.store import now_iso
+        from monitor.archive.sqlite import now_iso
 
         when = now_iso(time.time() - ago)
     return when
@@ -757,9 +782,10 @@ def _utc_minute(iso: str | None) -> str:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    from monitor.archive import archive_exists, describe, open_archive
+    from monitor.archive.sqlite import now_iso
     from monitor.config_types import format_duration
     from monitor.schedule import next_due_at
-    from monitor.store import Store, now_iso
 
     config = _load(args, need_notifiers=False)
     if args.opml:
@@ -767,14 +793,14 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
         return print_sources_opml(config)  # type: ignore[no-any-return]
     rows = {}
-    if Path(config.database).exists():  # else nothing was fetched yet: no need to make it
-        store = Store(config.database)
+    if archive_exists(config.database):  # else nothing was fetched yet: no need to make it
+        store = open_archive(config.database)
         rows = {r["id"]: r for r in store.source_rows()}
         store.close()
     elif args.db:  # an archive asked for by name that is not there is a mistake, as in search
-        Store(config.database, create=False)
+        open_archive(config.database, create=False)
     elif not args.json:
-        print(f"(no archive at {config.database} yet: nothing fetched)", file=sys.stderr)
+        print(f"(no archive at {describe(config.database)} yet: nothing fetched)", file=sys.stderr)
     out = []
     for sid, s in config.sources.items():
         r = rows.get(sid)
@@ -832,10 +858,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from monitor.store import Store
+    from monitor.archive import open_archive
 
     config = _load(args, need_notifiers=args.retry)
-    store = Store(config.database, create=False)
+    store = open_archive(config.database, create=False)
     code = EXIT_OK
     try:
         if args.retry:
@@ -908,6 +934,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             for problem in e.problems:
                 print(f"  {problem}")
         return EXIT_USAGE
+    from monitor.archive import describe
+
     database = args.db or config.database
     archive, problem = _check_archive(database, "--db" if args.db else "monitor.database")
     summary = {
@@ -916,7 +944,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         "sources": len(config.sources),
         "alerts": len(config.alerts),
         "notifiers": len(config.notifiers),
-        "database": database,
+        "database": describe(database),
         "archive": archive,
     }
     if problem is not None:
@@ -929,7 +957,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(
             f"{path}: ok — {_count(summary['sources'], 'source')}, "
             f"{_count(summary['alerts'], 'alert')}, {_count(summary['notifiers'], 'notifier')}; "
-            f"database {database} ({archive})"
+            f"database {describe(database)} ({archive})"
         )
     return EXIT_OK if problem is None else EXIT_USAGE
 
@@ -939,10 +967,16 @@ def _check_archive(path: str, key: str) -> tuple[str, str | None]:
     import os
     import sqlite3
 
-    from monitor.store import SCHEMA_VERSION
+    from monitor.archive.sqlite import SCHEMA_VERSION
 
     if path == ":memory:":
         return "in memory", None
+    from monitor.archive import is_url
+
+    if is_url(path):
+        from monitor.archive.postgres import check
+
+        return check(path, key)
     where = Path(path).resolve().parent
     if not Path(path).exists():
         if where.is_dir() and not os.access(where, os.W_OK | os.X_OK):
@@ -970,11 +1004,9 @@ def _check_archive(path: str, key: str) -> tuple[str, str | None]:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    import sqlite3
-
     from monitor import health
+    from monitor.archive import describe, open_archive
     from monitor.config_types import parse_duration
-    from monitor.store import Store
 
     limits = []
     for option, value in (("--max-silence", args.max_silence), ("--max-backlog", args.max_backlog)):
@@ -985,13 +1017,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     if not 0 < args.max_failing <= 1:
         raise UsageError(f"--max-failing: a share from 0 to 1, got {args.max_failing}")
     config = _load(args, need_notifiers=False)
-    store = Store(config.database, create=False)
+    store = open_archive(config.database, create=False)
     try:
         enabled = [s.id for s in config.sources.values() if s.enabled]
         state = health.check(store.db, enabled, health.Limits(limits[0], args.max_failing,
                                                                limits[1]))  # fmt: skip
-    except sqlite3.Error as e:
-        raise ArchiveError(f"cannot read the archive {config.database}: {e}") from None
+    except store.errors as e:
+        raise ArchiveError(f"cannot read the archive {describe(config.database)}: {e}") from None
     finally:
         store.close()
     if args.json:
@@ -1007,6 +1039,30 @@ def cmd_health(args: argparse.Namespace) -> int:
         for problem in state.problems:
             print(f"unhealthy: {problem}")
     return EXIT_OK if state.ok else EXIT_FAILED
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    from monitor import health
+    from monitor.archive import open_archive
+
+    config = _load(args, need_notifiers=False)
+    store = open_archive(config.database, create=False)
+    try:
+        rows = health.workers(store.db)
+    finally:
+        store.close()
+    if not args.all:
+        rows = [w for w in rows if w["state"] == "live"]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("no live daemon on this archive" + ("" if args.all else " (--all shows the others)"))
+    for w in rows:
+        print(f"{w['state']:<8} {w['id']}  roles {w['roles']}  last heartbeat {w['beat_at']}"
+              f"  started {w['started_at']}"
+              + (f"  stopped {w['stopped_at']}" if w["stopped_at"] else ""))  # fmt: skip
+    return EXIT_OK
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -1056,6 +1112,42 @@ def cmd_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from monitor.archive import describe, is_url, open_archive
+
+    config = _load(args, need_notifiers=False)
+    if not is_url(args.to):
+        raise UsageError(f"--to: {args.to!r} is not a postgresql:// URL")
+    if is_url(config.database):
+        raise UsageError(
+            f"the archive to copy is {describe(config.database)}, not a SQLite file "
+            "(name it with --db)"
+        )
+    from monitor.archive.migrate import migrate
+
+    source = open_archive(config.database, create=False)
+    try:
+        target = open_archive(args.to)
+        try:
+            done = migrate(source, target)  # type: ignore[arg-type]
+        finally:
+            target.close()
+    finally:
+        source.close()
+    if args.json:
+        _print_json({"ok": True, "from": config.database, "to": describe(args.to),
+                     "copied": done.copied, "pending": done.pending, "search_mark": done.mark})  # fmt: skip
+        return EXIT_OK
+    copied = ", ".join(f"{n} {table}" for table, n in done.copied.items())
+    print(f"copied {config.database} into {describe(args.to)}: {copied}")
+    if done.pending:
+        print(
+            f"{_count(done.pending, 'delivery', 'deliveries')} pending: the next pass on PostgreSQL sends "
+            "them, under the ids they were made with"
+        )
+    return EXIT_OK
+
+
 COMMANDS = {
     "fetch": cmd_fetch,
     "run": cmd_run,
@@ -1065,5 +1157,7 @@ COMMANDS = {
     "alerts": cmd_alerts,
     "check": cmd_check,
     "health": cmd_health,
+    "workers": cmd_workers,
     "record": cmd_record,
+    "migrate": cmd_migrate,
 }

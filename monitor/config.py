@@ -62,6 +62,12 @@ class MonitorSettings:
                 problems.append(
                     f"metrics: expected host:port such as 127.0.0.1:9108, got {self.metrics!r}"
                 )
+        scheme = self.database.split("://", 1)[0] if "://" in self.database else None
+        if scheme is not None and scheme not in ("postgresql", "postgres"):
+            problems.append(
+                f"database: {scheme}:// is not an archive the monitor knows "
+                "(a file path for SQLite, or a postgresql:// URL)"
+            )
         return problems
 
 

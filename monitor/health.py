@@ -8,7 +8,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 
-from monitor.store import iso_to_epoch, now_iso
+from monitor.archive.sqlite import iso_to_epoch, now_iso
 
 BEAT_EVERY = 30.0  # seconds between two heartbeats of a running daemon
 ROLES = "fetch,deliver,transcribe"
@@ -95,6 +95,29 @@ def check(db: sqlite3.Connection, enabled: list[str], limits: Limits) -> Health:
         out.problems.append(
             f"the outbox holds {out.pending} pending, the oldest waiting for {_ago(now - oldest)}"
         )
+    return out
+
+
+def workers(db: sqlite3.Connection, silence: float = 3 * BEAT_EVERY) -> list[dict[str, object]]:
+    """Every daemon that has run on this archive, newest heartbeat first, with its state:
+    `live` (beating), `stopped` (said so) or `silent` (stopped beating: killed, or cut off)."""
+    now = time.time()
+    out = []
+    for row in db.execute(
+        "SELECT id, host, pid, roles, started_at, beat_at, stopped_at FROM daemons "
+        "ORDER BY beat_at DESC, id"
+    ):
+        worker = dict(
+            zip(("id", "host", "pid", "roles", "started_at", "beat_at", "stopped_at"), row,
+                strict=True)
+        )  # fmt: skip
+        if row[6]:
+            worker["state"] = "stopped"
+        elif now - (iso_to_epoch(row[5]) or 0) > silence:
+            worker["state"] = "silent"
+        else:
+            worker["state"] = "live"
+        out.append(worker)
     return out
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from monitor.archive.sqlite import Store, now_iso
 from monitor.config_types import format_duration
 from monitor.models import Match
-from monitor.store import Store, now_iso
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -105,13 +105,7 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
         query = config.queries.get(alert.id)
         if query is None:
             continue  # an alert on sources' health (monitor/source_health.py)
-        revs = [
-            r[0]
-            for r in db.execute(
-                f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid > ?",
-                (query.fts(), mark),
-            )
-        ]
+        revs = store.matching_revs(db, table, query, mark)
         if revs:
             revs_of[alert.id] = revs
     if not revs_of:

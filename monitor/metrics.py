@@ -7,12 +7,11 @@ scrape, so the figures agree with `monitor sources` and `monitor alerts` after a
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from monitor.store import iso_to_epoch
+from monitor.archive.sqlite import iso_to_epoch
 
 if TYPE_CHECKING:
     from monitor.pipeline import SourceResult
@@ -77,8 +76,14 @@ class _ArchiveCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
+        from monitor.archive import open_archive
+
         now = time.time()
-        db = sqlite3.connect(self.database, timeout=5)
+        try:
+            store = open_archive(self.database, create=False)
+        except Exception:  # noqa: BLE001 - out of reach: this scrape shows the counters alone
+            return
+        db = store.db
         try:
             age = GaugeMetricFamily(
                 "monitor_source_last_success_age_seconds",
@@ -117,7 +122,7 @@ class _ArchiveCollector:
                 "Age of the oldest delivery waiting to be sent (0 when none waits).",
                 value=now - backlog_age if backlog_age is not None else 0,
             )
-        except sqlite3.Error:
+        except store.errors:
             return  # an archive busy or broken: this scrape shows the counters alone
         finally:
-            db.close()
+            store.close()

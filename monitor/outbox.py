@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import sqlite3
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from monitor.archive.sqlite import Store, iso_to_epoch, now_iso
 from monitor.errors import ArchiveError
 from monitor.http import MAX_RETRY_AFTER
 from monitor.notifiers.base import DeliveryError
-from monitor.store import Store, iso_to_epoch, now_iso
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -104,15 +103,19 @@ async def deliver_due(
     await asyncio.gather(
         *(
             _recorded(
-                result, _deliver_to(store, config, http, nid, items, result, now, force, limits)
-            )
+                result,
+                store.errors,
+                _deliver_to(store, config, http, nid, items, result, now, force, limits),
+            )  # fmt: skip
             for nid, items in by_notifier.items()
         )
     )
     return result
 
 
-async def _recorded(result: OutboxResult, delivering: Any) -> None:
+async def _recorded(
+    result: OutboxResult, errors: tuple[type[Exception], ...], delivering: Any
+) -> None:
     """A notifier's round, stopped where the archive can no longer record what it does.
 
     A delivery whose claim could not be written was not sent; one sent whose success could not
@@ -120,13 +123,13 @@ async def _recorded(result: OutboxResult, delivering: Any) -> None:
     """
     try:
         await delivering
-    except sqlite3.Error as exc:
+    except errors as exc:
         if result.archive_error is None:
             result.archive_error = f"the deliveries cannot be recorded: {_archive_reason(exc)}"
             result.errors.append(result.archive_error)
 
 
-def _archive_reason(exc: sqlite3.Error) -> str:
+def _archive_reason(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ArchiveError) else f"{type(exc).__name__}: {exc}"
 
 
@@ -182,7 +185,7 @@ async def _deliver_to(
             )
         return
     queue = iter(batches)
-    broken: list[sqlite3.Error] = []
+    broken: list[Exception] = []
 
     async def sender() -> None:
         # The senders share one queue: the messages start in order, a few at a time.
@@ -192,7 +195,7 @@ async def _deliver_to(
             async with limits.in_all:
                 try:
                     await _send(store, config, http, notifier, batch, result)
-                except sqlite3.Error as exc:
+                except store.errors as exc:
                     broken.append(exc)
                     return
 

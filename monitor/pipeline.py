@@ -12,15 +12,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from monitor.archive.sqlite import SaveResult, Store, now_iso
 from monitor.errors import ArchiveError, ParseError
 from monitor.http import FetchError, collection_deadline
 from monitor.match import PassMatches, match_pending
 from monitor.models import Match, Post
 from monitor.sources.base import FetchContext
-from monitor.store import SaveResult, Store, now_iso
 
 if TYPE_CHECKING:
-    from monitor.commits import GroupCommit
+    from monitor.archive.commits import GroupCommit
     from monitor.config import Config
     from monitor.http import Http
     from monitor.parsework import ParseWorker
@@ -259,7 +259,7 @@ def _failed(
                 db, source.id, started_at, error, status, next_at,
                 [config.redact(n) for n in notices],
             )  # fmt: skip
-    except sqlite3.Error as record_exc:  # the failure can't be recorded either: said, not raised
+    except store.errors as record_exc:  # the failure can't be recorded either: said, not raised
         archive_error = archive_error or describe_error(record_exc)
         log.debug("%s: the failure could not be recorded: %s", source.id, record_exc)
     return SourceResult(

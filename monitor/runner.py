@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from monitor.commits import GroupCommit
+from monitor.archive import open_archive
+from monitor.archive.commits import GroupCommit
+from monitor.archive.sqlite import Store
 from monitor.errors import ArchiveError
 from monitor.http import Http, Response
 from monitor.match import PassMatches, match_pending
 from monitor.outbox import OutboxResult, deliver_due
 from monitor.pipeline import SourceResult, describe_error, run_source
 from monitor.source_health import HealthEvent, check_sources
-from monitor.store import Store
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,16 +65,16 @@ def make_http(
 
 
 def open_store(config: Config) -> Store:
-    store = Store(config.database)
+    store = open_archive(config.database)
     try:
         store.sync_sources(
             (s.id, s.type, config.redact(s.describe())) for s in config.sources.values()
         )
-    except sqlite3.Error as e:  # a read-only file or directory, a full disk
+    except store.errors as e:  # a read-only file or directory, a full disk
         store.close()
         if isinstance(e, ArchiveError):  # already says what and where
             raise e from None
-        raise ArchiveError(f"cannot write to the archive {config.database}: {e}") from None
+        raise ArchiveError(f"cannot write to the archive {store.path}: {e}") from None
     return store
 
 
@@ -118,14 +118,14 @@ async def fetch_pass(
         if on_done is not None:
             on_done(result)
         if unmatched >= MATCH_BATCH:
-            with contextlib.suppress(sqlite3.Error):  # the last batch will say what is wrong
+            with contextlib.suppress(*store.errors):  # the last batch will say what is wrong
                 match()
         return result
 
     outcome = PassResult(list(await asyncio.gather(*(one(s) for s in sources))))
     try:
         match()  # the rest, and whatever an interrupted earlier pass left unmatched
-    except sqlite3.Error as exc:
+    except store.errors as exc:
         outcome.match_error = f"the alerts could not run: {describe_error(exc)}"
     for r in outcome.sources:
         r.take(found)
@@ -135,7 +135,7 @@ async def fetch_pass(
         if any(a.watches_sources for a in config.alerts.values()):
             with store.transaction() as db:
                 outcome.health = check_sources(db, store, config, [s.id for s in sources])
-    except sqlite3.Error as exc:
+    except store.errors as exc:
         outcome.match_error = outcome.match_error or (
             f"the source-health alerts could not run: {describe_error(exc)}"
         )

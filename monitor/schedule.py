@@ -8,14 +8,14 @@ import functools
 import logging
 import random
 import signal
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from monitor.archive import describe
+from monitor.archive.sqlite import iso_to_epoch, now_iso
 from monitor.errors import SetupError
-from monitor.store import iso_to_epoch, now_iso
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -87,15 +87,19 @@ def slot_trigger(anchor: float, every: float, jitter: float) -> Any:
     return _slot_trigger()(anchor, every, jitter)
 
 
-def run_daemon(config: Config) -> int:
+ROLES = ("fetch", "deliver")  # `monitor run --only`; speech-to-text runs with fetch
+
+
+def run_daemon(config: Config, roles: tuple[str, ...] = ROLES) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Daemon(config).run())
+        asyncio.run(Daemon(config, roles).run())
     return 0
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, roles: tuple[str, ...] = ROLES) -> None:
         self.config = config
+        self.roles = roles
         self.stop = asyncio.Event()
         self.hurry = asyncio.Event()  # a second signal: stop without waiting for fetches
         self.inflight: set[asyncio.Task[Any]] = set()
@@ -121,7 +125,7 @@ class Daemon:
             with self.store.transaction() as db:
                 # Posts an interrupted process saved but never matched get their alerts first.
                 found = match_pending(db, self.store, config)
-        except sqlite3.Error as exc:  # a full disk: they are matched with the first save
+        except self.store.errors as exc:  # a full disk: they are matched with the first save
             self._archive_result(str(exc))
         else:
             for sid, matches in found.matches.items():
@@ -138,7 +142,7 @@ class Daemon:
         rows = {r["id"]: r for r in self.store.source_rows()}
         now = time.time()
         for source in config.sources.values():
-            if not source.enabled:
+            if not source.enabled or "fetch" not in self.roles:
                 continue
             every = source.every or config.monitor.every
             jitter = min(config.monitor.jitter, every / 10)
@@ -152,11 +156,12 @@ class Daemon:
                 max_instances=1, coalesce=True, misfire_grace_time=None,
             )  # fmt: skip
             log.info("%s: every %gs, next at %s", source.id, every, now_iso(first))
-        self.scheduler.add_job(
-            self._deliver, IntervalTrigger(seconds=OUTBOX_EVERY, timezone=UTC), id="outbox",
-            next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
-            misfire_grace_time=None,
-        )  # fmt: skip
+        if "deliver" in self.roles:
+            self.scheduler.add_job(
+                self._deliver, IntervalTrigger(seconds=OUTBOX_EVERY, timezone=UTC), id="outbox",
+                next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
+                misfire_grace_time=None,
+            )  # fmt: skip
         self.scheduler.add_job(
             self._beat, IntervalTrigger(seconds=health.BEAT_EVERY, timezone=UTC), id="heartbeat",
             args=[started_at], next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
@@ -171,7 +176,11 @@ class Daemon:
                 misfire_grace_time=None,
             )  # fmt: skip
         self.scheduler.start()
-        log.info("monitor running: %d sources; database %s", len(config.sources), config.database)
+        log.info(
+            "monitor running: %d sources; database %s",
+            len(config.sources),
+            describe(config.database),
+        )
         try:
             await self.stop.wait()
         finally:
@@ -212,8 +221,8 @@ class Daemon:
 
         try:
             with self.store.transaction() as db:
-                health.beat(db, self.ident, started_at)
-        except sqlite3.Error as e:  # a full disk: `monitor health` will say the beat stopped
+                health.beat(db, self.ident, started_at, ",".join(self.roles))
+        except self.store.errors as e:  # a full disk: `monitor health` will say the beat stopped
             log.warning("heartbeat not written: %s", e)
 
     def _on_signal(self) -> None:
@@ -283,7 +292,7 @@ class Daemon:
             if self.archive_failures and time.time() >= self.archive_wait_until:
                 self.archive_failures = 0
                 log.warning("the archive can be written again: fetching and delivering resume")
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*self.store.errors):
                     self.store.checkpoint()  # what the WAL gathered meanwhile goes in, and it shrinks
             return
         self.archive_failures += 1
@@ -363,7 +372,7 @@ class Daemon:
             return
         try:
             due = due_notifiers(self.store)
-        except sqlite3.Error as exc:  # the archive could not be read: the next tick tries again
+        except self.store.errors as exc:  # the archive could not be read: the next tick tries again
             log.warning("deliveries: %s", exc)
             return
         for notifier in due:

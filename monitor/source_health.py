@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from monitor.store import Store, iso_to_epoch, now_iso
+from monitor.archive.sqlite import Store, iso_to_epoch, now_iso
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

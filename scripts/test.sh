@@ -6,11 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # "command-to-look-for:debian-package" for each system tool the tests run for real.
-system_tools=(chromium:chromium chromedriver:chromium-driver)
+# A browser for the Datasette plugin's test; PostgreSQL, the archive's second backend
+# (tests/pgserver.py starts a throwaway cluster).
+system_tools=(chromium:chromium chromedriver:chromium-driver initdb:postgresql)
+
+# Debian keeps a server's programs off PATH, in /usr/lib/postgresql/<version>/bin.
+have() {
+  command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
+}
 
 missing=()
 for pair in "${system_tools[@]}"; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  have "${pair%%:*}" || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then
   sudo=""

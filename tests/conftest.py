@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import respx.mocks
+
+from tests.pgserver import PgServer
 
 # respx patches httpcore by default; the monitor's client runs on its own transport
 # (monitor.transport), so mocks go in at the client's choice of transport instead.
@@ -86,3 +89,44 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> Cert:
         )
     )
     return Cert(cert_file, key_file)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL server for the session (tests/pgserver.py). In CI a missing server is
+    a failure, not a skip: `scripts/test.sh` installs Debian's `postgresql` when it is missing."""
+    import os
+
+    from tests.pgserver import server_bin, start_cluster
+
+    missing = None
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing = "psycopg is not installed (pip install -e '.[test]')"
+    if missing is None and server_bin() is None:
+        missing = "no PostgreSQL server (initdb) here: scripts/test.sh installs it"
+    if missing is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI needs a real PostgreSQL: {missing}")
+        pytest.skip(missing)
+    with start_cluster() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """The URL of a new, empty database on the test server, dropped after the test."""
+    with pg_server.database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The `[monitor] database` setting of a new archive, on each backend in turn."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "monitor.db")
+        return
+    server = request.getfixturevalue("pg_server")
+    with server.database() as url:
+        yield url

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from monitor.commits import GroupCommit
-from monitor.store import Store
+from monitor.archive.commits import GroupCommit
+from monitor.archive.sqlite import Store
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.archive.sqlite import SCHEMA_VERSION
 from monitor.cli import main
-from monitor.store import SCHEMA_VERSION
 from tests.origin import Origin, Route
 from tests.test_daemon import start, stop, wait_for
 from tests.test_end_to_end import LAVROV, OTHER, db_rows, rss, write_config

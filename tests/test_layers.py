@@ -14,7 +14,7 @@ PURE = sorted(
     + [PACKAGE / f"{name}.py" for name in ("captions", "xmlsafe", "text", "charset", "query")]
     + [PACKAGE / "parsework.py"]
 )
-ABOVE = ("monitor.sources", "monitor.store", "monitor.pipeline", "monitor.runner")
+ABOVE = ("monitor.sources", "monitor.archive", "monitor.pipeline", "monitor.runner")
 
 
 def imported(source: str, package: str) -> list[tuple[int, str]]:
@@ -51,7 +51,7 @@ def test_the_rule_sees_imports_in_functions_and_type_checking_blocks() -> None:
     source = (
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from monitor.sources.base import FetchContext\n"
-        "def f():\n    from ..sources import page\n    import monitor.store\n"
+        "def f():\n    from ..sources import page\n    import monitor.archive.sqlite\n"
     )
     modules = [m for _, m in imported(source, "monitor.feeds")]
     assert [m for m in modules if _above(m)] == [
@@ -59,6 +59,6 @@ def test_the_rule_sees_imports_in_functions_and_type_checking_blocks() -> None:
         "monitor.sources.base.FetchContext",
         "monitor.sources",
         "monitor.sources.page",
-        "monitor.store",
+        "monitor.archive.sqlite",
     ]
     assert not _above("monitor.sourcesets") and not _above("monitor.text")

@@ -236,3 +236,29 @@ def test_every_daemon_job_that_writes_runs_on_the_event_loop():
 
     for job in ("_beat", "_run_source", "_deliver", "_check_sources"):
         assert inspect.iscoroutinefunction(getattr(Daemon, job)), job
+
+
+def test_workers_lists_live_daemons_and_with_all_the_stopped_and_silent(tmp_path, capsys):
+    from monitor import health
+    from monitor.archive import open_archive
+    from monitor.archive.sqlite import now_iso
+    from monitor.cli import main
+
+    db = tmp_path / "monitor.db"
+    store = open_archive(str(db))
+    with store.transaction() as tx:
+        health.beat(tx, "a:1", now_iso())
+        health.beat(tx, "b:2", now_iso())
+        health.stopped(tx, "b:2")
+        health.beat(tx, "c:3", now_iso())
+        tx.execute("UPDATE daemons SET beat_at = '2020-01-01T00:00:00Z' WHERE id = 'c:3'")
+    store.close()
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(f'[monitor]\ndatabase = "{db}"\n')
+    assert main(["workers", "--config", str(cfg), "--json"]) == 0
+    assert [w["id"] for w in json.loads(capsys.readouterr().out)] == ["a:1"]
+    assert main(["workers", "--all", "--config", str(cfg), "--json"]) == 0
+    states = {w["id"]: w["state"] for w in json.loads(capsys.readouterr().out)}
+    assert states == {"a:1": "live", "b:2": "stopped", "c:3": "silent"}
+    assert main(["workers", "--all", "--config", str(cfg)]) == 0
+    assert "silent   c:3  roles fetch,deliver,transcribe" in capsys.readouterr().out

@@ -6,11 +6,12 @@ import asyncio
 import json
 import time
 
+from monitor.archive import open_archive
+from monitor.archive.sqlite import Store, now_iso
 from monitor.cli import main
 from monitor.config import parse_config
 from monitor.http import Http
 from monitor.outbox import deliver_due
-from monitor.store import Store, now_iso
 from tests.origin import Origin, Route
 from tests.test_end_to_end import LAVROV, OTHER, db_rows, rss
 
@@ -28,14 +29,14 @@ def seed(store: Store, n: int, notifier: str = "hook", first: int = 0) -> None:
                             {"type": "match", "alert": "nato", "post": {"id": f"p{i}"}})  # fmt: skip
 
 
-async def test_digest_waits_for_its_window_then_sends_one_message(tmp_path):
+async def test_digest_waits_for_its_window_then_sends_one_message(database):
     with Origin() as hook:
         config = parse_config(
-            {"monitor": {"database": str(tmp_path / "m.db")},
+            {"monitor": {"database": database},
              "notifiers": {"hook": {"type": "webhook", "url": hook.url("/h"), "digest": "15m"}}},
             env={},
         )  # fmt: skip
-        store = Store(config.database)
+        store = open_archive(config.database)
         seed(store, 3)
         async with Http() as http:
             early = await deliver_due(store, config, http)
@@ -53,16 +54,16 @@ async def test_digest_waits_for_its_window_then_sends_one_message(tmp_path):
     store.close()
 
 
-async def test_a_digest_that_failed_is_sent_again_as_it_was_and_new_matches_go_apart(tmp_path):
+async def test_a_digest_that_failed_is_sent_again_as_it_was_and_new_matches_go_apart(database):
     """A receiver drops a webhook-id it has seen: one id must never carry other matches."""
     with Origin() as hook:
         hook.post_statuses = [503, 200]  # the first POST fails, every later one succeeds
         config = parse_config(
-            {"monitor": {"database": str(tmp_path / "m.db")},
+            {"monitor": {"database": database},
              "notifiers": {"hook": {"type": "webhook", "url": hook.url("/h"), "digest": "15m"}}},
             env={},
         )  # fmt: skip
-        store = Store(config.database)
+        store = open_archive(config.database)
         seed(store, 2)
         later = time.time() + 16 * 60
         async with Http() as http:
@@ -110,15 +111,15 @@ def test_secrets_from_the_environment_never_reach_the_database_or_json(
     assert token not in dump
 
 
-async def test_two_processes_delivering_at_once_send_each_delivery_once(tmp_path):
+async def test_two_processes_delivering_at_once_send_each_delivery_once(database):
     with Origin() as hook:
         hook.routes["/h"] = Route(b"")
         config = parse_config(
-            {"monitor": {"database": str(tmp_path / "m.db")},
+            {"monitor": {"database": database},
              "notifiers": {"hook": {"type": "webhook", "url": hook.url("/h")}}},
             env={},
         )  # fmt: skip
-        first, second = Store(config.database), Store(config.database)
+        first, second = open_archive(config.database), open_archive(config.database)
         seed(first, 5)
         async with Http() as http:
             a, b = await asyncio.gather(
@@ -138,7 +139,7 @@ async def test_a_failing_delivery_is_retried_from_30s_doubling_to_1h_for_about_a
 ):
     import random
 
-    from monitor.store import iso_to_epoch
+    from monitor.archive.sqlite import iso_to_epoch
 
     clock = [float(int(time.time()))]
     monkeypatch.setattr(time, "time", lambda: clock[0])

@@ -11,13 +11,13 @@ from typing import ClassVar
 import pytest
 
 from monitor import sources as registry
+from monitor.archive.sqlite import Store
 from monitor.config import parse_config
 from monitor.http import FetchError, Http
 from monitor.models import Post
 from monitor.pipeline import run_source
 from monitor.runner import fetch_pass
 from monitor.sources.base import Collected, FetchContext, SourceConfig
-from monitor.store import Store
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -341,7 +341,7 @@ async def test_an_edited_post_stays_searchable_while_its_pass_is_still_running(e
 async def test_max_age_records_matches_on_old_posts_but_sends_only_the_news(
     tmp_path, monkeypatch, batched
 ):
-    from monitor.store import now_iso
+    from monitor.archive.sqlite import now_iso
 
     monkeypatch.setitem(registry.TYPES, "fake", "tests.test_pipeline:FakeSource")
     config, store = one_source_and_alert(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.archive import open_archive
+from monitor.archive.sqlite import Store
+from monitor.models import Post
 from monitor.query import (
     MAX_DEPTH,
     And,
@@ -22,7 +24,6 @@ from monitor.query import (
     Term,
     parse_query,
 )
-from monitor.text import fold
 
 COLUMNS = ("title", "text", "transcript", "author")
 DOCS: dict[int, dict[str, str]] = {
@@ -49,26 +50,41 @@ DOCS: dict[int, dict[str, str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[sqlite3.Connection]:
-    con = sqlite3.connect(":memory:")
-    con.execute(
-        "CREATE VIRTUAL TABLE posts_fts USING fts5(title, text, transcript, author, "
-        "tokenize = 'unicode61 remove_diacritics 2')"
-    )
-    for rowid, doc in DOCS.items():
-        values = [fold(doc.get(c)) for c in COLUMNS]
-        con.execute("INSERT INTO posts_fts(rowid, title, text, transcript, author) VALUES (?,?,?,?,?)",
-                    (rowid, *values))  # fmt: skip
-    yield con
-    con.close()
+class Index:
+    """The DOCS in a real archive, on one backend; `rows` runs a query the way alerts do."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+        store.sync_sources([("src", "feed", None)])
+        with store.transaction() as db:
+            posts = [Post(str(k), None, d.get("title"), d.get("text"), d.get("author"),
+                          transcript=d.get("transcript")) for k, d in DOCS.items()]  # fmt: skip
+            store.save_posts(db, "src", posts)
+            store.index_pending(db)
+        # The revs are given in order of saving: they are the DOCS' keys.
+        by_rev = dict(store.db.execute("SELECT rev, external_id FROM posts").fetchall())
+        assert {rev: int(key) for rev, key in by_rev.items()} == {k: k for k in DOCS}
+
+    def rows(self, query: str) -> set[int]:
+        return set(self.store.matching_revs(self.db, "posts_fts", parse_query(query), 0))
 
 
-def rows(db: sqlite3.Connection, query: str) -> set[int]:
-    expr = parse_query(query).fts()
-    return {
-        r[0] for r in db.execute("SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?", (expr,))
-    }
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def index(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Index]:
+    """The search on SQLite's FTS5 and on PostgreSQL's full-text search, in turn."""
+    if request.param == "sqlite":
+        store = open_archive(str(tmp_path_factory.mktemp("query") / "monitor.db"))
+        yield Index(store)
+        store.close()
+        return
+    server = request.getfixturevalue("pg_server")
+    with server.database() as url:
+        store = open_archive(url)
+        yield Index(store)
+        store.close()
 
 
 # --- the AST and the FTS5 text ----------------------------------------------------------------
@@ -260,19 +276,19 @@ def test_query_error_is_a_value_error() -> None:
         ("war or peace", set()),
     ],
 )
-def test_fts_expression_returns_exactly_the_matching_rows(
-    db: sqlite3.Connection, query: str, expected: set[int]
+def test_the_search_returns_exactly_the_matching_posts_on_both_backends(
+    index: Index, query: str, expected: set[int]
 ) -> None:
-    assert rows(db, query) == expected
+    assert index.rows(query) == expected
 
 
-def test_fts_syntax_typed_by_a_user_is_searched_as_words(db: sqlite3.Connection) -> None:
-    assert rows(db, 'NATO" OR "Élysée') == set()  # "or" is a word here, not an operator
-    assert rows(db, "{title}:NATO ^NATO NATO+") == set()
-    assert rows(db, "NATO^") == {1, 6, 7}
+def test_fts_syntax_typed_by_a_user_is_searched_as_words(index: Index) -> None:
+    assert index.rows('NATO" OR "Élysée') == set()  # "or" is a word here, not an operator
+    assert index.rows("{title}:NATO ^NATO NATO+") == set()
+    assert index.rows("NATO^") == {1, 6, 7}
 
 
-def test_deepest_allowed_nesting_is_accepted_by_sqlite(db: sqlite3.Connection) -> None:
+def test_deepest_allowed_nesting_is_accepted_by_both_backends(index: Index) -> None:
     shapes = ["x -y ({})", "a OR b ({} -c)", "title:(x -y {} -z) OR w", "a OR (b ({}) -c)"]
     for shape in shapes:
         query = "NEAR(a b)"
@@ -284,12 +300,12 @@ def test_deepest_allowed_nesting_is_accepted_by_sqlite(db: sqlite3.Connection) -
                 break
             query = deeper
         assert query.count("(") > MAX_DEPTH // 2  # a field filter costs a level of its own
-        rows(db, query)  # raises sqlite3.OperationalError if FTS5 refuses it
+        index.rows(query)  # raises if FTS5 or PostgreSQL refuses it
 
 
-def test_very_long_queries_are_accepted(db: sqlite3.Connection) -> None:
-    assert rows(db, " ".join(["nato"] * 3000)) == {1, 6, 7}
-    assert rows(db, " OR ".join(f"w{i}" for i in range(3000)) + " OR nato") == {1, 6, 7}
+def test_very_long_queries_are_accepted(index: Index) -> None:
+    assert index.rows(" ".join(["nato"] * 3000)) == {1, 6, 7}
+    assert index.rows(" OR ".join(f"w{i}" for i in range(3000)) + " OR nato") == {1, 6, 7}
 
 
 SYNTAX = st.sampled_from(
@@ -303,14 +319,112 @@ SYNTAX = st.sampled_from(
     max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.one_of(st.text(max_size=60), st.lists(SYNTAX, max_size=30).map("".join)))
-def test_any_input_parses_to_sql_that_sqlite_accepts_or_raises_query_error(
-    db: sqlite3.Connection, source: str
+def test_any_input_parses_to_a_search_both_backends_accept_or_raises_query_error(
+    index: Index, source: str
 ) -> None:
     try:
         query = parse_query(source)
     except QueryError as e:
         assert 0 <= e.position <= len(source)
         return
-    db.execute("SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?", (query.fts(),)).fetchall()
+    index.store.matching_revs(index.db, "posts_fts", query, 0)
     for term in query.terms():
         assert term.tokens and all(term.tokens)
+
+
+WORDS = st.sampled_from(
+    ["nato", "NATO", "troops", "Ukraine", "deploy*", "forces", "exercise", "élysée", "troupes",
+     "НАТО", "учения", "istanbul", "ΝΑΤΟ", "U.S.-led", "10:30", "kremlin", "the", "a",
+     '"NATO troops"', '"troops to ukraine"', '"forces deployed"*', "war", "tr*", "l'Elysee"]
+)  # fmt: skip
+FIELD = st.sampled_from(["", "", "title:", "text:", "transcript:", "author:"])
+
+
+@st.composite
+def queries(draw: st.DrawFn, depth: int = 0) -> str:
+    """Queries of the language over the DOCS' words: every operator, nested, in fields."""
+    kind = draw(st.sampled_from(["word", "word", "and", "or", "not", "near", "group"]))
+    if kind == "word" or depth > 2:
+        return draw(FIELD) + draw(WORDS)
+    if kind == "near":
+        words = draw(st.lists(WORDS.filter(lambda w: "'" not in w), min_size=2, max_size=3))
+        return f"{draw(FIELD)}NEAR({' '.join(words)}, {draw(st.integers(0, 12))})"
+    left, right = draw(queries(depth + 1)), draw(queries(depth + 1))
+    if kind == "and":
+        return f"{left} {right}"
+    if kind == "or":
+        return f"{left} OR {right}"
+    if kind == "not":
+        return f"{left} -({right})"
+    return f"{draw(FIELD)}({left} {right})"
+
+
+def test_sqlite_and_postgresql_find_the_same_posts_for_any_query(
+    tmp_path_factory: pytest.TempPathFactory, pg_server
+) -> None:
+    sqlite = open_archive(str(tmp_path_factory.mktemp("same") / "monitor.db"))
+    with pg_server.database() as url:
+        pg = open_archive(url)
+        try:
+            on_sqlite, on_pg = Index(sqlite), Index(pg)
+
+            @settings(max_examples=300, deadline=None)
+            @given(queries())
+            def same(text: str) -> None:
+                try:
+                    parse_query(text)
+                except QueryError:
+                    return
+                assert on_pg.rows(text) == on_sqlite.rows(text), text
+
+            same()
+        finally:
+            pg.close()
+            sqlite.close()
+
+
+def test_phrases_and_near_deep_in_a_long_transcript_are_found_on_both_backends(
+    database: str,
+) -> None:
+    # Past PostgreSQL's 16,383 positions and 256 per word: found by the check on the text.
+    filler = " ".join(f"word{i % 500} the" for i in range(12_000))
+    transcript = f"{filler} NATO troops arrive {filler} ukraine border"
+    store = open_archive(database)
+    store.sync_sources([("src", "feed", None)])
+    with store.transaction() as db:
+        store.save_posts(db, "src", [
+            Post("long", None, "Briefing", "short text", "Kremlin", transcript=transcript),
+            Post("other", None, "Troops", "NATO says troops stay", None),
+        ])  # fmt: skip
+        store.index_pending(db)
+
+    def found(query: str) -> set[str]:
+        revs = store.matching_revs(store.db, "posts_fts", parse_query(query), 0)
+        return {r["external_id"] for r in store.posts_by_rev(store.db, revs)}
+
+    try:
+        assert found('"NATO troops arrive"') == {"long"}
+        assert found('"troops arrive ukraine"') == set()
+        assert found('transcript:"troops arrive"') == {"long"}
+        assert found('title:"troops arrive"') == set()
+        assert found("NEAR(arrive ukraine, 5)") == set()
+        assert found("NEAR(ukraine border, 0)") == {"long"}
+        assert found('NATO -"troops arrive"') == {"other"}
+        assert found("author:kremlin word499") == {"long"}
+        assert found("transcript:word12*") == {"long"}
+    finally:
+        store.close()
+
+
+def test_a_post_of_megabytes_of_distinct_words_is_indexed_not_refused(pg_url: str) -> None:
+    store = open_archive(pg_url)
+    store.sync_sources([("src", "feed", None)])
+    words = " ".join(f"w{i:07d}x" for i in range(150_000))  # 1.5 MB, every word new
+    with store.transaction() as db:
+        store.save_posts(db, "src", [Post("big", None, "NATO summit", words)])
+        store.index_pending(db)
+    try:
+        found = store.matching_revs(store.db, "posts_fts", parse_query("nato w0000001x"), 0)
+        assert found == [1]
+    finally:
+        store.close()

@@ -9,22 +9,22 @@ from typing import Any
 
 import pytest
 
+from monitor.archive.sqlite import SCHEMA_VERSION, Store, iso_to_epoch
 from monitor.config import ConfigError, parse_config
 from monitor.http import Http
 from monitor.outbox import deliver_due
 from monitor.runner import fetch_pass, open_store
 from monitor.source_health import check_sources
-from monitor.store import SCHEMA_VERSION, Store, iso_to_epoch
 from tests.origin import Origin, Route
 from tests.test_end_to_end import LAVROV, OTHER, rss
 
 HOUR = 3600.0
 
 
-def make_config(tmp_path, origin: Origin, alert: dict[str, Any], notify: list[str]) -> Any:
+def make_config(database: str, origin: Origin, alert: dict[str, Any], notify: list[str]) -> Any:
     return parse_config(
         {
-            "monitor": {"database": str(tmp_path / "m.db")},
+            "monitor": {"database": database},
             "sources": {"tass": {"type": "feed", "url": origin.url("/rss")}},
             "alerts": {"dark": {**alert, "notify": notify}},
             "notifiers": {"hook": {"type": "webhook", "url": origin.url("/hook")}},
@@ -43,10 +43,10 @@ def check(store: Store, config: Any, at: float) -> list[str]:
         return [e.event for e in check_sources(db, store, config, now=at)]
 
 
-async def test_a_failing_source_fires_once_after_failing_for_and_once_when_it_recovers(tmp_path):
+async def test_a_failing_source_fires_once_after_failing_for_and_once_when_it_recovers(database):
     with Origin() as origin:
         origin.routes["/rss"] = Route(status=404, body=b"gone")
-        config = make_config(tmp_path, origin, {"failing_for": "6h"}, ["hook"])
+        config = make_config(database, origin, {"failing_for": "6h"}, ["hook"])
         store = open_store(config)
         outcome = await fetch(config, store)
         assert outcome.health == []  # failing, but not for 6 hours yet
@@ -72,10 +72,10 @@ async def test_a_failing_source_fires_once_after_failing_for_and_once_when_it_re
     store.close()
 
 
-async def test_a_silent_source_fires_and_recovers_with_its_next_new_post(tmp_path):
+async def test_a_silent_source_fires_and_recovers_with_its_next_new_post(database):
     with Origin() as origin:
         origin.routes["/rss"] = Route(body=rss(LAVROV))
-        config = make_config(tmp_path, origin, {"silent_for": "3d"}, ["hook"])
+        config = make_config(database, origin, {"silent_for": "3d"}, ["hook"])
         store = open_store(config)
         await fetch(config, store)
         # Its one post came a while ago (times are to the second: the next fetch is not).
@@ -94,10 +94,10 @@ async def test_a_silent_source_fires_and_recovers_with_its_next_new_post(tmp_pat
     store.close()
 
 
-async def test_a_failing_source_is_reported_as_failing_not_also_as_silent(tmp_path):
+async def test_a_failing_source_is_reported_as_failing_not_also_as_silent(database):
     with Origin() as origin:
         origin.routes["/rss"] = Route(body=rss(LAVROV))
-        config = make_config(tmp_path, origin, {"failing_for": "6h", "silent_for": "1d"}, [])
+        config = make_config(database, origin, {"failing_for": "6h", "silent_for": "1d"}, [])
         store = open_store(config)
         await fetch(config, store)
         origin.routes["/rss"] = Route(status=500)
@@ -108,10 +108,10 @@ async def test_a_failing_source_is_reported_as_failing_not_also_as_silent(tmp_pa
     store.close()
 
 
-async def test_a_pass_over_some_sources_checks_only_those(tmp_path):
+async def test_a_pass_over_some_sources_checks_only_those(database):
     with Origin() as origin:
         origin.routes["/rss"] = Route(status=404)
-        config = make_config(tmp_path, origin, {"failing_for": "1s"}, [])
+        config = make_config(database, origin, {"failing_for": "1s"}, [])
         store = open_store(config)
         await fetch(config, store)
         with store.transaction() as db:

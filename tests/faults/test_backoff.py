@@ -7,8 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from monitor.archive.sqlite import iso_to_epoch
 from monitor.pipeline import MAX_BACKOFF
-from monitor.store import iso_to_epoch
 from tests.faults import hostile as h
 from tests.faults.conftest import fetch, query, run_cli, source_toml, write_config
 from tests.faults.hostile import Hostile

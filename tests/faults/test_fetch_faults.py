@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitor.store import iso_to_epoch
+from monitor.archive.sqlite import iso_to_epoch
 from tests.faults.conftest import Pass, fetch, install_routes, source_toml, write_config
 from tests.faults.hostile import Hostile, Tripwire
 

@@ -251,8 +251,8 @@ def test_a_url_secret_from_the_environment_is_masked(receiver: Receiver) -> None
 async def test_outbox_keeps_a_refused_message_pending_with_the_masked_reason_then_sends_it(
     tmp_path, receiver: Receiver
 ) -> None:
+    from monitor.archive.sqlite import Store
     from monitor.outbox import deliver_due
-    from monitor.store import Store
 
     good = f"json://127.0.0.1:{receiver.port}/good"
     raw = {

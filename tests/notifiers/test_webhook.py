@@ -168,9 +168,9 @@ async def test_retry_after_is_passed_on(webhook_server: WebhookServer, http: Htt
 async def test_a_huge_retry_after_is_shown_as_the_day_it_is_held_to(
     webhook_server: WebhookServer, http: Http, tmp_path
 ) -> None:
+    from monitor.archive.sqlite import Store
     from monitor.config import parse_config
     from monitor.outbox import deliver_due
-    from monitor.store import Store
     from tests.test_outbox import seed
 
     webhook_server.status = 503
@@ -215,9 +215,9 @@ async def test_slow_receiver_times_out(webhook_server: WebhookServer, http: Http
 async def test_a_receivers_retry_after_delays_the_outbox_by_at_most_a_day(
     webhook_server: WebhookServer, http: Http, tmp_path
 ) -> None:
+    from monitor.archive.sqlite import Store, iso_to_epoch
     from monitor.config import parse_config
     from monitor.outbox import deliver_due
-    from monitor.store import Store, iso_to_epoch
     from tests.test_outbox import seed
 
     webhook_server.status = 503

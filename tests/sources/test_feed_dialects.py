@@ -10,8 +10,8 @@ import feedparser
 import pytest
 
 import monitor.feeds.document as feed_module
+from monitor.archive.sqlite import Store
 from monitor.models import Media, Post
-from monitor.store import Store
 from monitor.xmlsafe import MalformedXML
 from tests.conftest import FIXTURES
 

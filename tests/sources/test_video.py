@@ -12,6 +12,7 @@ import pytest
 
 from monitor import sources as registry
 from monitor import ytdlp
+from monitor.archive.sqlite import Store
 from monitor.config import parse_config
 from monitor.errors import ParseError
 from monitor.http import FetchError, Http
@@ -26,7 +27,6 @@ from monitor.sources.video import (
     remember,
     within,
 )
-from monitor.store import Store
 from tests.conftest import FIXTURES
 from tests.origin import Origin, Route
 

@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from monitor import sources as registry
+from monitor.archive.sqlite import Store, iso_to_epoch
 from monitor.config import ConfigError, parse_config
 from monitor.errors import ParseError
 from monitor.http import FetchError, Http
@@ -22,7 +23,6 @@ from monitor.sources.base import FetchContext
 from monitor.sources.x import XSource, add_transcripts
 from monitor.sources.x_api import parse_jsonl, parse_timeline, parse_user
 from monitor.sources.x_nitter import parse_nitter
-from monitor.store import Store, iso_to_epoch
 from tests.conftest import real_bytes
 
 REPO = Path(__file__).resolve().parents[2]

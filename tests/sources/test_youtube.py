@@ -15,6 +15,7 @@ import respx
 
 from monitor import sources as registry
 from monitor import ytdlp
+from monitor.archive.sqlite import Store
 from monitor.config import ConfigError, parse_config
 from monitor.errors import ParseError
 from monitor.http import FetchError, Http
@@ -27,7 +28,6 @@ from monitor.sources.youtube import (
     channel_id_from_page,
     parse_channel_feed,
 )
-from monitor.store import Store
 from monitor.transcripts import choose_track
 from tests.conftest import FIXTURES
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.store import Store
+from monitor.archive.sqlite import Store
 
 
 @dataclass
@@ -31,12 +31,8 @@ def search(
     from monitor.snippet import snippet, transcript_offset
 
     query = parse_query(query_text)
-    where, params = _where(query.fts(), source, since)
-    sql = f"SELECT p.* {where}"
-    sql += " ORDER BY bm25(posts_fts, 4.0, 1.0, 1.0, 0.5), p.published_at DESC LIMIT ?"
-    params.append(limit)
     hits = []
-    for row in store.db.execute(sql, params):
+    for row in store.search_rows(query, source, since, limit):
         fields = {k: row[k] for k in ("title", "text", "transcript", "author")}
         offset = None
         if row["transcript"]:
@@ -55,18 +51,4 @@ def count(
     """How many posts match, however many `search` was allowed to show."""
     from monitor.query import parse_query
 
-    where, params = _where(parse_query(query_text).fts(), source, since)
-    (n,) = store.db.execute(f"SELECT count(*) {where}", params).fetchone()
-    return int(n)
-
-
-def _where(fts: str, source: str | None, since: str | None) -> tuple[str, list[Any]]:
-    sql = "FROM posts_fts JOIN posts p ON p.rev = posts_fts.rowid WHERE posts_fts MATCH ?"
-    params: list[Any] = [fts]
-    if source:
-        sql += " AND p.source_id = ?"
-        params.append(source)
-    if since:
-        sql += " AND coalesce(p.published_at, p.first_seen_at) >= ?"
-        params.append(since)
-    return sql, params
+    return store.search_count(parse_query(query_text), source, since)

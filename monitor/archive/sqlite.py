@@ -15,11 +15,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ArchiveError, archive_open_error
 from monitor.models import Post
 from monitor.text import fold
+
+if TYPE_CHECKING:
+    from monitor.query import Query
 
 SCHEMA_VERSION = 10
 log = logging.getLogger("monitor")
@@ -303,7 +306,16 @@ _Doc = tuple[int, str | None, str | None, str | None, str | None]
 
 
 class Store:
-    """The archive. One connection per process; writes are short IMMEDIATE transactions."""
+    """The archive on SQLite. One connection per process; writes are short IMMEDIATE transactions.
+
+    The other backend (monitor.archive.postgres) is a subclass: it runs the same SQL through a
+    connection that speaks PostgreSQL, and replaces what is SQLite's own: opening and the
+    schema (`_open`, `_migrate`), `transaction`, and the search index (`_index`, `_unindex`,
+    `_clear_pass`, `_clear_index`, `matching_revs`, `search_rows`, `search_count`).
+    """
+
+    # What a failure of the database itself raises (the daemon retries, a pass reports it).
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     # The alerts get their own index of a batch once the archive holds this many times more.
     # Below that they query the archive's index: at most that many times the batch, a few
@@ -527,7 +539,7 @@ class Store:
                     "ON CONFLICT(id) DO UPDATE SET type = excluded.type, url = excluded.url "
                     # Unchanged, not rewritten: a command or daemon starting on a full disk
                     # starts (reading works), rather than fail on a write of nothing new.
-                    "WHERE type IS NOT excluded.type OR url IS NOT excluded.url",
+                    "WHERE sources.type IS NOT excluded.type OR sources.url IS NOT excluded.url",
                     (sid, type_name, url),
                 )
 
@@ -857,7 +869,7 @@ class Store:
         archive's own `posts_fts` when they are most of it (a first pass), rather than index
         them twice.
         """
-        db.execute("INSERT INTO pass_fts (pass_fts) VALUES ('delete-all')")
+        self._clear_pass(db)
         (indexed,) = db.execute("SELECT indexed_rev FROM search_state").fetchone()
         revs = [
             r[0] for r in db.execute("SELECT rev FROM posts WHERE rev > ? ORDER BY rev", (indexed,))
@@ -896,8 +908,54 @@ class Store:
     def rebuild_index(self) -> None:
         """Re-create the search index from the posts table (after a change to `fold`)."""
         with self.transaction() as db:
-            db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
+            self._clear_index(db)
             self._reindex(db)
+
+    @staticmethod
+    def _clear_pass(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO pass_fts (pass_fts) VALUES ('delete-all')")
+
+    @staticmethod
+    def _clear_index(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
+
+    def matching_revs(
+        self, db: sqlite3.Connection, table: str, query: Query, mark: int
+    ) -> list[int]:
+        """The revs above `mark` in the index `table` (see `index_pending`) that match `query`."""
+        return [
+            r[0]
+            for r in db.execute(
+                f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid > ?",
+                (query.fts(), mark),
+            )
+        ]
+
+    def search_rows(
+        self, query: Query, source: str | None, since: str | None, limit: int
+    ) -> list[sqlite3.Row]:
+        """The posts matching `query`, best first: title counts most, then text, then author."""
+        where, params = self._search_where(query, source, since)
+        sql = f"SELECT p.* {where}"
+        sql += " ORDER BY bm25(posts_fts, 4.0, 1.0, 1.0, 0.5), p.published_at DESC LIMIT ?"
+        return self.db.execute(sql, [*params, limit]).fetchall()
+
+    def search_count(self, query: Query, source: str | None, since: str | None) -> int:
+        where, params = self._search_where(query, source, since)
+        (n,) = self.db.execute(f"SELECT count(*) {where}", params).fetchone()
+        return int(n)
+
+    @staticmethod
+    def _search_where(query: Query, source: str | None, since: str | None) -> tuple[str, list[Any]]:
+        sql = "FROM posts_fts JOIN posts p ON p.rev = posts_fts.rowid WHERE posts_fts MATCH ?"
+        params: list[Any] = [query.fts()]
+        if source:
+            sql += " AND p.source_id = ?"
+            params.append(source)
+        if since:
+            sql += " AND coalesce(p.published_at, p.first_seen_at) >= ?"
+            params.append(since)
+        return sql, params
 
     def _reindex(self, db: sqlite3.Connection) -> None:
         # Only up to the mark: the posts above it are indexed, and matched, in their turn.

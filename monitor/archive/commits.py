@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from monitor.store import Store
+from monitor.archive.sqlite import Store
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]

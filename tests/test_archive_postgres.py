@@ -1,0 +1,443 @@
+"""The archive on PostgreSQL: one setting selects it, its schema is versioned, and every way of
+not reaching it is one line naming the setting, password masked, exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.archive import open_archive
+from monitor.archive.postgres import SCHEMA_VERSION, masked, translate
+from monitor.cli import main
+from monitor.errors import ArchiveError
+from tests.pgserver import PASSWORD, PgServer, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def test_the_password_is_masked_in_messages() -> None:
+    assert masked("postgresql://monitor:pw@db:5432/monitor") == (
+        "postgresql://monitor:***@db:5432/monitor"
+    )
+    assert masked("postgresql://db/monitor") == "postgresql://db/monitor"
+
+
+def test_sqlite_sql_is_written_for_postgresql() -> None:
+    assert translate("SELECT * FROM t WHERE a = ? AND b LIKE '%x'") == (
+        "SELECT * FROM t WHERE a = %s AND b LIKE '%%x'"
+    )
+    assert translate("INSERT OR IGNORE INTO m (a) VALUES (?)") == (
+        "INSERT INTO m (a) VALUES (%s) ON CONFLICT DO NOTHING"
+    )
+    assert translate("UPDATE s SET a = 1 WHERE a IS NOT excluded.a AND b IS NOT NULL") == (
+        "UPDATE s SET a = 1 WHERE a IS DISTINCT FROM excluded.a AND b IS NOT NULL"
+    )
+
+
+def _unreachable(server: PgServer) -> str:
+    return f"postgresql://monitor:{PASSWORD}@127.0.0.1:{free_port()}/monitor"
+
+
+@pytest.mark.parametrize(
+    ("make_url", "reason"),
+    [
+        (lambda s: s.url("monitor", password="wrong-pw"), "password authentication failed"),
+        (lambda s: s.url("no_such_db"), 'database "no_such_db" does not exist'),
+        (_unreachable, "Connection refused"),
+        (lambda s: f"postgresql://monitor:{PASSWORD}@127.0.0.1:notaport/x", "invalid"),
+    ],
+    ids=["refused password", "missing database", "unreachable server", "wrong URL"],
+)
+@pytest.mark.parametrize(
+    "command", [["search", "NATO"], ["fetch", "nato-news"], ["sources"], ["alerts"], ["run"]]
+)
+def test_a_server_out_of_reach_is_one_line_naming_the_setting(
+    pg_server: PgServer, make_url, reason: str, command: list[str], capsys
+) -> None:
+    url = make_url(pg_server)
+    code = main([*command, "--config", str(ROOT / "config/demo.toml"), "--db", url])
+    err = one_line_error(capsys)
+    assert code == 2
+    assert err.startswith("monitor: [monitor] database = postgresql://monitor:***@"), err
+    assert reason in err
+    assert "wrong-pw" not in err and PASSWORD not in err
+
+
+def test_an_unknown_url_scheme_is_a_configuration_error(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('[monitor]\ndatabase = "mysql://db/monitor"\n')
+    assert main(["check", "--config", str(cfg)]) == 2
+    assert "monitor.database: mysql:// is not an archive" in capsys.readouterr().out
+
+
+def test_the_schema_is_made_once_and_versioned(pg_url: str) -> None:
+    first = open_archive(pg_url)
+    second = open_archive(pg_url)  # a second process on the same database: nothing to do
+    (version,) = second.db.execute("SELECT version FROM monitor_schema").fetchone()
+    assert version == SCHEMA_VERSION
+    assert tuple(second.db.execute("SELECT count(*) FROM monitor_schema").fetchone()) == (1,)
+    first.close()
+    second.close()
+
+
+def test_an_archive_newer_than_the_code_is_refused(pg_url: str, capsys) -> None:
+    open_archive(pg_url).close()
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("UPDATE monitor_schema SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(ArchiveError, match=r"schema version \d+, newer than this monitor's"):
+        open_archive(pg_url)
+    cfg = str(ROOT / "config/demo.toml")
+    assert main(["search", "NATO", "--config", cfg, "--db", pg_url]) == 2
+    assert "newer than this monitor's" in one_line_error(capsys)
+    assert main(["check", "--config", cfg, "--db", pg_url]) == 2
+    assert "made by a newer monitor" in capsys.readouterr().out
+
+
+def test_reading_commands_do_not_make_an_archive_on_an_empty_database(pg_url, capsys) -> None:
+    cfg = str(ROOT / "config/demo.toml")
+    assert main(["search", "NATO", "--config", cfg, "--db", pg_url]) == 2
+    assert "no archive at [monitor] database = postgresql://monitor:***@" in one_line_error(capsys)
+    import psycopg
+
+    with psycopg.connect(pg_url) as con:
+        assert con.execute("SELECT to_regclass('posts')").fetchone() == (None,)
+
+
+def test_the_offline_demo_runs_on_postgresql(tmp_path: Path, pg_url: str, capsys) -> None:
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg = str(tmp_path / "config/demo.toml")
+    replay = str(ROOT / "fixtures/demo")
+    assert main(["fetch", "--replay", replay, "--config", cfg, "--db", pg_url, "--json"]) == 0
+    fetched = json.loads(capsys.readouterr().out)
+    assert sum(s["new"] for s in fetched["sources"]) >= 10
+    matched = {m["post"] for s in fetched["sources"] for m in s["matches"]}
+    assert matched
+
+    # The same pass on SQLite finds the same posts and the same matches.
+    db = str(tmp_path / "demo.db")
+    assert main(["fetch", "--replay", replay, "--config", cfg, "--db", db, "--json"]) == 0
+    on_sqlite = json.loads(capsys.readouterr().out)
+    assert {m["post"] for s in on_sqlite["sources"] for m in s["matches"]} == matched
+    assert [s["new"] for s in on_sqlite["sources"]] == [s["new"] for s in fetched["sources"]]
+
+    found = 0
+    for query in ["NATO", "Lavrov OR Putin", '"NATO troops"', "NEAR(troops Ukraine, 3)",
+                  "title:Ukraine -Lavrov", "deploy*", "élysée"]:  # fmt: skip
+        got = []
+        for where in (pg_url, db):
+            assert main(["search", query, "--config", cfg, "--db", where, "--json",
+                         "--limit", "500"]) == 0  # fmt: skip
+            got.append(sorted(h["id"] for h in json.loads(capsys.readouterr().out)))
+        assert got[0] == got[1], query
+        found += bool(got[0])
+    assert found >= 5
+    for options in (["--source", "nato-news"], ["--since", "2024-03-01"]):
+        got = []
+        for where in (pg_url, db):
+            assert main(["search", "NATO", *options, "--config", cfg, "--db", where,
+                         "--json"]) == 0  # fmt: skip
+            got.append(sorted(h["id"] for h in json.loads(capsys.readouterr().out)))
+        assert got[0] == got[1] and got[0], options
+    # Ranked alike (title first), though not identically: --limit cuts the same count.
+    assert main(["search", "NATO", "--limit", "2", "--config", cfg, "--db", pg_url, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+    assert main(["sources", "--config", cfg, "--db", pg_url, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert all(s["last_fetched_at"] for s in listed if s["id"] != "elysee-disabled")
+    alerts = []
+    for where in (pg_url, db):
+        assert main(["alerts", "--config", cfg, "--db", where, "--json"]) == 0
+        alerts.append(sorted((d["alert_id"], d["post_id"], d["notifier"], d["status"])
+                             for d in json.loads(capsys.readouterr().out)))  # fmt: skip
+    assert alerts[0] == alerts[1]
+    assert main(["check", "--config", cfg, "--db", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert "PostgreSQL, schema" in out and PASSWORD not in out
+
+
+def _on_postgresql(cfg: Path, url: str) -> Path:
+    """The configuration with its archive on PostgreSQL, the password from the environment."""
+    text = cfg.read_text()
+    database = next(line for line in text.splitlines() if line.startswith("database = "))
+    secret_url = url.replace(PASSWORD, "${PGPASSWORD}")
+    cfg.write_text(text.replace(database, f'database = "{secret_url}"'))
+    return cfg
+
+
+def _rows(url: str, sql: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        try:
+            return con.execute(sql).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []  # not made yet: the daemon is starting
+
+
+@pytest.mark.slow
+def test_monitor_run_on_postgresql_alerts_and_stops_cleanly(tmp_path: Path, pg_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.origin import Origin, Route
+    from tests.test_daemon import stop, wait_for
+    from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
+        origin.routes["/broken.xml"] = Route(b"", status=500)
+        cfg = _on_postgresql(write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook")),
+                             pg_url)  # fmt: skip
+        log = tmp_path / "run.log"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPASSWORD": PASSWORD}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env, cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            assert wait_for(lambda: hook.posts(), 30), log.read_text()
+            assert wait_for(
+                lambda: _rows(pg_url, "SELECT status FROM deliveries") == [("sent",)], 10
+            )
+            failed = "SELECT failures FROM sources WHERE id = 'broken'"
+            assert wait_for(lambda: _rows(pg_url, failed) == [(1,)], 10)  # its failure logged
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        text = log.read_text()
+        assert "Traceback" not in text and PASSWORD not in text
+        assert "database postgresql://monitor:***@" in text
+        assert len(hook.posts()) == 1
+        webhook_id = hook.posts()[0].headers["webhook-id"]
+        assert _rows(pg_url, "SELECT id FROM deliveries") == [(webhook_id,)]
+        assert not (tmp_path / "monitor.db").exists()  # nothing went to a SQLite file
+        beats = _rows(pg_url, "SELECT roles, stopped_at IS NOT NULL FROM daemons")
+        assert beats == [("fetch,deliver", True)]  # its heartbeat, and its stop
+    assert _rows(pg_url, "SELECT count(*) FROM posts") == [(2,)]
+
+
+def test_record_and_replay_on_postgresql(tmp_path: Path, pg_url: str, capsys, monkeypatch):
+    from tests.origin import Origin, Route
+    from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    with Origin() as origin:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
+        cfg = _on_postgresql(write_config(tmp_path / "m.toml", origin), pg_url)
+        rec = tmp_path / "rec"
+        assert main(["record", "tass", str(rec), "--config", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["fetch", "tass", "--replay", str(rec), "--config", str(cfg), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sources"][0]["new"] == 2 and out["sources"][0]["matches"]
+    assert main(["search", "Lavrov", "--config", str(cfg), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+    assert main(["sources", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "tass" in out and PASSWORD not in out
+
+
+def test_a_connection_the_server_drops_is_made_again_and_nothing_is_lost(pg_url: str) -> None:
+    import psycopg
+
+    from monitor.models import Post
+
+    store = open_archive(pg_url)
+    store.sync_sources([("src", "feed", None)])
+
+    def drop_it() -> None:
+        pid = store.db.con.info.backend_pid
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    try:
+        drop_it()
+        assert [r["id"] for r in store.source_rows()] == ["src"]  # a read: made again
+        with pytest.raises(store.errors), store.transaction() as db:
+            store.save_posts(db, "src", [Post("lost", None, title="in a dropped transaction")])
+            drop_it()
+            store.index_pending(db)
+        with store.transaction() as db:  # the next write works, on a new connection
+            store.save_posts(db, "src", [Post("kept", None, title="saved after")])
+            store.index_pending(db)
+        titles = [r[0] for r in store.db.execute("SELECT title FROM posts")]
+        assert titles == ["saved after"]
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_two_daemons_on_one_postgresql_archive_send_each_alert_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.origin import Origin, Route
+    from tests.test_daemon import stop, wait_for
+    from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
+        origin.routes["/broken.xml"] = Route(rss(OTHER))
+        cfg = _on_postgresql(write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook")),
+                             pg_url)  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPASSWORD": PASSWORD}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+                stdout=subprocess.DEVNULL,
+                stderr=(tmp_path / f"run{i}.log").open("w"),
+                env=env,
+                cwd=tmp_path,
+            )  # fmt: skip
+            for i in range(2)
+        ]
+        try:
+            both = "SELECT count(*) FROM fetches WHERE source_id = 'tass'"
+            assert wait_for(lambda: _rows(pg_url, both) == [(2,)], 30)  # each fetched it
+            assert wait_for(
+                lambda: _rows(pg_url, "SELECT status FROM deliveries") == [("sent",)], 10
+            )
+            time.sleep(1)  # a second send, if there were one, would have come by now
+            got = subprocess.run(
+                [sys.executable, "-m", "monitor", "workers", "--config", str(cfg), "--json"],
+                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            live = json.loads(got.stdout)
+            assert sorted(w["pid"] for w in live) == sorted(p.pid for p in procs)
+            assert {w["state"] for w in live} == {"live"}
+            assert all(stop(p) == 0 for p in procs)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        assert len(hook.posts()) == 1
+        assert _rows(pg_url, "SELECT count(*) FROM posts") == [(3,)]  # saved once each
+        assert _rows(pg_url, "SELECT count(*) FROM matches") == [(1,)]
+        assert _rows(pg_url, "SELECT count(*) FROM daemons") == [(2,)]
+        for i in range(2):
+            assert "Traceback" not in (tmp_path / f"run{i}.log").read_text()
+
+
+def test_posts_committed_while_another_process_matches_are_never_skipped(pg_url: str) -> None:
+    """The watermark trap: revs that commit out of order. Writers take turns, so a rev is
+    never committed below a search mark another process has already moved past."""
+    import threading
+
+    from monitor.config import parse_config
+    from monitor.match import match_pending
+    from monitor.models import Post
+
+    config = parse_config(
+        {"monitor": {"database": pg_url},
+         "sources": {f"s{i}": {"type": "feed", "url": f"https://s{i}.example/rss"}
+                     for i in range(4)},
+         "alerts": {"all": {"query": "nato", "notify": []}}},
+        env={},
+    )  # fmt: skip
+    stores = [open_archive(pg_url) for _ in range(4)]
+    stores[0].sync_sources((f"s{i}", "feed", None) for i in range(4))
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        store = stores[i]
+        try:
+            for round_ in range(15):
+                with store.transaction() as db:
+                    posts = [Post(f"{round_}-{k}", None, title=f"NATO {i} {round_} {k}")
+                             for k in range(5)]  # fmt: skip
+                    store.save_posts(db, f"s{i}", posts)
+                    if round_ % 3 == i % 3:
+                        match_pending(db, store, config)  # some saves match at once, some later
+                time.sleep(0.001 * i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    with stores[0].transaction() as db:
+        match_pending(db, stores[0], config)  # the rest
+    db = stores[0].db
+    (posts,) = db.execute("SELECT count(*) FROM posts").fetchone()
+    assert posts == 4 * 15 * 5
+    matched = db.execute("SELECT count(*), count(DISTINCT post_id) FROM matches").fetchone()
+    assert tuple(matched) == (posts, posts)  # every post matched, each once
+    assert tuple(db.execute("SELECT count(*) FROM posts_fts").fetchone()) == (posts,)
+    (mark,) = db.execute("SELECT indexed_rev FROM search_state").fetchone()
+    assert mark == db.execute("SELECT max(rev) FROM posts").fetchone()[0]
+    for store in stores:
+        store.close()
+
+
+@pytest.mark.slow
+def test_a_fetcher_and_a_deliverer_share_the_work_by_role(tmp_path: Path, pg_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.origin import Origin, Route
+    from tests.test_daemon import stop, wait_for
+    from tests.test_end_to_end import LAVROV, OTHER, rss, write_config
+
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
+        origin.routes["/broken.xml"] = Route(rss(OTHER))
+        cfg = _on_postgresql(write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook")),
+                             pg_url)  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPASSWORD": PASSWORD}
+
+        def start(role: str) -> subprocess.Popen:
+            return subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--only", role, "--config", str(cfg)],
+                stdout=subprocess.DEVNULL, stderr=(tmp_path / f"{role}.log").open("w"),
+                env=env, cwd=tmp_path,
+            )  # fmt: skip
+
+        fetcher = start("fetch")
+        try:
+            pending = "SELECT status FROM deliveries"
+            assert wait_for(lambda: _rows(pg_url, pending) == [("pending",)], 30)
+            time.sleep(2)  # a fetcher never sends
+            assert hook.posts() == [] and _rows(pg_url, pending) == [("pending",)]
+            deliverer = start("deliver")
+            try:
+                assert wait_for(lambda: _rows(pg_url, pending) == [("sent",)], 30)
+                roles = "SELECT roles FROM daemons ORDER BY roles"
+                assert wait_for(lambda: _rows(pg_url, roles) == [("deliver",), ("fetch",)], 10)
+                assert stop(deliverer) == 0
+            finally:
+                if deliverer.poll() is None:
+                    deliverer.kill()
+            assert stop(fetcher) == 0
+        finally:
+            if fetcher.poll() is None:
+                fetcher.kill()
+        assert len(hook.posts()) == 1
+        assert len(origin.gets("/tass.xml")) == 1  # the deliverer fetched nothing
+
+
+def test_an_unknown_role_is_a_usage_error(capsys) -> None:
+    cfg = str(ROOT / "config/demo.toml")
+    assert main(["run", "--only", "fetch,transcode", "--config", cfg]) == 2
+    assert "--only: transcode is not a role" in capsys.readouterr().err
