@@ -20,6 +20,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
@@ -103,19 +104,11 @@ def archive_path(label: str) -> Path:
     return OUT / f"archive-{label}-{schema}-f{ARCHIVE_FORMAT}.db"
 
 
-def build_archive(label: str, size: int) -> Path:
-    """The cached archive of `size` posts, built with Store.save_posts in big transactions."""
-    path = archive_path(label)
-    if path.exists():
-        return path
-    OUT.mkdir(parents=True, exist_ok=True)
-    for stale in OUT.glob(f"archive-{label}-*"):  # built for another schema: never reused
-        stale.unlink()
-    partial = path.with_suffix(".partial")
-    print(f"building the {label} archive in {path} (once; cached afterwards)...", flush=True)
-    corpus = Corpus(seed=size, tail=20_000)
-    store = Store(partial)
+def fill(store: Any, size: int) -> None:
+    """`size` posts of the seeded corpus into `store` (either backend), as passes save them:
+    the same posts for the same size, so two archives built apart can be compared."""
     store.sync_sources((sid, "feed", None) for sid in ARCHIVE_SOURCES + [PASS_SOURCE])
+    corpus = Corpus(seed=size, tail=20_000)
     started = time.perf_counter()
     batch, chunk = 20_000, 100  # posts per transaction, posts per save (one source's pass)
     done = 0
@@ -129,6 +122,21 @@ def build_archive(label: str, size: int) -> Path:
         done += n
         rate = done / (time.perf_counter() - started)
         print(f"  {done:>9,} posts  {rate:,.0f} posts/s", end="\r", flush=True)
+
+
+def build_archive(label: str, size: int) -> Path:
+    """The cached archive of `size` posts, built with Store.save_posts in big transactions."""
+    path = archive_path(label)
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    for stale in OUT.glob(f"archive-{label}-*"):  # built for another schema: never reused
+        stale.unlink()
+    partial = path.with_suffix(".partial")
+    print(f"building the {label} archive in {path} (once; cached afterwards)...", flush=True)
+    store = Store(partial)
+    started = time.perf_counter()
+    fill(store, size)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.db.execute("ANALYZE")
     store.close()

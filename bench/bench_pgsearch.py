@@ -22,8 +22,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from _corpus import Corpus  # noqa: E402
-from bench_match import ARCHIVE_SOURCES, PASS_SOURCE, SIZES, build_archive, make_posts  # noqa: E402
+from bench_match import SIZES, build_archive, fill  # noqa: E402
 
 from monitor.archive import open_archive  # noqa: E402
 from monitor.archive.search import count, search  # noqa: E402
@@ -40,20 +39,8 @@ QUERIES = {
 
 def build_pg(url: str, size: int) -> None:
     store = open_archive(url)
-    store.sync_sources((sid, "feed", None) for sid in ARCHIVE_SOURCES + [PASS_SOURCE])
-    corpus = Corpus(seed=size, tail=20_000)  # the same posts as the SQLite archive's
     started = time.perf_counter()
-    batch, chunk, done = 20_000, 100, 0
-    while done < size:
-        n = min(batch, size - done)
-        with store.transaction() as db:
-            for off in range(0, n, chunk):
-                sid = ARCHIVE_SOURCES[((done + off) // chunk) % len(ARCHIVE_SOURCES)]
-                store.save_posts(db, sid, make_posts(corpus, sid, done + off, min(chunk, n - off)))
-            store.index_pending(db)
-        done += n
-        rate = done / (time.perf_counter() - started)
-        print(f"  {done:>9,} posts  {rate:,.0f} posts/s", end="\r", flush=True)
+    fill(store, size)  # the same posts as the SQLite archive's
     store.db.execute("VACUUM ANALYZE")
     store.close()
     print(f"\n  built in {time.perf_counter() - started:.0f}s")
