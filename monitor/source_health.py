@@ -132,6 +132,13 @@ def _fired(
         "since": since,
         "seconds": int(now - (iso_to_epoch(since) or now)),
         "threshold": threshold,
+        **_facts(row, now),
+    }
+
+
+def _facts(row: sqlite3.Row, now: float) -> dict[str, Any]:
+    """What every source-health message says of the source as it stands."""
+    return {
         "failures": row["failures"],
         "last_error": row["last_error"],
         "last_ok_at": row["last_ok_at"],
@@ -151,10 +158,5 @@ def _recovered(
         "condition": episode["kind"],
         "since": episode["since"],
         "seconds": int(now - (iso_to_epoch(episode["since"]) or now)),
-        "failures": row["failures"],
-        "last_error": row["last_error"],
-        "last_ok_at": row["last_ok_at"],
-        "last_new_at": row["last_new_at"],
-        "at": now_iso(now),
-        "link": _link(row),
+        **_facts(row, now),
     }
