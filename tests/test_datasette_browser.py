@@ -111,6 +111,15 @@ def test_desk_searches_posts_and_reads_highlighted_matches(datasette_url, browse
 
     box = browser.find_element(By.ID, "_search")
     box.send_keys("войск*", Keys.ENTER)  # a prefix in Cyrillic, folded as the monitor folds it
+    # The search is a new page: read its rows once it has loaded, not the old page's.
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 20).until(
+        lambda b: (
+            "_search=" in b.current_url
+            and b.execute_script("return document.readyState") == "complete"
+        )
+    )
     titles = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "td.col-title")]
     assert titles == ["Песков: размещение войск НАТО на Украине означало бы прямой конфликт"]
     browser.save_screenshot(str(tmp_path / "posts-search.png"))
