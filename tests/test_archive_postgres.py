@@ -312,6 +312,9 @@ def test_two_daemons_on_one_postgresql_archive_send_each_alert_once(
         try:
             both = "SELECT count(*) FROM fetches WHERE source_id = 'tass'"
             assert wait_for(lambda: _rows(pg_url, both) == [(2,)], 30)  # each fetched it
+            # and the other source too (the daemons spread their first fetches over 5 s)
+            broken = "SELECT count(*) > 0 FROM fetches WHERE source_id = 'broken' AND ok = 1"
+            assert wait_for(lambda: _rows(pg_url, broken) == [(True,)], 30)
             assert wait_for(
                 lambda: _rows(pg_url, "SELECT status FROM deliveries") == [("sent",)], 10
             )
