@@ -813,6 +813,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
                 "every": format_duration(every),
                 "enabled": s.enabled,
                 "last_fetched_at": r["last_fetched_at"] if r else None,
+                "fetched_by": r["fetched_by"] if r else None,
                 "last_ok_at": r["last_ok_at"] if r else None,
                 "last_new_at": r["last_new_at"] if r else None,
                 "last_error": r["last_error"] if r else None,
@@ -844,6 +845,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
         print(f"    last ok: {o['last_ok_at'] or '-'}   last new post: {o['last_new_at'] or '-'}"
               f"   next due: "
               f"{'now' if o['next_due'] and o['next_due'] <= now else (o['next_due'] or '-')}")  # fmt: skip
+        if o["fetched_by"]:
+            print(f"    last fetched by: {o['fetched_by']}")
         if o["last_error"]:
             print(f"    last error: {o['last_error']}")
         for notice in o["notices"]:

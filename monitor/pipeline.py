@@ -136,6 +136,9 @@ async def run_source(
     # as they go, never all at once.
     posts = _first_of_each(collected.posts) if len(collected.posts) > SLICE else collected.posts
     alone = len(posts) > MATCH_ALONE
+    # Nothing new on an archive that daemons share: the fetch is logged out of turn, and the
+    # posts other daemons saved are theirs to match (each save matches its own).
+    quiet = not posts and store.shared and commits is None
     saved, found = SaveResult(), PassMatches()
     at, size, took = 0, SLICE, [0.0]
     heard = list(ctx.log)  # what the fetch said: the write may run twice (a group failed)
@@ -179,7 +182,7 @@ async def run_source(
                         store.add_notices(db, source.id, found.notices[source.id])
                 # An edit took the post's old version out of the index: its new one goes in
                 # before this commits, so that no search in between misses the post.
-                reindex = match or done.unindexed or alone
+                reindex = not quiet and (match or done.unindexed or alone)
                 more = match_pending(db, store, config) if reindex else PassMatches()
                 took[0] = time.thread_time() - began
                 return done, more
@@ -188,7 +191,7 @@ async def run_source(
                 done, more = await commits.run(write)
             else:
                 began = time.thread_time()
-                with store.transaction() as db:
+                with store.transaction(ordered=not quiet) as db:
                     done, more = write(db)
                 took[0] = time.thread_time() - began  # the commit with it
             saved = _sum(saved, done)

@@ -107,6 +107,7 @@ class Daemon:
         self.archive_wait_until = 0.0
         self.probing = False  # one source is trying whether the archive can be written again
         self.delivering: dict[str, asyncio.Task[Any]] = {}  # notifier → its delivery run
+        self.grace = STOP_GRACE
 
     async def run(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -136,13 +137,21 @@ class Daemon:
         from monitor import health
 
         self.ident, started_at = health.daemon_id(), now_iso()
+        self.store.fetched_by = self.ident
         self.http = make_http(config)
         self.limits = SendLimits()  # messages in flight, across the notifiers' runs
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.queue = None
+        if "fetch" in self.roles and self.store.shared:
+            # On PostgreSQL every daemon is a worker of one queue of sources (monitor.workqueue).
+            from monitor.workqueue import WorkQueue
+
+            self.queue = WorkQueue(self)
+            await self.queue.start()
         rows = {r["id"]: r for r in self.store.source_rows()}
         now = time.time()
         for source in config.sources.values():
-            if not source.enabled or "fetch" not in self.roles:
+            if not source.enabled or "fetch" not in self.roles or self.queue is not None:
                 continue
             every = source.every or config.monitor.every
             jitter = min(config.monitor.jitter, every / 10)
@@ -186,6 +195,8 @@ class Daemon:
         finally:
             log.info("stopping")
             self.scheduler.shutdown(wait=False)
+            if self.queue is not None:
+                await self.queue.stop(self.grace)
             await self._drain()
             ytdlp = sys.modules.get("monitor.ytdlp")
             if ytdlp is not None:
@@ -235,10 +246,10 @@ class Daemon:
             return
         log.warning(
             "stopping: waiting up to %gs for %d %s in flight (signal again to stop now)",
-            STOP_GRACE, len(self.inflight), "fetch" if len(self.inflight) == 1 else "fetches",
+            self.grace, len(self.inflight), "fetch" if len(self.inflight) == 1 else "fetches",
         )  # fmt: skip
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + STOP_GRACE
+        deadline = loop.time() + self.grace
         hurry = asyncio.ensure_future(self.hurry.wait())
         pending = set(self.inflight)
         while pending and not hurry.done() and (left := deadline - loop.time()) > 0:
@@ -268,20 +279,22 @@ class Daemon:
         finally:
             self.inflight.discard(task)
 
-    def _archive_closed(self, job_id: str) -> bool:
+    def _archive_closed(self, probe: bool = True) -> float | None:
         """While the archive cannot be written, a job waits, rather than fetch or send what it
-        could not record; after the wait, one source tries, and the others wait for it."""
+        could not record: when it may try again, else None. After the wait, one source tries
+        (`probe`), and the others wait for it."""
         if not self.archive_failures:
-            return False
+            return None
         now = time.time()
-        if now >= self.archive_wait_until and not self.probing and job_id != "outbox":
+        if now >= self.archive_wait_until and not self.probing and probe:
             self.probing = True
-            return False
+            return None
+        return max(self.archive_wait_until, now) + random.uniform(1.0, 5.0)
+
+    def _put_off(self, job_id: str, at: float) -> None:
         job = self.scheduler.get_job(job_id)
         if job is not None:
-            at = max(self.archive_wait_until, now) + random.uniform(1.0, 5.0)
             job.modify(next_run_time=datetime.fromtimestamp(at, UTC))
-        return True
 
     def _archive_result(self, error: str | None) -> None:
         """A write was tried: `error` when it failed for the archive's sake, else None."""
@@ -305,16 +318,25 @@ class Daemon:
         )  # fmt: skip
 
     async def _run_source(self, source: SourceConfig) -> None:
+        """A source's job on this daemon's own schedule (on SQLite)."""
+        at = await self.fetch_source(source)
+        if at is not None:
+            self._put_off(f"source:{source.id}", at)
+
+    async def fetch_source(self, source: SourceConfig) -> float | None:
+        """Fetch, store and match one source now. Returns when to try it again if that is not
+        its next turn (a failure's backoff, the archive's wait, a fetch given up as the daemon
+        stops), else None."""
         from monitor.pipeline import run_source
 
-        if self._archive_closed(f"source:{source.id}"):
-            return
+        if (wait := self._archive_closed()) is not None:
+            return wait
         try:
             result = await self._tracked(run_source(source, self.config, self.store, self.http))
         finally:
             self.probing = False  # however the try ended, the next source may try
         if result is None:
-            return
+            return time.time()
         if self.metrics is not None:
             self.metrics.fetched(result)
         self._archive_result(result.archive_error)
@@ -332,14 +354,9 @@ class Daemon:
             log.warning(
                 "%s: failed: %s (next attempt %s)", source.id, result.error, result.next_attempt_at
             )
-            at = iso_to_epoch(result.next_attempt_at)
-            job = self.scheduler.get_job(f"source:{source.id}")
-            if at is not None and job is not None:
-                job.modify(next_run_time=datetime.fromtimestamp(at, UTC))
         if result.matches:
-            job = self.scheduler.get_job("outbox")
-            if job is not None:
-                job.modify(next_run_time=datetime.now(UTC))
+            self._put_off("outbox", time.time())
+        return None if result.ok else iso_to_epoch(result.next_attempt_at)
 
     async def _check_sources(self) -> None:
         from monitor.source_health import check_sources
@@ -356,9 +373,7 @@ class Daemon:
         for event in events or []:
             log.info("%s: %s (alert %s)", event.source_id, event.event, event.alert_id)
         if events:
-            job = self.scheduler.get_job("outbox")
-            if job is not None:
-                job.modify(next_run_time=datetime.now(UTC))
+            self._put_off("outbox", time.time())
 
     async def _deliver(self) -> None:
         """Start a delivery run for each notifier with deliveries pending and none running.
@@ -368,7 +383,8 @@ class Daemon:
         """
         from monitor.outbox import due_notifiers
 
-        if self._archive_closed("outbox"):
+        if (wait := self._archive_closed(probe=False)) is not None:
+            self._put_off("outbox", wait)
             return
         try:
             due = due_notifiers(self.store)

@@ -12,6 +12,7 @@ import pytest
 
 from monitor.archive import open_archive
 from monitor.archive.postgres import SCHEMA_VERSION, masked, translate
+from monitor.archive.sqlite import now_iso
 from monitor.cli import main
 from monitor.errors import ArchiveError
 from tests.pgserver import PASSWORD, PgServer, free_port
@@ -88,6 +89,25 @@ def test_the_schema_is_made_once_and_versioned(pg_url: str) -> None:
     assert tuple(second.db.execute("SELECT count(*) FROM monitor_schema").fetchone()) == (1,)
     first.close()
     second.close()
+
+
+def test_a_version_1_archive_gains_fetched_by(pg_url: str) -> None:
+    open_archive(pg_url).close()
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("ALTER TABLE sources DROP COLUMN fetched_by")
+        con.execute("UPDATE monitor_schema SET version = 1")
+    store = open_archive(pg_url)
+    store.sync_sources([("tass", "feed", "https://tass.com/rss")])
+    store.fetched_by = "desk-1:4242"
+    with store.transaction() as db:
+        store.finish_fetch_failed(db, "tass", now_iso(), "HTTP 500", 500, None)
+    assert [tuple(r) for r in store.db.execute("SELECT fetched_by FROM sources")] == [
+        ("desk-1:4242",)
+    ]
+    assert store.db.execute("SELECT version FROM monitor_schema").fetchone()[0] == SCHEMA_VERSION
+    store.close()
 
 
 def test_an_archive_newer_than_the_code_is_refused(pg_url: str, capsys) -> None:
@@ -282,10 +302,11 @@ def test_a_connection_the_server_drops_is_made_again_and_nothing_is_lost(pg_url:
 
 
 @pytest.mark.slow
-def test_two_daemons_on_one_postgresql_archive_send_each_alert_once(
+def test_two_daemons_on_one_postgresql_archive_share_the_sources_and_send_each_alert_once(
     tmp_path: Path, pg_url: str
 ) -> None:
     import os
+    import socket
     import subprocess
     import sys
 
@@ -296,12 +317,19 @@ def test_two_daemons_on_one_postgresql_archive_send_each_alert_once(
     with Origin() as origin, Origin() as hook:
         origin.routes["/tass.xml"] = Route(rss(LAVROV, OTHER), etag='"v1"')
         origin.routes["/broken.xml"] = Route(rss(OTHER))
-        cfg = _on_postgresql(write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook")),
-                             pg_url)  # fmt: skip
+        cfg = write_config(tmp_path / "m.toml", origin, hook=hook.url("/hook"))
+        # The workers of compose.yaml, as it starts them: the password only in PGPASSWORD,
+        # which libpq reads, and the server at this test's address rather than `db`.
+        workers = [v for k, v in _compose()["services"].items() if k.startswith("worker")]
+        assert len(workers) == 2 and workers[0]["command"] == workers[1]["command"]
+        command, url = workers[0]["command"][:-1], workers[0]["command"][-1]
+        assert command == ["monitor", "run", "--db"] and url.startswith("postgresql://monitor@db")
+        here = pg_url.replace(f":{PASSWORD}@", "@")
+        assert PASSWORD not in here
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPASSWORD": PASSWORD}
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+                [sys.executable, "-m", *command, here, "--config", str(cfg)],
                 stdout=subprocess.DEVNULL,
                 stderr=(tmp_path / f"run{i}.log").open("w"),
                 env=env,
@@ -309,16 +337,22 @@ def test_two_daemons_on_one_postgresql_archive_send_each_alert_once(
             )  # fmt: skip
             for i in range(2)
         ]
+        cfg = _on_postgresql(cfg, pg_url)  # for the commands below
         try:
-            both = "SELECT count(*) FROM fetches WHERE source_id = 'tass'"
-            assert wait_for(lambda: _rows(pg_url, both) == [(2,)], 30)  # each fetched it
-            # and the other source too (the daemons spread their first fetches over 5 s)
-            broken = "SELECT count(*) > 0 FROM fetches WHERE source_id = 'broken' AND ok = 1"
-            assert wait_for(lambda: _rows(pg_url, broken) == [(True,)], 30)
+            # The sources are shared (`every = "1h"`): each is fetched once, by one of them.
+            fetched = "SELECT source_id, count(*) FROM fetches GROUP BY source_id ORDER BY 1"
+            assert wait_for(lambda: _rows(pg_url, fetched) == [("broken", 1), ("tass", 1)], 30)
             assert wait_for(
                 lambda: _rows(pg_url, "SELECT status FROM deliveries") == [("sent",)], 10
             )
-            time.sleep(1)  # a second send, if there were one, would have come by now
+            time.sleep(2)  # a second fetch or send, if there were one, would have come by now
+            assert _rows(pg_url, fetched) == [("broken", 1), ("tass", 1)]
+            got = subprocess.run(
+                [sys.executable, "-m", "monitor", "sources", "--config", str(cfg), "--json"],
+                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            by = {s["fetched_by"] for s in json.loads(got.stdout)}
+            assert by <= {f"{socket.gethostname()}:{p.pid}" for p in procs}, by
             got = subprocess.run(
                 [sys.executable, "-m", "monitor", "workers", "--config", str(cfg), "--json"],
                 env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30,
@@ -337,6 +371,26 @@ def test_two_daemons_on_one_postgresql_archive_send_each_alert_once(
         assert _rows(pg_url, "SELECT count(*) FROM daemons") == [(2,)]
         for i in range(2):
             assert "Traceback" not in (tmp_path / f"run{i}.log").read_text()
+
+
+def _compose() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def test_compose_starts_postgresql_and_two_workers_from_the_image() -> None:
+    spec = _compose()
+    db = spec["services"]["db"]
+    assert db["image"].startswith("postgres:") and "healthcheck" in db
+    assert db["environment"]["POSTGRES_USER"] == "monitor"
+    for name in ("worker-1", "worker-2"):
+        worker = spec["services"][name]
+        assert worker["build"] == "." and (ROOT / "Dockerfile").exists()
+        assert worker["depends_on"]["db"]["condition"] == "service_healthy"
+        assert "PGPASSWORD" in worker["environment"]
+    # The image has what a worker on PostgreSQL needs: psycopg and Procrastinate.
+    assert "pip install '.[postgresql]'" in (ROOT / "Dockerfile").read_text()
 
 
 def test_posts_committed_while_another_process_matches_are_never_skipped(pg_url: str) -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from monitor.query import Query
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SETTING = "[monitor] database"
 # Every write holds this advisory lock (per database) until it commits, as SQLite's BEGIN
 # IMMEDIATE holds the file's: one writer at a time keeps the revs, the search mark and the
@@ -37,7 +37,8 @@ SCHEMA = [
         notices TEXT,
         state TEXT NOT NULL DEFAULT '{}',
         last_new_at TEXT,
-        failing_since TEXT
+        failing_since TEXT,
+        fetched_by TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS posts (
         id TEXT PRIMARY KEY,
@@ -155,6 +156,8 @@ SCHEMA = [
         beat_at TEXT NOT NULL,
         stopped_at TEXT
     )""",
+    # Version 2: which daemon last fetched a source (`monitor sources`).
+    "ALTER TABLE sources ADD COLUMN IF NOT EXISTS fetched_by TEXT",
 ]
 
 
@@ -328,6 +331,8 @@ def _password(url: str) -> str | None:
 class PgStore(Store):
     """The archive on PostgreSQL: one connection per process, writes one at a time."""
 
+    shared = True  # many daemons, on many machines: they share the sources (monitor.workqueue)
+
     def __init__(self, url: str, *, busy_timeout: float = 30.0, create: bool = True) -> None:
         self.path = masked(url)
         self.url = url
@@ -397,13 +402,17 @@ class PgStore(Store):
         """Nothing to do: the server checkpoints its own write-ahead log."""
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, ordered: bool = True) -> Iterator[Any]:
+        """A write transaction, under the write lock unless `ordered` is False: a write that
+        saves no post and moves no search mark (a 304's fetch row) needs no turn, and many
+        daemons' polls then do not wait for each other."""
         db: Connection = self.db  # type: ignore[assignment]
         db.execute("BEGIN")
         db.writing = True
         try:
             try:
-                db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                if ordered:
+                    db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
                 yield db
             except BaseException:
                 self._rollback()

@@ -24,7 +24,7 @@ from monitor.text import fold
 if TYPE_CHECKING:
     from monitor.query import Query
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 log = logging.getLogger("monitor")
 # The WAL is cut back to this after each checkpoint that empties it: a pass that wrote 60 MB
 # of it, or a disk that filled up (no checkpoint could finish), must not keep its size.
@@ -41,6 +41,7 @@ _ADDED_COLUMNS = [
     ("sources", "last_new_at", "TEXT"),
     ("matches", "url", "TEXT"),
     ("sources", "failing_since", "TEXT"),
+    ("sources", "fetched_by", "TEXT"),
 ]
 # What an added column starts as in an archive that had none.
 _BACKFILLS = {
@@ -73,7 +74,8 @@ CREATE TABLE IF NOT EXISTS sources (
     notices TEXT,  -- what the last fetch had to say besides success or failure (JSON list)
     state TEXT NOT NULL DEFAULT '{}',
     last_new_at TEXT,  -- when a fetch last found a post not seen before
-    failing_since TEXT  -- when the current run of failures began; NULL while it succeeds
+    failing_since TEXT,  -- when the current run of failures began; NULL while it succeeds
+    fetched_by TEXT  -- the daemon (host:pid) that last fetched it; NULL for `monitor fetch`
 );
 CREATE TABLE IF NOT EXISTS posts (
     id TEXT PRIMARY KEY,
@@ -316,6 +318,8 @@ class Store:
 
     # What a failure of the database itself raises (the daemon retries, a pass reports it).
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    shared = False  # one process's file: the daemon schedules every source itself
+    fetched_by: str | None = None  # the daemon fetching through this store, for `sources`
 
     # The alerts get their own index of a batch once the archive holds this many times more.
     # Below that they query the archive's index: at most that many times the batch, a few
@@ -498,7 +502,8 @@ class Store:
             self._reindex(db)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, ordered: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction. `ordered` is for PostgreSQL (see there): a file has one writer."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -611,10 +616,11 @@ class Store:
         )
         db.execute(
             "UPDATE sources SET last_fetched_at = ?, last_error = ?, failures = failures + 1, "
-            "next_attempt_at = ?, notices = ?, failing_since = coalesce(failing_since, ?) "
-            "WHERE id = ?",
-            (started_at, error, next_attempt_at, _notices(notices), started_at, source_id),
-        )
+            "next_attempt_at = ?, notices = ?, failing_since = coalesce(failing_since, ?), "
+            "fetched_by = ? WHERE id = ?",
+            (started_at, error, next_attempt_at, _notices(notices), started_at, self.fetched_by,
+             source_id),
+        )  # fmt: skip
 
     def finish_fetch_ok(
         self,
@@ -642,11 +648,11 @@ class Store:
             "UPDATE sources SET last_fetched_at = CASE WHEN ? THEN "
             "max(coalesce(last_fetched_at, ''), ?) ELSE ? END, last_ok_at = ?, "
             "last_error = NULL, failures = 0, next_attempt_at = NULL, state = coalesce(?, state), "
-            "notices = ?, failing_since = NULL, "
+            "notices = ?, failing_since = NULL, fetched_by = ?, "
             "last_new_at = CASE WHEN ? THEN ? ELSE last_new_at END WHERE id = ?",
             (older, started_at, started_at, finished,
              None if older else json.dumps(state, ensure_ascii=False), _notices(notices),
-             result.new > 0, finished, source_id),
+             self.fetched_by, result.new > 0, finished, source_id),
         )  # fmt: skip
 
     def add_notices(self, db: sqlite3.Connection, source_id: str, notices: list[str]) -> None:
