@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 WORKDIR /opt/outlet-monitor
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
-RUN pip install . && useradd --system --home-dir /var/lib/outlet-monitor monitor \
+RUN pip install '.[postgresql]' && useradd --system --home-dir /var/lib/outlet-monitor monitor \
     && mkdir -p /var/lib/outlet-monitor /etc/outlet-monitor \
     && chown monitor /var/lib/outlet-monitor
 COPY config/monitor.toml /etc/outlet-monitor/monitor.toml
