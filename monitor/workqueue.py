@@ -67,9 +67,15 @@ class WorkQueue:
         # parsing a big document can hold its event loop for a few hundred milliseconds.
         self.stalled_after = min(30.0, max(2.5, shortest / 2))
         self.beat_every = self.stalled_after / 5  # also how often the others look
-        self.app = App(connector=PsycopgConnector())
+        self.app = App(
+            connector=PsycopgConnector(
+                conninfo=daemon.store.url,  # type: ignore[attr-defined]
+                min_size=1,
+                max_size=4,
+                kwargs={"application_name": "outlet-monitor (job queue)"},
+            )
+        )
         self.app.task(name=TASK, queue=QUEUE)(self._job)
-        self.pool: Any = None  # made by start()
         self.worker: asyncio.Task[None] | None = None
         self.checker: asyncio.Task[None] | None = None
 
@@ -81,20 +87,10 @@ class WorkQueue:
 
     async def start(self) -> None:
         """Make Procrastinate's tables if the archive has none, queue what is missing, start."""
-        from psycopg_pool import AsyncConnectionPool
-
         self._install()
-        # Our own pool, for one reason: Procrastinate's checks each connection with a round
-        # trip before every query it lends (a tenth of a daemon's CPU in a profile of 60 polls
-        # a second). A connection the server dropped fails one query instead; the worker is
-        # then started again on fresh ones (`_work`), and the check that failed runs again.
-        self.pool = AsyncConnectionPool(
-            self.daemon.store.url,  # type: ignore[attr-defined]
-            min_size=1, max_size=4, open=False,
-            kwargs={"application_name": "outlet-monitor (job queue)"},
-        )  # fmt: skip
-        await self.pool.open(wait=True, timeout=30)
-        await self.app.open_async(self.pool)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_one_line)
+        await self.app.open_async()
         await self._fill()
         self.worker = asyncio.ensure_future(self._work())
         self.checker = asyncio.ensure_future(self._keep_checking())
@@ -113,7 +109,6 @@ class WorkQueue:
                 await asyncio.wait_for(self.worker, grace + 5)
         with contextlib.suppress(Exception):
             await self.app.close_async()
-            await self.pool.close()
 
     def _install(self) -> None:
         """Procrastinate's schema, once per database: under the archive's write lock, so that
@@ -290,5 +285,18 @@ class WorkQueue:
             log.debug("%s: next at %s", source.id, now_iso(at))
 
 
+def _one_line(record: logging.LogRecord) -> bool:
+    """Procrastinate's own log lines, without their tracebacks: a connection the server dropped
+    is a line in the daemon's log, not a page (the worker is started again, see `_work`)."""
+    if record.name.startswith("procrastinate") and record.exc_info:
+        exc = record.exc_info[1]
+        record.msg, record.args = f"{record.getMessage()}: {_oneline(exc) if exc else ''}", None
+        record.exc_info = record.exc_text = None
+    return True
+
+
 def _oneline(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """An error on one line; Procrastinate's ("Database error.") with the driver's reason."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    cause = exc.__cause__
+    return f"{text} ({' '.join(str(cause).split())})" if cause is not None else text

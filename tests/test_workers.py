@@ -202,3 +202,42 @@ def _logs(tmp_path: Path, having: str = "") -> str:
     if having:
         return "\n".join(line for t in texts for line in t.splitlines() if having in line)[-3000:]
     return "\n".join(t[-3000:] for t in texts)
+
+
+def test_a_daemon_whose_queue_connections_are_cut_goes_on(tmp_path: Path, pg_url: str) -> None:
+    """The server drops the job queue's connections (a restart, a failover): the worker starts
+    again with backoff and the sources go on being fetched."""
+    from tests.origin import Origin, Route
+    from tests.test_end_to_end import LAVROV, rss
+
+    with Origin() as origin:
+        origin.routes["/tass.xml"] = Route(rss(LAVROV), etag='"v1"')
+        cfg = tmp_path / "m.toml"
+        cfg.write_text(
+            f'[monitor]\ndatabase = "{pg_url.replace(PASSWORD, "${PGPASSWORD}")}"\n'
+            f'every = "5s"\n\n[sources.tass]\ntype = "feed"\nurl = "{origin.url("/tass.xml")}"\n'
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPASSWORD": PASSWORD}
+        log = tmp_path / "run0.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env, cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            assert wait_for(lambda: len(origin.gets("/tass.xml")) >= 2, 30), log.read_text()
+            cut = _rows(
+                pg_url,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'outlet-monitor (job queue)'",
+            )
+            assert cut[0][0] >= 1
+            before = len(origin.gets("/tass.xml"))
+            assert wait_for(lambda: len(origin.gets("/tass.xml")) >= before + 2, 30), (
+                log.read_text()
+            )
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert "job queue:" in text and "Traceback" not in text, text
