@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor.archive.sqlite import iso_to_epoch, now_iso
-from monitor.errors import SetupError
+from monitor.errors import ArchiveError, SetupError
 
 if TYPE_CHECKING:
     from monitor.schedule import Daemon
@@ -87,11 +87,17 @@ class WorkQueue:
 
     async def start(self) -> None:
         """Make Procrastinate's tables if the archive has none, queue what is missing, start."""
-        self._install()
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_one_line)
-        await self.app.open_async()
-        await self._fill()
+        try:
+            self._install()
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(_one_line)
+            await self.app.open_async()
+            await self._fill()
+        except Exception as exc:  # noqa: BLE001 - the daemon can't run without its queue
+            raise ArchiveError(
+                f"[monitor] database = {self.daemon.store.path}: the job queue could not start:"
+                f" {_oneline(exc)}"
+            ) from None
         self.worker = asyncio.ensure_future(self._work())
         self.checker = asyncio.ensure_future(self._keep_checking())
         log.info(
@@ -136,7 +142,7 @@ class WorkQueue:
                     update_heartbeat_interval=self.beat_every,
                     stalled_worker_timeout=self.stalled_after,
                     shutdown_graceful_timeout=self.daemon.grace,
-                    install_signal_handlers=False,  # the daemon's own stop the worker
+                    install_signal_handlers=False,  # the daemon's handlers stop it
                     delete_jobs="always",  # the `fetches` table is the history
                 )
             except asyncio.CancelledError:
