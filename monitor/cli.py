@@ -94,8 +94,9 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     p = command(
         "run", "daemon: each source on its own schedule, alerts delivered in the background"
     )
-    p.add_argument("--only", metavar="ROLES", default="fetch,deliver",
-                   help="fetch, deliver, or both (fetch,deliver, the default)")  # fmt: skip
+    p.add_argument("--only", metavar="ROLES", default="fetch,deliver,transcribe",
+                   help="fetch, deliver, transcribe, or several, joined by commas (all three, "
+                        "the default)")  # fmt: skip
 
     p = command("search", "full-text search of the archive (same query language as alerts)")
     p.add_argument("query", metavar="QUERY", nargs="+", help="the query; its words may be unquoted")
@@ -693,7 +694,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if unknown or not roles:
         raise UsageError(
             f"--only: {', '.join(unknown) or 'nothing'} is not a role (roles are "
-            f"{', '.join(ROLES)}; speech-to-text runs with fetch)"
+            f"{', '.join(ROLES)})"
         )
     config = _load(args)  # a fetcher needs the notifiers too: its matches make the deliveries
     if not args.quiet:

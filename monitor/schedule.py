@@ -87,7 +87,8 @@ def slot_trigger(anchor: float, every: float, jitter: float) -> Any:
     return _slot_trigger()(anchor, every, jitter)
 
 
-ROLES = ("fetch", "deliver")  # `monitor run --only`; speech-to-text runs with fetch
+# `monitor run --only`. On SQLite, speech to text runs in the daemon that fetches.
+ROLES = ("fetch", "deliver", "transcribe")
 
 
 def run_daemon(config: Config, roles: tuple[str, ...] = ROLES) -> int:
@@ -142,7 +143,12 @@ class Daemon:
         self.limits = SendLimits()  # messages in flight, across the notifiers' runs
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.queue = None
-        if "fetch" in self.roles and self.store.shared:
+        if not self.store.shared and self.roles == ("transcribe",):
+            raise SetupError(
+                "--only transcribe: a daemon that only transcribes needs a PostgreSQL archive;"
+                " on SQLite, speech to text runs in the daemon that fetches"
+            )
+        if self.store.shared and {"fetch", "transcribe"} & set(self.roles):
             # On PostgreSQL every daemon is a worker of one queue of sources (monitor.workqueue).
             from monitor.workqueue import WorkQueue
 

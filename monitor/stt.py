@@ -24,8 +24,9 @@ JOB_TIMEOUT = 3600.0  # one download and transcription; the worker is killed pas
 
 
 def available() -> bool:
-    """Whether the `stt` extra is installed (checked without importing it)."""
-    return importlib.util.find_spec("faster_whisper") is not None
+    """Whether videos can be transcribed: the `stt` extra is installed (checked without
+    importing it), or the daemons' job queue takes the jobs (see `use`)."""
+    return _shared or importlib.util.find_spec("faster_whisper") is not None
 
 
 def resolve_model(name: str) -> str:
@@ -181,7 +182,8 @@ def _serve(conn: Connection) -> None:
             return
 
 
-_transcriber: Transcriber | None = None
+_transcriber: Any = None  # a Transcriber, or what `use` gave
+_shared = False
 
 
 def transcriber() -> Transcriber:
@@ -189,4 +191,12 @@ def transcriber() -> Transcriber:
     global _transcriber
     if _transcriber is None:
         _transcriber = Transcriber()
-    return _transcriber
+    return _transcriber  # type: ignore[no-any-return]
+
+
+def use(shared: Any) -> None:
+    """Jobs go to `shared` (a daemon on PostgreSQL: monitor.workqueue.SharedTranscriber, with
+    Transcriber's submit, busy and take), which runs them on the daemons with the `transcribe`
+    role, on this machine or another."""
+    global _transcriber, _shared
+    _transcriber, _shared = shared, True

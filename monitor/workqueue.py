@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import random
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.archive.sqlite import iso_to_epoch, now_iso
 from monitor.errors import ArchiveError, SetupError
+from monitor.models import Segment
 
 if TYPE_CHECKING:
     from monitor.schedule import Daemon
@@ -30,6 +32,10 @@ log = logging.getLogger("monitor.run")
 # table) and queue them again.
 QUEUE = "fetch"
 TASK = "monitor.fetch_source"
+# Speech to text, on whichever daemon has the `transcribe` role: one job per video, one at a
+# time per daemon; the segments wait in `transcriptions` for the next fetch of the source.
+STT_QUEUE = "transcribe"
+STT_TASK = "monitor.transcribe"
 POLL_EVERY = 1.0  # a job scheduled for later is taken at most this late (inserts are NOTIFYed)
 RETRY_EVERY = (1.0, 60.0)  # a worker that lost the server starts again after this, doubling
 FILL_EVERY = 15.0  # how often a daemon looks for sources without a job
@@ -59,7 +65,7 @@ class WorkQueue:
         self.daemon = daemon
         self.config = daemon.config
         sources = [s for s in self.config.sources.values() if s.enabled]
-        self.sources = {s.id: s for s in sources}
+        self.sources = {s.id: s for s in sources} if "fetch" in daemon.roles else {}
         shortest = min((self.every(s) for s in sources), default=60.0)
         # A daemon silent for this long is taken for dead and its running jobs queued again:
         # half the shortest `every`, so that a source it was fetching misses one turn at most,
@@ -76,8 +82,10 @@ class WorkQueue:
             )
         )
         self.app.task(name=TASK, queue=QUEUE)(self._job)
-        self.worker: asyncio.Task[None] | None = None
+        self.app.task(name=STT_TASK, queue=STT_QUEUE)(self._transcribe)
+        self.workers: list[asyncio.Task[None]] = []
         self.checker: asyncio.Task[None] | None = None
+        self.local_stt: Any = None  # this daemon's speech-to-text process, for `transcribe`
 
     def every(self, source: SourceConfig) -> float:
         return source.every or self.config.monitor.every
@@ -92,27 +100,39 @@ class WorkQueue:
             for handler in logging.getLogger().handlers:
                 handler.addFilter(_one_line)
             await self.app.open_async()
-            await self._fill()
+            if "fetch" in self.daemon.roles:
+                await self._fill()
         except Exception as exc:  # noqa: BLE001 - the daemon can't run without its queue
             raise ArchiveError(
                 f"[monitor] database = {self.daemon.store.path}: the job queue could not start:"
                 f" {_oneline(exc)}"
             ) from None
-        self.worker = asyncio.ensure_future(self._work())
-        self.checker = asyncio.ensure_future(self._keep_checking())
-        log.info(
-            "sharing %d sources with the other daemons on this archive (Procrastinate queue %r)",
-            len(self.sources), QUEUE,
-        )  # fmt: skip
+        if "fetch" in self.daemon.roles:
+            from monitor import stt
+
+            stt.use(SharedTranscriber(self))
+            self.workers.append(
+                asyncio.ensure_future(self._work(QUEUE, self.config.monitor.concurrency))
+            )
+            self.checker = asyncio.ensure_future(self._keep_checking())
+            log.info(
+                "sharing %d sources with the other daemons on this archive "
+                "(Procrastinate queue %r)", len(self.sources), QUEUE,
+            )  # fmt: skip
+        if "transcribe" in self.daemon.roles:
+            self.workers.append(asyncio.ensure_future(self._work(STT_QUEUE, 1)))
+            log.info(
+                "transcribing the videos the daemons queue (Procrastinate queue %r)", STT_QUEUE
+            )
 
     async def stop(self, grace: float) -> None:
         """Stop taking jobs; the running ones get `grace` seconds (the daemon drains them)."""
         if self.checker is not None:
             self.checker.cancel()
-        if self.worker is not None:
-            self.worker.cancel()  # Procrastinate stops taking jobs and waits for those it runs
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self.worker, grace + 5)
+        for worker in self.workers:
+            worker.cancel()  # Procrastinate stops taking jobs and waits for those it runs
+        if self.workers:
+            await asyncio.wait(self.workers, timeout=grace + 5)
         with contextlib.suppress(Exception):
             await self.app.close_async()
 
@@ -128,16 +148,17 @@ class WorkQueue:
                 db.con.execute(SchemaManager.get_schema())
                 log.info("made Procrastinate's tables in the archive's database")
 
-    async def _work(self) -> None:
-        """Procrastinate's worker, started again (with backoff) when it loses the server."""
+    async def _work(self, queue: str, concurrency: int) -> None:
+        """Procrastinate's worker for `queue`, started again (with backoff) when it loses the
+        server."""
         wait = RETRY_EVERY[0]
         while not self.daemon.stop.is_set():
             started = time.monotonic()
             try:
                 await self.app.run_worker_async(
-                    queues=[QUEUE],
-                    name=self.daemon.ident,
-                    concurrency=self.config.monitor.concurrency,
+                    queues=[queue],
+                    name=f"{self.daemon.ident}/{queue}",
+                    concurrency=concurrency,
                     fetch_job_polling_interval=POLL_EVERY,
                     update_heartbeat_interval=self.beat_every,
                     stalled_worker_timeout=self.stalled_after,
@@ -182,15 +203,16 @@ class WorkQueue:
         from procrastinate import exceptions, jobs
 
         manager = self.app.job_manager
-        stalled = await manager.get_stalled_jobs(
-            queue=QUEUE, task_name=TASK, seconds_since_heartbeat=self.stalled_after
-        )
+        stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after)
         for job in stalled:
             try:
-                # Ended rather than retried: it may already have queued its successor.
+                # Ended rather than retried: it may already have queued its successor. A
+                # transcription is asked for again by the next fetch of its source.
                 await manager.finish_job(job, status=jobs.Status.FAILED, delete_job=True)
             except exceptions.ProcrastinateException:
                 continue  # another daemon ended it first
+            if job.task_name != TASK:
+                continue
             source = self.sources.get(job.task_kwargs.get("source", ""))
             if source is None:
                 continue
@@ -289,6 +311,93 @@ class WorkQueue:
             log.warning("%s: its next fetch could not be queued: %s", source.id, _oneline(exc))
         else:
             log.debug("%s: next at %s", source.id, now_iso(at))
+
+    # -- speech to text -------------------------------------------------------------------
+
+    async def _transcribe(self, key: str, url: str, model: str, language: str | None) -> str:
+        """Speech to text for one video, in this daemon's worker process, its segments (or
+        the reason it failed) left in `transcriptions` for the next fetch of the source."""
+        from monitor import stt
+
+        if self.local_stt is None:
+            self.local_stt = stt.Transcriber()
+        self.local_stt.submit(key, url, model=model, language=language)
+        while (result := self.local_stt.take(key)) is None:
+            await asyncio.sleep(0.5)  # the process works; the event loop goes on
+        failed = isinstance(result, str)
+        payload = {"error": result} if failed else [[s.start, s.end, s.text] for s in result]
+        with self.daemon.store.transaction(ordered=False) as db:
+            db.execute(
+                "INSERT INTO transcriptions (key, result, made_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET result = excluded.result, "
+                "made_at = excluded.made_at",
+                (key, json.dumps(payload, ensure_ascii=False), now_iso()),
+            )
+        if failed:
+            log.warning("%s: speech to text failed: %s", url, result)
+        else:
+            log.info("%s: transcribed, %d segments", url, len(result))
+        return "failed" if failed else "done"
+
+    async def defer_transcription(
+        self, key: str, url: str, model: str, language: str | None
+    ) -> None:
+        from procrastinate import exceptions, jobs
+
+        job = jobs.Job(
+            id=None, queue=STT_QUEUE, lock=f"stt:{key}", queueing_lock=f"stt:{key}",
+            task_name=STT_TASK,
+            task_kwargs={"key": key, "url": url, "model": model, "language": language},
+        )  # fmt: skip
+        try:
+            await self.app.job_manager.defer_job_async(job)
+        except exceptions.AlreadyEnqueued:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the next fetch of the source asks again
+            log.warning("%s: speech to text could not be queued: %s", url, _oneline(exc))
+
+
+class SharedTranscriber:
+    """stt.Transcriber's submit, busy and take, over the job queue: the videos a fetch hands
+    to speech to text are transcribed by a daemon with the `transcribe` role (on this machine
+    or another), and the segments wait in `transcriptions` until a fetch of the source, on
+    any daemon, takes them."""
+
+    def __init__(self, queue: WorkQueue) -> None:
+        self.queue = queue
+        self.store = queue.daemon.store
+        self.deferring: dict[str, asyncio.Task[None]] = {}
+
+    def submit(self, key: str, url: str, *, model: str, language: str | None = None) -> None:
+        if self.busy(key):
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.queue.defer_transcription(key, url, model, language)
+        )
+        self.deferring[key] = task
+        task.add_done_callback(lambda _: self.deferring.pop(key, None))
+
+    def busy(self, key: str) -> bool:
+        """Queued or running on some daemon. A job that ended without a result (its daemon
+        died) is not: the fetch asks for it again."""
+        if key in self.deferring:
+            return True
+        row = self.store.db.execute(
+            "SELECT 1 FROM procrastinate_jobs WHERE lock = ? AND status IN ('todo', 'doing')",
+            (f"stt:{key}",),
+        ).fetchone()
+        return row is not None
+
+    def take(self, key: str) -> list[Segment] | str | None:
+        row = self.store.db.execute(
+            "DELETE FROM transcriptions WHERE key = ? RETURNING result", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        payload = json.loads(row[0])
+        if isinstance(payload, dict):
+            return str(payload.get("error") or "failed")
+        return [Segment(*s) for s in payload]
 
 
 def _one_line(record: logging.LogRecord) -> bool:

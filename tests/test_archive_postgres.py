@@ -247,7 +247,7 @@ def test_monitor_run_on_postgresql_alerts_and_stops_cleanly(tmp_path: Path, pg_u
         assert _rows(pg_url, "SELECT id FROM deliveries") == [(webhook_id,)]
         assert not (tmp_path / "monitor.db").exists()  # nothing went to a SQLite file
         beats = _rows(pg_url, "SELECT roles, stopped_at IS NOT NULL FROM daemons")
-        assert beats == [("fetch,deliver", True)]  # its heartbeat, and its stop
+        assert beats == [("fetch,deliver,transcribe", True)]  # its heartbeat, and its stop
     assert _rows(pg_url, "SELECT count(*) FROM posts") == [(2,)]
 
 

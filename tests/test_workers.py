@@ -198,7 +198,7 @@ def test_three_daemons_share_300_sources_and_survive_a_kill(tmp_path: Path, pg_u
 
 def _logs(tmp_path: Path, having: str = "") -> str:
     """The daemons' logs (their ends, or the lines `having` a text), for a failure's message."""
-    texts = [(tmp_path / f"run{i}.log").read_text() for i in range(3)]
+    texts = [p.read_text() for p in sorted(tmp_path.glob("run*.log"))]
     if having:
         return "\n".join(line for t in texts for line in t.splitlines() if having in line)[-3000:]
     return "\n".join(t[-3000:] for t in texts)
@@ -241,3 +241,56 @@ def test_a_daemon_whose_queue_connections_are_cut_goes_on(tmp_path: Path, pg_url
                 proc.kill()
     text = log.read_text()
     assert "job queue:" in text and "Traceback" not in text, text
+
+
+@pytest.mark.skipif(
+    not __import__("tests.test_stt", fromlist=["model_installed"]).model_installed(),
+    reason="the stt extra (faster-whisper and a tiny.en model) is absent",
+)
+def test_speech_to_text_runs_on_the_daemon_with_the_transcribe_role(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A lean fetcher (`--only fetch,deliver`) queues the video; a daemon with `--only
+    transcribe` transcribes it; the fetcher's next fetch stores the transcript and the alert
+    goes out linked to the second the words are said."""
+    from tests.origin import Origin, Route
+    from tests.test_stt import CLIP, PAGE, SAID
+
+    with Origin() as origin, Origin() as hook:
+        origin.routes["/speech.html"] = Route(PAGE, headers={"Content-Type": "text/html"})
+        origin.routes["/speech.wav"] = Route(
+            CLIP.read_bytes(), headers={"Content-Type": "audio/wav"}
+        )
+        cfg = tmp_path / "m.toml"
+        cfg.write_text(
+            f'[monitor]\ndatabase = "{pg_url.replace(PASSWORD, "${PGPASSWORD}")}"\n'
+            'every = "5s"\nallow_private = true\n\n'
+            f'[sources.trip]\ntype = "video"\nurl = "{origin.url("/speech.html")}"\n\n'
+            "[alerts.minister]\nquery = 'minister Ukraine'\nnotify = [\"hook\"]\n\n"
+            f'[notifiers.hook]\ntype = "webhook"\nurl = "{hook.url("/hook")}"\n'
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PGPASSWORD": PASSWORD}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--only", role, "--config", str(cfg)],
+                stdout=subprocess.DEVNULL,
+                stderr=(tmp_path / f"run{i}.log").open("w"),
+                env=env,
+                cwd=tmp_path,
+            )  # fmt: skip
+            for i, role in enumerate(("fetch,deliver", "transcribe"))
+        ]
+        try:
+            assert wait_for(lambda: hook.posts(), 150), _logs(tmp_path, "")
+            assert all(stop(p) == 0 for p in procs)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        payload = json.loads(hook.posts()[0].body)
+    assert payload["alert"] == "minister" and payload["post"]["id"]
+    assert payload["offset"] == pytest.approx(SAID[1]["start"], abs=1.5), payload
+    fetcher, transcriber = ((tmp_path / f"run{i}.log").read_text() for i in range(2))
+    assert "transcribed, " in transcriber and "transcribed, " not in fetcher
+    assert "Traceback" not in fetcher + transcriber
+    assert _rows(pg_url, "SELECT count(*) FROM transcriptions") == [(0,)]  # taken by the fetch

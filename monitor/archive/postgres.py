@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from monitor.query import Query
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SETTING = "[monitor] database"
 # Every write holds this advisory lock (per database) until it commits, as SQLite's BEGIN
 # IMMEDIATE holds the file's: one writer at a time keeps the revs, the search mark and the
@@ -158,6 +158,13 @@ SCHEMA = [
     )""",
     # Version 2: which daemon last fetched a source (`monitor sources`).
     "ALTER TABLE sources ADD COLUMN IF NOT EXISTS fetched_by TEXT",
+    # Version 3: speech to text done by a daemon with the `transcribe` role, waiting for the
+    # next fetch of its source (monitor.workqueue.SharedTranscriber).
+    """CREATE TABLE IF NOT EXISTS transcriptions (
+        key TEXT PRIMARY KEY,
+        result TEXT NOT NULL,
+        made_at TEXT NOT NULL
+    )""",
 ]
 
 
