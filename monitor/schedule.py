@@ -298,6 +298,8 @@ class Daemon:
         return max(self.archive_wait_until, now) + random.uniform(1.0, 5.0)
 
     def _put_off(self, job_id: str, at: float) -> None:
+        if self.stop.is_set():
+            return  # the scheduler is shut down: the next start resumes from the archive
         job = self.scheduler.get_job(job_id)
         if job is not None:
             job.modify(next_run_time=datetime.fromtimestamp(at, UTC))
