@@ -498,3 +498,23 @@ def test_an_unknown_role_is_a_usage_error(capsys) -> None:
     cfg = str(ROOT / "config/demo.toml")
     assert main(["run", "--only", "fetch,transcode", "--config", cfg]) == 2
     assert "--only: transcode is not a role" in capsys.readouterr().err
+
+
+def test_metrics_read_a_postgresql_archive(pg_url: str) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from monitor.archive import open_archive
+    from monitor.archive.sqlite import now_iso
+    from monitor.metrics import _ArchiveCollector
+
+    store = open_archive(pg_url)
+    store.sync_sources([("tass", "feed", "https://tass.com/rss"), ("down", "feed", "x")])
+    with store.transaction() as db:
+        store.finish_fetch_failed(db, "down", now_iso(), "HTTP 500", 500, None)
+    store.close()
+    registry = CollectorRegistry()
+    registry.register(_ArchiveCollector(pg_url))
+    text = generate_latest(registry).decode()
+    assert 'monitor_source_failures{source="down"} 1.0' in text, text
+    assert 'monitor_deliveries{status="pending"} 0.0' in text
+    assert "monitor_outbox_backlog 0.0" in text
