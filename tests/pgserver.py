@@ -88,11 +88,14 @@ class PgServer:
 
 
 @contextmanager
-def start_cluster() -> Iterator[PgServer]:
+def start_cluster(keep: Path | None = None, settings: str = "") -> Iterator[PgServer]:
     """initdb + pg_ctl start in a new directory; stopped and removed on exit.
 
     The server refuses to run as root, so as root the cluster belongs to the `postgres` user
     that Debian's package makes. Durability is off: the data is thrown away at the end.
+    With `keep` (the benchmarks' cache) the cluster lives in that directory: made there the
+    first time, started again on the same data afterwards, stopped and kept on exit.
+    `settings` are more server options (`-c shared_buffers=1GB`).
     """
     bindir = server_bin()
     if bindir is None:
@@ -102,9 +105,13 @@ def start_cluster() -> Iterator[PgServer]:
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    top = Path(tempfile.mkdtemp(prefix="monitor-pg-"))
+    if keep is None:
+        top = Path(tempfile.mkdtemp(prefix="monitor-pg-"))
+    else:
+        top = keep.resolve()
+        top.mkdir(parents=True, exist_ok=True)
     data, sock = top / "data", top / "sock"
-    sock.mkdir()
+    sock.mkdir(exist_ok=True)
     pwfile = top / "pw"
     pwfile.write_text(PASSWORD + "\n")
     if owner is not None:
@@ -116,18 +123,23 @@ def start_cluster() -> Iterator[PgServer]:
         subprocess.run([*as_user, *args], check=True, capture_output=True, cwd=top, timeout=120)
 
     try:
-        run(str(bindir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
-            "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8",
-            "--locale=C.UTF-8", "--no-sync")  # fmt: skip
+        if not (data / "PG_VERSION").exists():
+            shutil.rmtree(data, ignore_errors=True)  # an initdb cut short
+            run(str(bindir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8",
+                "--locale=C.UTF-8", "--no-sync")  # fmt: skip
         options = (
             f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 " + settings
         )
         run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(top / "log"),
             "-w", "-t", "60", "start")  # fmt: skip
         try:
             yield PgServer("127.0.0.1", port)
         finally:
-            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            # A kept cluster is shut down cleanly (its next start needs no recovery).
+            mode = "immediate" if keep is None else "fast"
+            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "stop")
     finally:
-        shutil.rmtree(top, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(top, ignore_errors=True)
