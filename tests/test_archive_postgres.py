@@ -518,3 +518,62 @@ def test_metrics_read_a_postgresql_archive(pg_url: str) -> None:
     assert 'monitor_source_failures{source="down"} 1.0' in text, text
     assert 'monitor_deliveries{status="pending"} 0.0' in text
     assert "monitor_outbox_backlog 0.0" in text
+
+
+def _saved(url: str, posts: list) -> object:
+    """An archive on `url` holding these posts, saved (and so revised) in this order."""
+    store = open_archive(url)
+    store.sync_sources([("src", "feed", None)])
+    for post in posts:  # one transaction each: the revs are the posts' order
+        with store.transaction() as db:
+            store.save_posts(db, "src", [post])
+            store.index_pending(db)
+    return store
+
+
+def test_past_the_bound_the_newest_matches_are_ranked_and_all_counted(pg_url, monkeypatch):
+    from monitor.archive import postgres
+    from monitor.archive.search import count, search
+    from monitor.models import Post
+
+    monkeypatch.setattr(postgres, "RANKED", 3)
+    # The oldest match is the best one (its title has the word), the four after it are not.
+    posts = [Post("0", None, "NATO summit", "opens")]
+    posts += [Post(str(k), None, f"Talks {k}", "NATO said") for k in range(1, 5)]
+    store = _saved(pg_url, posts)
+    try:
+        ids = [h.post["external_id"] for h in search(store, "NATO", limit=2)]
+        assert ids[0] != "0" and set(ids) <= {"2", "3", "4"}
+        assert {h.post["external_id"] for h in search(store, "NATO", limit=3)} == {"2", "3", "4"}
+        assert count(store, "NATO") == 5  # the count is of every match
+        # A --limit past the bound ranks that many: the best comes first again.
+        assert [h.post["external_id"] for h in search(store, "NATO", limit=10)][0] == "0"
+        # A filter chooses among the matches before the bound: the newest three of the source.
+        since = "1970-01-01T00:00:00Z"
+        filtered = search(store, "NATO", source="src", since=since, limit=2)
+        assert {h.post["external_id"] for h in filtered} <= {"2", "3", "4"}
+        assert count(store, "NATO", source="src", since=since) == 5
+    finally:
+        store.close()
+
+
+def test_past_the_bound_unsettled_candidates_are_checked_in_batches(pg_url, monkeypatch):
+    from monitor.archive import postgres
+    from monitor.archive.search import count, search
+    from monitor.models import Post
+
+    monkeypatch.setattr(postgres, "RANKED", 2)
+    # NEAR is checked on the text: the four newest candidates have the words apart, so the
+    # search reads further back, batch after batch, for the two newest that match.
+    apart = " ".join(["filler"] * 30)
+    posts = [Post("best", None, "Macron troops", "Macron troops")]
+    posts += [Post(f"near-{k}", None, f"Note {k}", "Macron troops") for k in range(2)]
+    posts += [Post(f"apart-{k}", None, f"Memo {k}", f"Macron {apart} troops") for k in range(4)]
+    store = _saved(pg_url, posts)
+    try:
+        found = {h.post["external_id"] for h in search(store, "NEAR(macron troops, 3)", limit=2)}
+        assert found == {"near-0", "near-1"}
+        assert count(store, "NEAR(macron troops, 3)") == 3
+        assert search(store, "NEAR(macron troops, 3)", limit=3)[0].post["external_id"] == "best"
+    finally:
+        store.close()

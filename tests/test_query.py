@@ -416,6 +416,37 @@ def test_phrases_and_near_deep_in_a_long_transcript_are_found_on_both_backends(
         store.close()
 
 
+def test_search_and_its_count_check_long_posts_on_both_backends(database: str) -> None:
+    # `monitor search` and its "N results" on posts past PostgreSQL's positions: a candidate
+    # the sure tsquery cannot settle is checked on its text, in the hits and in the count.
+    from monitor.archive.search import count, search
+
+    filler = " ".join(f"word{i % 500} the" for i in range(12_000))
+    store = open_archive(database)
+    store.sync_sources([("src", "feed", None)])
+    with store.transaction() as db:
+        store.save_posts(db, "src", [
+            Post("long", None, "Briefing", "short", transcript=f"{filler} NATO troops arrive"),
+            Post("long-apart", None, "Memo", "short", transcript=f"troops {filler} NATO"),
+            Post("short", None, "Troops", "NATO troops stay", None),
+            Post("short-apart", None, "Other", "troops said NATO", None),
+        ])  # fmt: skip
+        store.index_pending(db)
+
+    def hits(query: str) -> set[str]:
+        return {h.post["external_id"] for h in search(store, query)}
+
+    try:
+        assert hits('"NATO troops"') == {"long", "short"}
+        assert count(store, '"NATO troops"') == 2
+        assert hits("NEAR(nato troops, 1)") == {"long", "short", "short-apart"}
+        assert count(store, "NEAR(nato troops, 1)") == 3
+        assert hits('troops -"NATO troops"') == {"long-apart", "short-apart"}
+        assert count(store, 'troops -"NATO troops"') == 2
+    finally:
+        store.close()
+
+
 def test_a_post_of_megabytes_of_distinct_words_is_indexed_not_refused(pg_url: str) -> None:
     store = open_archive(pg_url)
     store.sync_sources([("src", "feed", None)])

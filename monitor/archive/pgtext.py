@@ -73,11 +73,15 @@ def tsvector(fields: Sequence[str | None]) -> str:
 class TsQuery(NamedTuple):
     text: str  # a tsquery every matching post satisfies (and maybe a few others)
     exact: bool  # True when it matches exactly the posts the query does: no check needed
+    # A tsquery only matching posts satisfy (None: none can be written, as for NEAR): a post
+    # that satisfies `text` and not `sure` is the only kind that needs `matches`.
+    sure: str | None
 
 
 def tsquery(query: Query) -> TsQuery:
     loose = _loose(query.ast, "")
-    return TsQuery(loose, loose == _strict(query.ast, ""))
+    strict = _strict(query.ast, "")
+    return TsQuery(loose, loose == strict, strict)
 
 
 def _term(token: str, prefix: bool, weight: str) -> str:

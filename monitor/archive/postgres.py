@@ -23,6 +23,10 @@ SETTING = "[monitor] database"
 # IMMEDIATE holds the file's: one writer at a time keeps the revs, the search mark and the
 # matches they imply in one order, which many processes then share as one would.
 WRITE_LOCK = 0x6D6F6E69746F72  # "monitor"
+# A search ranks the newest this many matches (all of them when there are fewer), as SQLite
+# ranks all: ts_rank reads each match's tsvector, so ranking every match of a common word would
+# make a search's cost grow with the archive. See the README's "The archive on PostgreSQL".
+RANKED = 1000
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS sources (
@@ -493,23 +497,55 @@ class PgStore(Store):
     def search_rows(
         self, query: Query, source: str | None, since: str | None, limit: int
     ) -> list[Any]:
+        """The best `limit` of the newest RANKED matches (all of them, when there are fewer),
+        best first: ts_rank weighing the title most, then the newest published."""
         tsq = pgtext.tsquery(query)
-        where, params = self._search_where(tsq.text, source, since)
+        revs = self._newest(query, tsq, source, since, max(RANKED, limit))
         sql = (
-            f"SELECT p.* {where} ORDER BY ts_rank('{pgtext.RANK_WEIGHTS}', f.doc, ?::tsquery) "
-            "DESC, p.published_at DESC NULLS LAST LIMIT ? OFFSET ?"
+            "SELECT p.* FROM posts_fts f JOIN posts p ON p.rev = f.rev WHERE f.rev = ANY(?) "
+            f"ORDER BY ts_rank('{pgtext.RANK_WEIGHTS}', f.doc, ?::tsquery) DESC, "
+            "p.published_at DESC NULLS LAST LIMIT ?"
         )
+        return self.db.execute(sql, (revs, tsq.text, limit)).fetchall()
+
+    def _newest(
+        self, query: Query, tsq: pgtext.TsQuery, source: str | None, since: str | None, n: int
+    ) -> list[int]:
+        """The revs of the `n` newest posts that match, newest first.
+
+        Newest by rev (the order the archive stored or last changed them): sorting the
+        matches' revs costs far less than ts_rank over each match's tsvector."""
+        where, params = self._search_where(tsq.text, source, since)
         if tsq.exact:
-            return self.db.execute(sql, [*params, tsq.text, limit, 0]).fetchall()
-        hits: list[Any] = []
-        offset, chunk = 0, max(limit * 2, 50)
-        while len(hits) < limit:
-            rows = self.db.execute(sql, [*params, tsq.text, chunk, offset]).fetchall()
-            hits += [r for r in rows if pgtext.matches(query, _fields(r))]
-            if len(rows) < chunk:
+            sql = f"SELECT f.rev {where} ORDER BY f.rev DESC LIMIT ?"
+            return [r[0] for r in self.db.execute(sql, [*params, n])]
+        # Candidates (NEAR, or phrases in long posts): those the sure tsquery settles are
+        # matches; the rest are checked on their text, a batch at a time, until n are found.
+        sure = "f.doc @@ ?::tsquery" if tsq.sure is not None else "false"
+        sure_params = [tsq.sure] if tsq.sure is not None else []
+        found: list[int] = []
+        below, batch = None, n
+        while len(found) < n:
+            bound = " AND f.rev < ?" if below is not None else ""
+            sql = f"SELECT f.rev, {sure} {where}{bound} ORDER BY f.rev DESC LIMIT ?"
+            rows = self.db.execute(
+                sql, [*sure_params, *params, *([below] if below is not None else []), batch]
+            ).fetchall()
+            checked = self._checked(query, [r[0] for r in rows if not r[1]])
+            found += [r[0] for r in rows if r[1] or r[0] in checked]
+            if len(rows) < batch:
                 break
-            offset += chunk
-        return hits[:limit]
+            below, batch = rows[-1][0], batch * 4
+        return found[:n]
+
+    def _checked(self, query: Query, revs: list[int]) -> set[int]:
+        """Of these candidates' revs, those whose post matches the query on its text."""
+        if not revs:
+            return set()
+        rows = self.db.execute(
+            "SELECT rev, title, text, transcript, author FROM posts WHERE rev = ANY(?)", (revs,)
+        )
+        return {r[0] for r in rows if pgtext.matches(query, tuple(r)[1:])}
 
     def search_count(self, query: Query, source: str | None, since: str | None) -> int:
         tsq = pgtext.tsquery(query)
@@ -517,15 +553,32 @@ class PgStore(Store):
         if tsq.exact:
             (n,) = self.db.execute(f"SELECT count(*) {where}", params).fetchone()
             return int(n)
-        rows = self.db.execute(f"SELECT p.title, p.text, p.transcript, p.author {where}", params)
-        return sum(1 for r in rows if pgtext.matches(query, tuple(r)))
+        if tsq.sure is None:
+            sure = 0
+            unsure_sql = f"SELECT f.rev {where}"
+            unsure_params = params
+        else:
+            (sure,) = self.db.execute(
+                f"SELECT count(*) {where} AND f.doc @@ ?::tsquery", [*params, tsq.sure]
+            ).fetchone()
+            unsure_sql = f"SELECT f.rev {where} AND NOT f.doc @@ ?::tsquery"
+            unsure_params = [*params, tsq.sure]
+        unsure = [r[0] for r in self.db.execute(unsure_sql, unsure_params)]
+        checked = sum(
+            len(self._checked(query, unsure[i : i + 1000])) for i in range(0, len(unsure), 1000)
+        )
+        return int(sure) + checked
 
     @staticmethod
     def _search_where(  # type: ignore[override]
         tsquery: str, source: str | None, since: str | None
     ) -> tuple[str, list[Any]]:
-        sql = "FROM posts_fts f JOIN posts p ON p.rev = f.rev WHERE f.doc @@ ?::tsquery"
+        # The posts join only for the filters: every indexed rev is a post's (a post changed
+        # is unindexed under its old rev in the same transaction).
+        sql = "FROM posts_fts f WHERE f.doc @@ ?::tsquery"
         params: list[Any] = [tsquery]
+        if source or since:
+            sql = "FROM posts_fts f JOIN posts p ON p.rev = f.rev WHERE f.doc @@ ?::tsquery"
         if source:
             sql += " AND p.source_id = ?"
             params.append(source)
@@ -533,7 +586,3 @@ class PgStore(Store):
             sql += " AND coalesce(p.published_at, p.first_seen_at) >= ?"
             params.append(since)
         return sql, params
-
-
-def _fields(row: Any) -> tuple[str | None, ...]:
-    return (row["title"], row["text"], row["transcript"], row["author"])
