@@ -134,7 +134,8 @@ def build_pg(server: Any, label: str, size: int) -> str:
     """The URL of the cached PostgreSQL archive of `size` posts (a database of its own)."""
     import psycopg
 
-    name = f"pgsearch_{label.lower()}_{_key(chr(10).join(pg_archive.SCHEMA))}"
+    schema = f"{pg_archive.SCHEMA_VERSION}\n" + "\n".join(pg_archive.SCHEMA)
+    name = f"pgsearch_{label.lower()}_{_key(schema)}"
     with server.admin() as con:
         names = {r[0] for r in con.execute("SELECT datname FROM pg_database")}
         if name in names:
@@ -162,7 +163,8 @@ def build_pg(server: Any, label: str, size: int) -> str:
     ):
         for n, row in enumerate(rows(size), 1):
             copy_posts.write_row(row)
-            copy_fts.write_row((row[16], pgtext.tsvector((row[5], row[6], row[15], row[4]))))
+            doc = pgtext.tsvector((row[5], row[6], row[15], row[4]), row[16])
+            copy_fts.write_row((row[16], doc))
             if n % 10_000 == 0:
                 progress("PostgreSQL", n, started)
     posts.commit()

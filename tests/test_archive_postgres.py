@@ -577,3 +577,51 @@ def test_past_the_bound_unsettled_candidates_are_checked_in_batches(pg_url, monk
         assert search(store, "NEAR(macron troops, 3)", limit=3)[0].post["external_id"] == "best"
     finally:
         store.close()
+
+
+def test_the_newest_matches_are_found_window_by_window_of_rev_buckets(pg_url, monkeypatch):
+    from monitor.archive import pgtext, postgres
+    from monitor.archive.search import count, search
+    from monitor.models import Post
+
+    monkeypatch.setattr(pgtext, "BUCKET", 2)  # revs 1: bucket 0; 2-3: 1; 4-5: 2; ...
+    monkeypatch.setattr(postgres, "RANKED", 3)
+    words = ["rare NATO", "x", "NATO", "x", "x", "NATO", "x", "x", "x", "x", "NATO", "NATO"]
+    store = _saved(pg_url, [Post(str(k), None, f"Post {k}", w) for k, w in enumerate(words)])
+    try:
+        (doc,) = store.db.execute("SELECT doc::text FROM posts_fts WHERE rev = 12").fetchone()
+        assert "'_r6'" in doc
+        # The newest three matches, from buckets 6 and 5 then back through the empty ones.
+        assert {h.post["external_id"] for h in search(store, "NATO", limit=3)} == {"5", "10", "11"}
+        # A match only in the oldest bucket is found, and counted, all the same.
+        assert [h.post["external_id"] for h in search(store, "rare")] == ["0"]
+        assert count(store, "NATO") == 5
+        # A --limit past the bound: every match, each once.
+        assert sorted(h.post["external_id"] for h in search(store, "NATO", limit=50)) == [
+            "0", "10", "11", "2", "5"
+        ]  # fmt: skip
+    finally:
+        store.close()
+
+
+def test_an_archive_of_schema_1_gets_its_rev_buckets_when_opened(pg_url: str) -> None:
+    import psycopg
+
+    from monitor.archive.search import search
+    from monitor.models import Post
+
+    store = _saved(pg_url, [Post("a", None, "NATO summit", "opens")])
+    store.close()
+    with psycopg.connect(pg_url, autocommit=True) as con:  # as the first monitor left it
+        con.execute("UPDATE posts_fts SET doc = ts_delete(doc, '_r0')")
+        con.execute("UPDATE monitor_schema SET version = 1")
+    store = open_archive(pg_url)
+    try:
+        (doc,) = store.db.execute("SELECT doc::text FROM posts_fts").fetchone()
+        assert "'_r0'" in doc
+        assert [h.post["external_id"] for h in search(store, "NATO")] == ["a"]
+        assert (
+            store.db.execute("SELECT version FROM monitor_schema").fetchone()[0] == SCHEMA_VERSION
+        )
+    finally:
+        store.close()

@@ -165,6 +165,6 @@ def _index(db: Any, mark: int) -> None:
         (mark,),
     )
     while batch := rows.fetchmany(BATCH):
-        docs = [(r[0], pgtext.tsvector(tuple(r)[1:])) for r in batch]
+        docs = [(r[0], pgtext.tsvector(tuple(r)[1:], r[0])) for r in batch]
         with db.con.cursor() as pg:
             pg.executemany("INSERT INTO posts_fts (rev, doc) VALUES (%s, %s::tsvector)", docs)

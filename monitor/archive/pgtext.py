@@ -5,7 +5,8 @@ tokens as FTS5's unicode61 does (monitor.query.split_tokens), and writes the tsv
 tsquery as literals, so both backends find the same posts for the same query.
 
 A column is a weight (title A, text B, transcript C, author D); a field filter restricts each of
-its lexemes to that weight. A tsvector holds at most 16,383 positions and 256 per lexeme, so a
+its lexemes to that weight. Each tsvector also holds its post's rev bucket (`_r12` for revs
+120,000..129,999), so that a search can ask the GIN index for the newest matches first. A tsvector holds at most 16,383 positions and 256 per lexeme, so a
 longer post keeps one position per lexeme and column and is marked `_long`: its phrases, like
 every NEAR, are then candidates that `matches` checks on the text itself.
 """
@@ -25,6 +26,14 @@ MAX_LEXEME = 2046  # bytes: PostgreSQL refuses longer words
 # A tsvector is at most 1 MB: past this, the words a post brings last are left out.
 MAX_BYTES = 900_000
 LONG = "_long"  # a lexeme no text yields: split_tokens never keeps "_"
+BUCKET = 10_000  # posts (revs) per rev bucket
+
+
+def bucket(number: int) -> str:
+    """The lexeme of rev bucket `number` (of revs number * BUCKET .. number * BUCKET + 9,999)."""
+    return f"_r{number}"
+
+
 # ts_rank's weights, in its order {D, C, B, A}, as SQLite's bm25 weighs title 4, text and
 # transcript 1, author 0.5.
 RANK_WEIGHTS = "{0.125, 0.25, 0.25, 1}"  # at most 1 each: bm25's, divided by 4
@@ -39,8 +48,8 @@ def field_tokens(fields: Sequence[str | None]) -> list[list[str]]:
     return [split_tokens(fold(value)) if value else [] for value in fields]
 
 
-def tsvector(fields: Sequence[str | None]) -> str:
-    """The tsvector literal of a post's (title, text, transcript, author)."""
+def tsvector(fields: Sequence[str | None], rev: int) -> str:
+    """The tsvector literal of a post's (title, text, transcript, author), at its rev."""
     found: dict[str, list[tuple[int, str]]] = {}
     pos = 1
     for weight, tokens in zip("ABCD", field_tokens(fields), strict=True):
@@ -67,6 +76,7 @@ def tsvector(fields: Sequence[str | None]) -> str:
         parts.append(f"{_lexeme(token)}:{entries}")
     if long:
         parts.append(f"{_lexeme(LONG)}:1")
+    parts.append(_lexeme(bucket(rev // BUCKET)))  # no position: no phrase can reach it
     return " ".join(parts)
 
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
     from monitor.query import Query
 
-SCHEMA_VERSION = 3
+# 2 and 3: see SCHEMA. 4: each tsvector holds its rev bucket (pgtext.bucket), UPGRADES[3].
+SCHEMA_VERSION = 4
 SETTING = "[monitor] database"
 # Every write holds this advisory lock (per database) until it commits, as SQLite's BEGIN
 # IMMEDIATE holds the file's: one writer at a time keeps the revs, the search mark and the
@@ -170,6 +171,13 @@ SCHEMA = [
         made_at TEXT NOT NULL
     )""",
 ]
+
+# From a version to the next, run after SCHEMA (whose statements make only what is missing).
+UPGRADES = {
+    3: [
+        f"UPDATE posts_fts SET doc = doc || ('_r' || (rev / {pgtext.BUCKET}))::tsvector",
+    ],
+}
 
 
 def masked(url: str) -> str:
@@ -406,6 +414,9 @@ class PgStore(Store):
             if version < SCHEMA_VERSION:
                 for statement in SCHEMA:
                     db.execute(statement)
+                for step in range(version, SCHEMA_VERSION) if version else ():  # 0: new
+                    for statement in UPGRADES.get(step, ()):
+                        db.execute(statement)
                 db.execute("DELETE FROM monitor_schema")
                 db.execute("INSERT INTO monitor_schema (version) VALUES (?)", (SCHEMA_VERSION,))
 
@@ -466,7 +477,7 @@ class PgStore(Store):
 
     @staticmethod
     def _index(db: Any, docs: list[_Doc], this_pass: bool = False) -> None:
-        rows = [(d[0], pgtext.tsvector(d[1:])) for d in docs]
+        rows = [(d[0], pgtext.tsvector(d[1:], d[0])) for d in docs]
         for table in ("posts_fts", "pass_fts") if this_pass else ("posts_fts",):
             db.executemany(f"INSERT INTO {table} (rev, doc) VALUES (?, ?::tsvector)", rows)
 
@@ -513,29 +524,40 @@ class PgStore(Store):
     ) -> list[int]:
         """The revs of the `n` newest posts that match, newest first.
 
-        Newest by rev (the order the archive stored or last changed them): sorting the
-        matches' revs costs far less than ts_rank over each match's tsvector."""
-        where, params = self._search_where(tsq.text, source, since)
-        if tsq.exact:
-            sql = f"SELECT f.rev {where} ORDER BY f.rev DESC LIMIT ?"
-            return [r[0] for r in self.db.execute(sql, [*params, n])]
-        # Candidates (NEAR, or phrases in long posts): those the sure tsquery settles are
-        # matches; the rest are checked on their text, a batch at a time, until n are found.
-        sure = "f.doc @@ ?::tsquery" if tsq.sure is not None else "false"
-        sure_params = [tsq.sure] if tsq.sure is not None else []
+        Newest by rev (the order the archive stored or last changed them), found a few rev
+        buckets at a time from the newest (pgtext.bucket: the GIN index intersects the query
+        with them), so that the posts read are about `n`, not every match of a common query.
+        A window's candidates (NEAR, phrases in long posts) that the sure tsquery cannot
+        settle are checked on their text."""
+        (top,) = self.db.execute("SELECT coalesce(max(rev), 0) FROM posts_fts").fetchone()
+        below = int(top) + 1  # the revs below this are still to be searched
+        span = 1  # buckets in the next window: doubled each time one runs out
         found: list[int] = []
-        below, batch = None, n
-        while len(found) < n:
-            bound = " AND f.rev < ?" if below is not None else ""
-            sql = f"SELECT f.rev, {sure} {where}{bound} ORDER BY f.rev DESC LIMIT ?"
+        while len(found) < n and below > 0:
+            high = (below - 1) // pgtext.BUCKET
+            low = high - span + 1
+            if low <= high // 2:  # most of what is left: the whole rest, in one go
+                low = 0
+            text = tsq.text
+            if low > 0:
+                buckets = " | ".join(f"'{pgtext.bucket(b)}'" for b in range(high, low - 1, -1))
+                text = f"({text}) & ({buckets})"
+            where, params = self._search_where(text, source, since)
+            sure, sure_params = "true", []
+            if not tsq.exact:
+                sure = "f.doc @@ ?::tsquery" if tsq.sure is not None else "false"
+                sure_params = [tsq.sure] if tsq.sure is not None else []
+            want = n - len(found)
             rows = self.db.execute(
-                sql, [*sure_params, *params, *([below] if below is not None else []), batch]
+                f"SELECT f.rev, {sure} {where} AND f.rev < ? ORDER BY f.rev DESC LIMIT ?",
+                [*sure_params, *params, below, want],
             ).fetchall()
             checked = self._checked(query, [r[0] for r in rows if not r[1]])
             found += [r[0] for r in rows if r[1] or r[0] in checked]
-            if len(rows) < batch:
-                break
-            below, batch = rows[-1][0], batch * 4
+            if len(rows) == want:
+                below = rows[-1][0]  # the window may hold more: on from the last one read
+            else:
+                below, span = low * pgtext.BUCKET, span * 2
         return found[:n]
 
     def _checked(self, query: Query, revs: list[int]) -> set[int]:
