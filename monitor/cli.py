@@ -724,7 +724,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         hits = search(store, query, source=args.source, since=since, limit=args.limit)
         total = len(hits)
-        if total == args.limit:  # there may be more than were shown
+        # There may be more than were shown; counted only for the line that says so.
+        if total == args.limit and not (args.json or args.quiet):
             total = count(store, query, source=args.source, since=since)
     except QueryError as e:
         print(f"monitor: bad query: {e}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from math import ceil
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -512,12 +513,16 @@ class PgStore(Store):
         best first: ts_rank weighing the title most, then the newest published."""
         tsq = pgtext.tsquery(query)
         revs = self._newest(query, tsq, source, since, max(RANKED, limit))
+        # Ranked on the index alone; the posts rows only for the best (with those tied with
+        # the last of them, whom the newest published among them decides).
         sql = (
-            "SELECT p.* FROM posts_fts f JOIN posts p ON p.rev = f.rev WHERE f.rev = ANY(?) "
-            f"ORDER BY ts_rank('{pgtext.RANK_WEIGHTS}', f.doc, ?::tsquery) DESC, "
-            "p.published_at DESC NULLS LAST LIMIT ?"
+            "SELECT p.* FROM (SELECT f.rev, "
+            f"ts_rank('{pgtext.RANK_WEIGHTS}', f.doc, ?::tsquery) AS score FROM posts_fts f "
+            "WHERE f.rev = ANY(?) ORDER BY score DESC FETCH FIRST ? ROWS WITH TIES) r "
+            "JOIN posts p ON p.rev = r.rev "
+            "ORDER BY r.score DESC, p.published_at DESC NULLS LAST LIMIT ?"
         )
-        return self.db.execute(sql, (revs, tsq.text, limit)).fetchall()
+        return self.db.execute(sql, (tsq.text, revs, limit, limit)).fetchall()
 
     def _newest(
         self, query: Query, tsq: pgtext.TsQuery, source: str | None, since: str | None, n: int
@@ -531,7 +536,9 @@ class PgStore(Store):
         settle are checked on their text."""
         (top,) = self.db.execute("SELECT coalesce(max(rev), 0) FROM posts_fts").fetchone()
         below = int(top) + 1  # the revs below this are still to be searched
-        span = 1  # buckets in the next window: doubled each time one runs out
+        # Buckets in the next window, sized on the matches found so far; the first holds
+        # at least half a bucket of posts (the newest bucket may have only begun).
+        span = 1 if below % pgtext.BUCKET > pgtext.BUCKET // 2 else 2
         found: list[int] = []
         while len(found) < n and below > 0:
             high = (below - 1) // pgtext.BUCKET
@@ -557,7 +564,13 @@ class PgStore(Store):
             if len(rows) == want:
                 below = rows[-1][0]  # the window may hold more: on from the last one read
             else:
-                below, span = low * pgtext.BUCKET, span * 2
+                below = low * pgtext.BUCKET
+                # The next window: as many buckets as the matches found so far say the rest
+                # needs (and a quarter more), at least twice this one; four times on none.
+                span *= 4
+                if found:
+                    per_bucket = len(found) * pgtext.BUCKET / (top + 1 - below)
+                    span = max(span // 2, ceil((n - len(found)) * 1.25 / per_bucket))
         return found[:n]
 
     def _checked(self, query: Query, revs: list[int]) -> set[int]:
