@@ -6,9 +6,10 @@ tsquery as literals, so both backends find the same posts for the same query.
 
 A column is a weight (title A, text B, transcript C, author D); a field filter restricts each of
 its lexemes to that weight. Each tsvector also holds its post's rev bucket (`_r12` for revs
-120,000..129,999), so that a search can ask the GIN index for the newest matches first. A tsvector holds at most 16,383 positions and 256 per lexeme, so a
-longer post keeps one position per lexeme and column and is marked `_long`: its phrases, like
-every NEAR, are then candidates that `matches` checks on the text itself.
+120,000..129,999), so that a search can ask the GIN index for the newest matches first. A
+tsvector holds at most 16,383 positions and 256 per lexeme, so a longer post keeps one position
+per lexeme and column and is marked `_long`: its phrases, like every NEAR, are then candidates
+that `matches` checks on the text itself.
 """
 
 from __future__ import annotations
