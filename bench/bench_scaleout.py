@@ -3,6 +3,7 @@
     python bench/bench_scaleout.py      # --sources 5000 --items 20 --workers 1 2 4 --every 1m --window 120
     python bench/bench_scaleout.py --sources 500 --every 20s --window 40   # a quick run
     python bench/bench_scaleout.py --pg postgresql://user:pw@host/db       # an existing server
+    python bench/bench_scaleout.py --sources 1000 --workers 1 2 --no-sqlite --cold-only
 
 One origin (bench/_server.py, each feed on its own loopback address, ETag/304) serves every
 row. Each row starts from an empty archive: a new schema on PostgreSQL (a throwaway cluster from
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -137,6 +139,10 @@ class Row:
     shares: dict[str, int] = field(default_factory=dict)
     load_cold: str = ""
     load_steady: str = ""
+    lock_held: float | None = None  # share of the cold pass with the write lock held
+    lock_waiters: float | None = None  # daemons waiting for it, on average
+    settled: float = 0.0  # s from the cold pass's end to the window
+    backlog: int | None = None  # jobs > 5 s overdue as the window began
 
 
 class Postgres:
@@ -182,6 +188,43 @@ class Postgres:
             yield f"{self.url}{sep}options=-csearch_path%3D{name}"
         finally:
             self.con.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+class LockSampler:
+    """How often the archive's write lock is held, and how many wait for it, sampled every
+    20 ms in a thread of its own (the lock every save takes: monitor/archive/postgres.py)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        from monitor.archive.postgres import WRITE_LOCK
+
+        self.con = psycopg.connect(url, autocommit=True)
+        self.key = (WRITE_LOCK >> 32, WRITE_LOCK & 0xFFFFFFFF)
+        self.samples = self.held = self.waiting = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(0.02):
+            held, waiting = self.con.execute(
+                "SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
+                "FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                self.key,
+            ).fetchone()
+            self.samples += 1
+            self.held += held > 0
+            self.waiting += waiting
+
+    def stop(self) -> tuple[float, float]:
+        """The share of samples with the lock held, and the mean number of waiters."""
+        self.done.set()
+        self.thread.join()
+        self.con.close()
+        n = max(self.samples, 1)
+        return self.held / n, self.waiting / n
 
 
 def prepare_queue(url: str) -> None:
@@ -290,14 +333,24 @@ def run_pg(pg: Postgres, n: int, server: Server, args: argparse.Namespace, work:
         def sql_cpu() -> float:
             return pg.cpu(ours)
 
+        def overdue() -> int:
+            return con.execute(
+                "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' "
+                "AND scheduled_at < now() - interval '5 seconds'"
+            ).fetchone()[0]
+
         pg0 = sql_cpu()
         t0 = time.time()
         workers = Workers(n, cfg, work, env)
+        sampler = LockSampler(url)
         try:
-            end = wait_all_fetched(
-                lambda: count() if _has_fetches(con) else 0, len(server.urls), workers,
-                args.cold_timeout,
-            )  # fmt: skip
+            try:
+                end = wait_all_fetched(
+                    lambda: count() if _has_fetches(con) else 0, len(server.urls), workers,
+                    args.cold_timeout,
+                )  # fmt: skip
+            finally:
+                row.lock_held, row.lock_waiters = sampler.stop()
             row.cold = end - t0
             row.cold_worker_cpu = workers.cpu()
             row.cold_pg_cpu = sql_cpu() - pg0
@@ -306,7 +359,7 @@ def run_pg(pg: Postgres, n: int, server: Server, args: argparse.Namespace, work:
                 "SELECT extract(epoch FROM min(started_at)) FROM bench_starts"
             ).fetchone()
             row.cold_rate = len(server.urls) / (end - float(first))
-            since, until = steady(row, workers, server, args, end, sql_cpu)
+            since, until = steady(row, workers, server, args, end, sql_cpu, overdue)
             row.late = [
                 float(x)
                 for (x,) in con.execute(
@@ -336,15 +389,22 @@ def _has_fetches(con) -> bool:  # noqa: ANN001
 
 def steady(
     row: Row, workers: Workers, server: Server, args: argparse.Namespace, cold_end: float,
-    sql_cpu: Callable[[], float] | None,
+    sql_cpu: Callable[[], float] | None, overdue: Callable[[], int] | None = None,
 ) -> tuple[float, float]:  # fmt: skip
-    """Wait an `every` after the cold pass, then measure --window seconds: when it was."""
+    """Wait an `every` after the cold pass, and on PostgreSQL until the jobs more than 5 s
+    overdue are under 1% of the sources (a cold pass longer than `every` leaves a backlog;
+    at most 5 `every`s), then measure --window seconds: when it was."""
+    if args.cold_only:
+        return cold_end, cold_end
     every = seconds(args.every)
-    settle = cold_end + every - time.time()
-    while settle > 0:
+    until = cold_end + every
+    while (now := time.time()) < until or (
+        overdue is not None and now < cold_end + 5 * every and overdue() > args.sources / 100
+    ):
         workers.check()
-        time.sleep(min(settle, 5))
-        settle = cold_end + every - time.time()
+        time.sleep(min(max(until - now, 1), 5))
+    row.backlog = overdue() if overdue is not None else None
+    row.settled = time.time() - cold_end
     before = server.stats()
     w0, p0, t0 = workers.cpu(), (sql_cpu() if sql_cpu else 0.0), time.time()
     while (left := t0 + args.window - time.time()) > 0:
@@ -425,11 +485,16 @@ def report(rows: list[Row], args: argparse.Namespace, pg_what: str) -> None:
     print(f"\nsustainable steady load: {n / every:.1f} polls/s ({n} sources every {every:g}s)")
     for r in rows:
         pg = f", PostgreSQL {r.cold_pg_cpu:.1f}s" if r.cold_pg_cpu is not None else ""
+        if r.lock_held is not None:
+            pg += (f" (the write lock held {r.lock_held:.0%} of it, "
+                   f"{r.lock_waiters:.2f} workers waiting on average)")  # fmt: skip
         print(
             f"{r.name}: cold CPU workers {r.cold_worker_cpu:.1f}s{pg}; steady "
             f"{r.polls} polls in {r.window:.0f}s, CPU workers {r.worker_cpu:.1f}s"
             + (f", PostgreSQL {r.pg_cpu:.1f}s" if r.pg_cpu is not None else "")
             + (f"; sources by worker {sorted(r.shares.values())}" if r.shares else "")
+            + f"; the window began {r.settled:.0f}s after the cold pass"
+            + (f", {r.backlog} jobs overdue by > 5 s" if r.backlog is not None else "")
         )
     two = next((r for r in rows if r.workers == 2 and r.name.startswith("Post")), None)
     if one and two:
@@ -446,6 +511,7 @@ def main() -> None:
     p.add_argument("--every", default="1m", help="the sources' `every` (default 1m)")
     p.add_argument("--window", type=float, default=120.0, help="steady-state seconds (120)")
     p.add_argument("--cold-timeout", type=float, default=900.0)
+    p.add_argument("--cold-only", action="store_true", help="the cold pass only, no steady state")
     p.add_argument("--pg", help="an existing PostgreSQL database (default: a throwaway cluster)")
     p.add_argument("--no-sqlite", action="store_true", help="leave out the SQLite anchor")
     p.add_argument("--keep", type=Path, help="keep the configurations and logs here")
