@@ -516,6 +516,8 @@ def main() -> None:
     p.add_argument("--no-sqlite", action="store_true", help="leave out the SQLite anchor")
     p.add_argument("--keep", type=Path, help="keep the configurations and logs here")
     args = p.parse_args()
+    # SIGTERM unwinds like ^C: the workers, the origin and the throwaway cluster are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-scaleout-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"starting the origin ({args.sources} feeds × {args.items} items)...", flush=True)
