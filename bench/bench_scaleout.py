@@ -200,6 +200,7 @@ class LockSampler:
         from monitor.archive.postgres import WRITE_LOCK
 
         self.con = psycopg.connect(url, autocommit=True)
+        self.pid: int = self.con.execute("SELECT pg_backend_pid()").fetchone()[0]
         self.key = (WRITE_LOCK >> 32, WRITE_LOCK & 0xFFFFFFFF)
         self.samples = self.held = self.waiting = 0
         self.done = threading.Event()
@@ -339,21 +340,22 @@ def run_pg(pg: Postgres, n: int, server: Server, args: argparse.Namespace, work:
                 "AND scheduled_at < now() - interval '5 seconds'"
             ).fetchone()[0]
 
-        pg0 = sql_cpu()
+        sampler = LockSampler(url)
+        sampling = ours | {sampler.pid}  # its backend is left out while it lives
+        pg0 = pg.cpu(sampling)
         t0 = time.time()
         workers = Workers(n, cfg, work, env)
-        sampler = LockSampler(url)
         try:
             try:
                 end = wait_all_fetched(
                     lambda: count() if _has_fetches(con) else 0, len(server.urls), workers,
                     args.cold_timeout,
                 )  # fmt: skip
+                row.cold_pg_cpu = pg.cpu(sampling) - pg0
             finally:
                 row.lock_held, row.lock_waiters = sampler.stop()
             row.cold = end - t0
             row.cold_worker_cpu = workers.cpu()
-            row.cold_pg_cpu = sql_cpu() - pg0
             row.load_cold = load()
             (first,) = con.execute(
                 "SELECT extract(epoch FROM min(started_at)) FROM bench_starts"
