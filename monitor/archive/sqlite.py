@@ -875,13 +875,15 @@ class Store:
         archive's own `posts_fts` when they are most of it (a first pass), rather than index
         them twice.
         """
-        self._clear_pass(db)
         (indexed,) = db.execute("SELECT indexed_rev FROM search_state").fetchone()
         revs = [
             r[0] for r in db.execute("SELECT rev FROM posts WHERE rev > ? ORDER BY rev", (indexed,))
         ]
         if not revs:
+            # Nothing to index (a 304, most of a daemon's polls): the last batch's pass index
+            # is left for the next batch to clear, rather than cleared for nothing each time.
             return None
+        self._clear_pass(db)
         top = revs[-1]
         fresh = self._fresh
         docs = [fresh[rev] for rev in revs if rev in fresh]
