@@ -153,6 +153,7 @@ class Http:
         # `client` is also the notifiers' client (webhooks are configured URLs, so trusted).
         # Without a transport of ours, httpx's own one goes through HTTP(S)_PROXY.
         self.client = httpx.AsyncClient(transport=transport, **options)
+        self.client._cookies = _Cookies()  # the setter would copy it into a plain Cookies
         self._options = options
         self._guarded_client: httpx.AsyncClient | None = None
         if (transport is not None and not isinstance(transport, Transport)) or allow_private:
@@ -168,6 +169,7 @@ class Http:
             self._guarded_client = httpx.AsyncClient(
                 transport=Transport(guard=True), trust_env=False, **self._options
             )
+            self._guarded_client._cookies = _Cookies()
         return self._guarded_client
 
     async def aclose(self) -> None:
@@ -332,6 +334,19 @@ class Http:
             ) from None
         except httpx.HTTPError as e:
             raise FetchError(f"network error: {_network_reason(e)}") from None
+
+
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, which reads an answer only when it sets a cookie.
+
+    httpx hands every answer to the standard library's cookie jar, which builds a
+    urllib request and an email message of the headers to find none in nearly all of
+    them: about a tenth of the CPU of a conditional GET answered 304 (bench_daemon.py).
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
 
 
 def _proxied() -> bool:

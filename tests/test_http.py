@@ -130,3 +130,16 @@ async def test_a_redirect_chain_that_is_all_permanent_says_where_the_url_moved(
         r = await http.get(origin.url(hops[0]))
     assert r.body == b"<rss/>"
     assert r.moved_to == (origin.url("/feed") if moved else None)
+
+
+async def test_a_cookie_the_server_sets_is_sent_back_and_answers_without_one_keep_it(origin):
+    # The jar reads only answers that set a cookie (monitor/http.py `_Cookies`): one that
+    # sets none must neither lose nor change what an earlier answer set.
+    origin.routes["/login"] = Route(b"ok", headers={"Set-Cookie": "session=abc123; Path=/"})
+    origin.routes["/plain"] = Route(b"plain")
+    async with Http() as http:
+        await http.get(origin.url("/login"))
+        await http.get(origin.url("/plain"))
+        await http.get(origin.url("/plain"))
+    assert "cookie" not in origin.gets("/login")[0].headers
+    assert [r.headers.get("cookie") for r in origin.gets("/plain")] == ["session=abc123"] * 2
