@@ -2,7 +2,7 @@
 
     python bench/bench_daemon.py [--sources 2000] [--every 1m] [--measure 300]
     python bench/bench_daemon.py --profile          # and where that CPU goes (py-spy)
-    python bench/bench_daemon.py --src /path/to/another/checkout   # the same, for older code
+    python bench/bench_daemon.py --compare /path/to/another/checkout   # A/B, side by side
 
 `monitor run` runs as a real process, on the default SQLite archive, against bench/_server.py
 (each feed on its own loopback address, ETag and Last-Modified on every answer). It first
@@ -19,6 +19,10 @@ up by where the time goes: the innermost frame of a sample decides its part (HTT
 event loop, APScheduler, logging, the pipeline's own code), and the monitor's main steps are
 also given inclusively. The CPU figure of a profiled run includes py-spy's reading of the
 process, so take it from a run without --profile.
+
+With --compare, a second daemon runs another checkout at the same time, against an origin of
+its own: on a machine shared with other work the figure moves by ±20% from run to run with
+the load, and two daemons measured side by side see the same load.
 """
 
 from __future__ import annotations
@@ -109,7 +113,12 @@ def main() -> None:
     p.add_argument("--warmup-limit", type=float, default=900.0, help="give up after this")
     p.add_argument("--profile", action="store_true", help="sample the daemon with py-spy")
     p.add_argument("--src", type=Path, default=BENCH.parent, help="checkout of the monitor to run")
-    p.add_argument("--keep", type=Path, help="keep the archive, log and profile here")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout, run side by side (same load) as a second daemon",
+    )
+    p.add_argument("--keep", type=Path, help="keep the archives, logs and profile here")
     args = p.parse_args()
     if seconds(args.every) * 3 > args.measure:
         print("note: --measure covers fewer than three cycles of --every", file=sys.stderr)
@@ -117,81 +126,131 @@ def main() -> None:
     if args.profile and not Path(spy).exists():
         raise SystemExit("--profile needs py-spy: pip install py-spy")
     lifetime = args.warmup_limit + args.measure + 600
-    server = Server(args.sources, args.items, 0.0, lifetime)
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-daemon-")).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    db = work / "monitor.db"
-    for old in work.glob("monitor.db*"):
-        old.unlink()
-    cfg = work / "m.toml"
-    lines = [
-        f'[monitor]\ndatabase = "{db}"\nevery = "{args.every}"\njitter = "{args.jitter}"\n'
-        'timeout = "20s"\nallow_private = true\n'
-    ]
-    for i, url in enumerate(server.urls):
-        lines.append(f'[sources.s{i:05d}]\ntype = "feed"\nurl = "{url}"\n')
-    cfg.write_text("\n".join(lines))
-    env = {**os.environ, "PYTHONPATH": str(args.src.resolve())}
-    log = work / "run.log"
+    srcs = [("this", args.src)] + ([("compare", args.compare)] if args.compare else [])
     load = os.getloadavg()
     print(f"{args.sources} sources × {args.items} items, every {args.every}, jitter "
-          f"{args.jitter}; `monitor run` from {args.src} on {sys.executable}; work dir {work}; "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs",
-          flush=True)  # fmt: skip
-    started = time.time()
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
-        stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env, cwd=work,
-    )  # fmt: skip
+          f"{args.jitter}, on {sys.executable}; work dir {work}; load average {load[0]:.2f} "
+          f"{load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs", flush=True)  # fmt: skip
+    arms: list[Arm] = []
     try:
-        # The warm-up: every source fetched once (200), then polled once (304).
-        while True:
-            if daemon.poll() is not None:
-                raise SystemExit(f"the daemon exited {daemon.returncode}; see {log}")
+        for name, src in srcs:
+            arms.append(Arm(name, src, work / name, args, lifetime))
+            print(f"  {name}: `monitor run` from {src}", flush=True)
+        started = time.time()
+        # The warm-up: every source fetched once (200), then polled once (304), in every arm.
+        while not all(arm.warm(args.sources) for arm in arms):
             if time.time() - started > args.warmup_limit:
-                raise SystemExit(f"no full warm cycle after {args.warmup_limit:g}s; see {log}")
-            ok, not_modified = polls(server)
-            if ok >= args.sources and not_modified >= args.sources:
-                break
+                raise SystemExit(f"no full warm cycle after {args.warmup_limit:g}s; see {work}")
             time.sleep(1)
-        print(f"warm after {time.time() - started:.0f} s ({ok} × 200, {not_modified} × 304); "
-              f"measuring {args.measure:g} s", flush=True)  # fmt: skip
+        print(f"warm after {time.time() - started:.0f} s; measuring {args.measure:g} s", flush=True)
         profiler = None
         if args.profile:
-            raw = work / "profile.txt"
             profiler = subprocess.Popen(
-                [spy, "record", "--pid", str(daemon.pid), "--duration", str(int(args.measure)),
-                 "--rate", "200", "--nonblocking", "--format", "raw", "--output", str(raw)],
+                [spy, "record", "--pid", str(arms[0].daemon.pid), "--duration",
+                 str(int(args.measure)), "--rate", "200", "--nonblocking", "--format", "raw",
+                 "--output", str(arms[0].work / "profile.txt")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        t0, cpu0, (ok0, nm0) = time.time(), cpu_seconds(daemon.pid), polls(server)
+        for arm in arms:
+            arm.begin()
         time.sleep(args.measure)
-        t1, cpu1, (ok1, nm1) = time.time(), cpu_seconds(daemon.pid), polls(server)
-        if daemon.poll() is not None:
-            raise SystemExit(f"the daemon exited {daemon.returncode}; see {log}")
+        for arm in arms:
+            arm.end()
         if profiler is not None:
             profiler.wait(120)
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(60)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-        server.close()
-    n, other = nm1 - nm0, ok1 - ok0
-    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
-    cpu = user + system
-    rows = logged(db, iso(t0), iso(t1))
-    per = cpu / max(n + other, 1) * 1000
+        for arm in arms:
+            arm.close()
     load = os.getloadavg()
-    print(f"\nsteady state: {t1 - t0:.0f} s, {n} polls answered 304 and {other} other answers "
-          f"({(n + other) / (t1 - t0):.1f}/s); {rows} fetches logged by the daemon")  # fmt: skip
-    print(f"daemon CPU: {cpu:.2f} s ({cpu / (t1 - t0) * 100:.1f}% of a core; user {user:.2f} s, "
-          f"system {system:.2f} s)")  # fmt: skip
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    verdict = "met" if per <= TARGET_MS else "NOT met"
-    print(f"\nCPU per conditional poll: {per:.3f} ms (target ≤ {TARGET_MS:g} ms) — {verdict}")
+    for arm in arms:
+        arm.report()
+    if len(arms) == 2:
+        a, b = (arm.per_poll() for arm in arms)
+        print(f"\nthis / compare: {a / b:.2f}× the CPU per poll, measured side by side")
     if args.profile:
-        report_profile(work / "profile.txt")
+        report_profile(arms[0].work / "profile.txt")
+
+
+class Arm:
+    """One daemon, its origin and its archive; two arms run at once see the same load."""
+
+    def __init__(
+        self, name: str, src: Path, work: Path, args: argparse.Namespace, lifetime: float
+    ) -> None:
+        self.name, self.src, self.work = name, src, work
+        self.server = Server(args.sources, args.items, 0.0, lifetime)
+        work.mkdir(parents=True, exist_ok=True)
+        self.db = work / "monitor.db"
+        for old in work.glob("monitor.db*"):
+            old.unlink()
+        cfg = work / "m.toml"
+        lines = [
+            f'[monitor]\ndatabase = "{self.db}"\nevery = "{args.every}"\n'
+            f'jitter = "{args.jitter}"\ntimeout = "20s"\nallow_private = true\n'
+        ]
+        for i, url in enumerate(self.server.urls):
+            lines.append(f'[sources.s{i:05d}]\ntype = "feed"\nurl = "{url}"\n')
+        cfg.write_text("\n".join(lines))
+        env = {**os.environ, "PYTHONPATH": str(src.resolve())}
+        self.log = work / "run.log"
+        self.daemon = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL, stderr=self.log.open("w"), env=env, cwd=work,
+        )  # fmt: skip
+
+    def alive(self) -> None:
+        if self.daemon.poll() is not None:
+            raise SystemExit(f"the daemon exited {self.daemon.returncode}; see {self.log}")
+
+    def warm(self, sources: int) -> bool:
+        self.alive()
+        ok, not_modified = polls(self.server)
+        return ok >= sources and not_modified >= sources
+
+    def begin(self) -> None:
+        self.t0, self.cpu0, self.polls0 = (
+            time.time(),
+            cpu_seconds(self.daemon.pid),
+            polls(self.server),
+        )
+
+    def end(self) -> None:
+        self.t1, self.cpu1, self.polls1 = (
+            time.time(),
+            cpu_seconds(self.daemon.pid),
+            polls(self.server),
+        )
+        self.alive()
+
+    def close(self) -> None:
+        if self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(60)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+        self.server.close()
+
+    def per_poll(self) -> float:
+        user, system = (self.cpu1[i] - self.cpu0[i] for i in (0, 1))
+        n = sum(self.polls1) - sum(self.polls0)
+        return (user + system) / max(n, 1) * 1000
+
+    def report(self) -> None:
+        n, other = self.polls1[1] - self.polls0[1], self.polls1[0] - self.polls0[0]
+        user, system = (self.cpu1[i] - self.cpu0[i] for i in (0, 1))
+        cpu, span = user + system, self.t1 - self.t0
+        rows = logged(self.db, iso(self.t0), iso(self.t1))
+        per = self.per_poll()
+        print(f"\n{self.name} ({self.src}): {span:.0f} s of steady state, {n} polls answered "
+              f"304 and {other} other answers ({(n + other) / span:.1f}/s); {rows} fetches "
+              "logged by the daemon")  # fmt: skip
+        print(f"daemon CPU: {cpu:.2f} s ({cpu / span * 100:.1f}% of a core; user {user:.2f} s, "
+              f"system {system:.2f} s)")  # fmt: skip
+        verdict = "met" if per <= TARGET_MS else "NOT met"
+        print(f"CPU per conditional poll: {per:.3f} ms (target ≤ {TARGET_MS:g} ms) — {verdict}")
 
 
 def report_profile(raw: Path) -> None:
