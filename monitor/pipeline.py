@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import random
 import sqlite3
@@ -111,7 +110,7 @@ async def run_source(
     logged_before = store.last_fetch_id()
     state = store.source_state(source.id)
     timeout = source.timeout or config.monitor.timeout
-    ctx = FetchContext(http=http, state=copy.deepcopy(state), timeout=timeout, parser=parser)
+    ctx = FetchContext(http=http, state=state, timeout=timeout, parser=parser)
     # The deadline bounds the whole collection (several requests, parsing), not one request.
     deadline = timeout * 3
     try:

@@ -552,6 +552,7 @@ class Store:
         return self.db.execute("SELECT * FROM sources WHERE id = ?", (source_id,)).fetchone()
 
     def source_state(self, source_id: str) -> dict[str, Any]:
+        """The source's state (validators, cursors), read afresh: the caller's to change."""
         row = self.db.execute("SELECT state FROM sources WHERE id = ?", (source_id,)).fetchone()
         if row is None or not row[0]:
             return {}
