@@ -155,10 +155,12 @@ class Daemon:
 
             self.queue = WorkQueue(self)
             await self.queue.start()
-        rows = {r["id"]: r for r in self.store.source_rows()}
+        # On SQLite this daemon schedules the sources itself, from where the archive left off.
+        scheduled = "fetch" in self.roles and self.queue is None
+        rows = {r["id"]: r for r in self.store.source_rows()} if scheduled else {}
         now = time.time()
         for source in config.sources.values():
-            if not source.enabled or "fetch" not in self.roles or self.queue is not None:
+            if not source.enabled or not scheduled:
                 continue
             every = source.every or config.monitor.every
             jitter = min(config.monitor.jitter, every / 10)
