@@ -135,7 +135,7 @@ async def run_source(
     # as they go, never all at once.
     posts = _first_of_each(collected.posts) if len(collected.posts) > SLICE else collected.posts
     alone = len(posts) > MATCH_ALONE
-    # Nothing new on an archive that daemons share: the fetch is logged out of turn, and the
+    # Nothing new on an archive that daemons share: no matching, so no turn to wait for; the
     # posts other daemons saved are theirs to match (each save matches its own).
     quiet = not posts and store.shared and commits is None
     saved, found = SaveResult(), PassMatches()
@@ -148,7 +148,8 @@ async def run_source(
             last = at >= len(posts)
 
             # A crash after this commit can't lose an alert: the posts stay above the search
-            # mark until a `match_pending` indexes and matches them, in its own commit.
+            # mark (in `unmatched`, on PostgreSQL) until a `match_pending` matches them, in
+            # its own commit.
             def write(
                 db: sqlite3.Connection,
                 part: list[Post] = part,
@@ -190,7 +191,9 @@ async def run_source(
                 done, more = await commits.run(write)
             else:
                 began = time.thread_time()
-                with store.transaction(ordered=not quiet) as db:
+                # Unordered: a save needs no turn; its matching takes one (on PostgreSQL,
+                # where daemons save at once: `index_pending`).
+                with store.transaction(ordered=False) as db:
                     done, more = write(db)
                 took[0] = time.thread_time() - began  # the commit with it
             saved = _sum(saved, done)

@@ -394,8 +394,9 @@ def test_compose_starts_postgresql_and_two_workers_from_the_image() -> None:
 
 
 def test_posts_committed_while_another_process_matches_are_never_skipped(pg_url: str) -> None:
-    """The watermark trap: revs that commit out of order. Writers take turns, so a rev is
-    never committed below a search mark another process has already moved past."""
+    """The watermark trap: revs that commit out of order. Saves run at once (revs from a
+    sequence), and commit in another order than their revs; no mark follows them: each post
+    waits in `unmatched` until one transaction, holding the alerts' turn, matches it."""
     import threading
 
     from monitor.config import parse_config
@@ -413,16 +414,23 @@ def test_posts_committed_while_another_process_matches_are_never_skipped(pg_url:
     stores[0].sync_sources((f"s{i}", "feed", None) for i in range(4))
     errors: list[BaseException] = []
 
+    commits: list[int] = []  # the first rev of each save, in the order they committed
+    guard = threading.Lock()
+
     def worker(i: int) -> None:
         store = stores[i]
         try:
             for round_ in range(15):
-                with store.transaction() as db:
+                with store.transaction(ordered=False) as db:  # as the pipeline saves
                     posts = [Post(f"{round_}-{k}", None, title=f"NATO {i} {round_} {k}")
                              for k in range(5)]  # fmt: skip
-                    store.save_posts(db, f"s{i}", posts)
+                    saved = store.save_posts(db, f"s{i}", posts)
+                    # Held open a while, so that later revs commit first.
+                    time.sleep(0.002 * ((i + round_) % 4))
                     if round_ % 3 == i % 3:
                         match_pending(db, store, config)  # some saves match at once, some later
+                with guard:
+                    commits.append(saved.rev_lo)
                 time.sleep(0.001 * i)
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
@@ -441,8 +449,9 @@ def test_posts_committed_while_another_process_matches_are_never_skipped(pg_url:
     matched = db.execute("SELECT count(*), count(DISTINCT post_id) FROM matches").fetchone()
     assert tuple(matched) == (posts, posts)  # every post matched, each once
     assert tuple(db.execute("SELECT count(*) FROM posts_fts").fetchone()) == (posts,)
-    (mark,) = db.execute("SELECT indexed_rev FROM search_state").fetchone()
-    assert mark == db.execute("SELECT max(rev) FROM posts").fetchone()[0]
+    assert db.execute("SELECT count(*) FROM unmatched").fetchone()[0] == 0
+    # The trap was there: a save committed after one with higher revs.
+    assert any(a > b for a, b in zip(commits, commits[1:], strict=False)), commits
     for store in stores:
         store.close()
 
@@ -620,6 +629,51 @@ def test_an_archive_of_schema_1_gets_its_rev_buckets_when_opened(pg_url: str) ->
         (doc,) = store.db.execute("SELECT doc::text FROM posts_fts").fetchone()
         assert "'_r0'" in doc
         assert [h.post["external_id"] for h in search(store, "NATO")] == ["a"]
+        assert (
+            store.db.execute("SELECT version FROM monitor_schema").fetchone()[0] == SCHEMA_VERSION
+        )
+    finally:
+        store.close()
+
+
+def test_an_archive_of_schema_4_numbers_on_and_matches_the_posts_above_its_mark(
+    pg_url: str,
+) -> None:
+    """Schema 4 held a search mark (posts above it saved, not yet indexed or matched); 5 lists
+    those in `unmatched` and takes revs from a sequence, started above the stored ones."""
+    import psycopg
+
+    from monitor.config import parse_config
+    from monitor.match import match_pending
+    from monitor.models import Post
+
+    store = _saved(pg_url, [Post("a", None, "NATO summit", "opens")])
+    store.close()
+    with psycopg.connect(pg_url, autocommit=True) as con:  # as schema 4 left a pass cut short
+        con.execute("UPDATE search_state SET indexed_rev = 0")
+        con.execute("DELETE FROM posts_fts")
+        con.execute("DROP TABLE unmatched")
+        con.execute("DROP SEQUENCE posts_rev")
+        con.execute("UPDATE monitor_schema SET version = 4")
+    config = parse_config(
+        {"monitor": {"database": pg_url},
+         "sources": {"src": {"type": "feed", "url": "https://s.example/rss"}},
+         "alerts": {"nato": {"query": "NATO", "notify": []}}},
+        env={},
+    )  # fmt: skip
+    store = open_archive(pg_url)
+    try:
+        (old_rev,) = store.db.execute("SELECT rev FROM posts").fetchone()
+        assert [r[0] for r in store.db.execute("SELECT rev FROM unmatched")] == [old_rev]
+        with store.transaction() as db:
+            store.save_posts(db, "src", [Post("b", None, "NATO troops", "arrive")])
+            match_pending(db, store, config)
+        revs = sorted(r[0] for r in store.db.execute("SELECT rev FROM posts"))
+        assert revs[0] == old_rev and revs[1] > old_rev  # numbered on, not over it
+        matched = sorted(r[0] for r in store.db.execute("SELECT post_id FROM matches"))
+        assert len(matched) == 2  # the post left above the mark, and the new one
+        assert store.db.execute("SELECT count(*) FROM posts_fts").fetchone()[0] == 2
+        assert store.db.execute("SELECT count(*) FROM unmatched").fetchone()[0] == 0
         assert (
             store.db.execute("SELECT version FROM monitor_schema").fetchone()[0] == SCHEMA_VERSION
         )

@@ -154,3 +154,47 @@ def test_migrate_needs_a_postgresql_url(tmp_path: Path, args, message, capsys) -
     cfg.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n')
     assert main(["migrate", *args, "--config", str(cfg)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_posts_saved_but_not_matched_on_sqlite_are_matched_once_on_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from monitor.archive import open_archive
+    from monitor.archive.migrate import migrate as copy
+    from monitor.config import parse_config
+    from monitor.match import match_pending
+    from monitor.models import Post
+
+    lite = open_archive(str(tmp_path / "monitor.db"))
+    lite.sync_sources([("src", "feed", None)])
+    with lite.transaction() as db:
+        lite.save_posts(db, "src", [Post("matched", None, "NATO summit")])
+        lite.index_pending(db)  # indexed; no alerts then
+    with lite.transaction() as db:  # a pass killed before its alerts ran: above the mark
+        lite.save_posts(db, "src", [Post("waiting", None, "NATO troops")])
+    pg = open_archive(pg_url)
+    try:
+        done = copy(lite, pg)
+        assert done.copied["posts"] == 2
+        assert copy(lite, pg).copied["posts"] == 0  # twice: nothing waits twice either
+        assert pg.db.execute("SELECT count(*) FROM unmatched").fetchone()[0] == 1
+        config = parse_config(
+            {"monitor": {"database": pg_url},
+             "sources": {"src": {"type": "feed", "url": "https://s.example/rss"}},
+             "alerts": {"nato": {"query": "NATO", "notify": []}}},
+            env={},
+        )  # fmt: skip
+        with pg.transaction() as db:
+            pg.save_posts(db, "src", [Post("new", None, "NATO again")])
+            match_pending(db, pg, config)
+        matched = pg.db.execute(
+            "SELECT p.external_id FROM matches m JOIN posts p ON p.id = m.post_id"
+        ).fetchall()
+        # The one waiting and the new one; not the one matched (before the alert) there.
+        assert sorted(r[0] for r in matched) == ["new", "waiting"]
+        rows = dict(pg.db.execute("SELECT external_id, rev FROM posts").fetchall())
+        assert rows["new"] > max(rows["matched"], rows["waiting"])  # numbered on
+        assert pg.db.execute("SELECT count(*) FROM unmatched").fetchone()[0] == 0
+    finally:
+        pg.close()
+        lite.close()

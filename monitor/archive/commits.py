@@ -50,13 +50,13 @@ class GroupCommit:
             return
         self.writes += len(group)
         try:
-            with self.store.transaction() as db:
+            with self.store.transaction(ordered=False) as db:
                 results = [write(db) for write, _ in group]
         except Exception:  # noqa: BLE001 - one write failed: each alone, so only it fails
             for write, future in group:
                 self.groups += 1
                 try:
-                    with self.store.transaction() as db:
+                    with self.store.transaction(ordered=False) as db:
                         result = write(db)
                 except Exception as exc:  # noqa: BLE001 - the source's own failure, or the disk's
                     future.set_exception(exc)

@@ -50,13 +50,21 @@ def migrate(source: Store, target: PgStore) -> Migrated:
         (had,) = db.execute("SELECT indexed_rev FROM search_state").fetchone()
         out.mark = max(mark, had)
         db.execute("UPDATE search_state SET indexed_rev = ?", (out.mark,))
-        _index(db, out.mark)
+        _index(db)
+        # Saved and not yet matched there (above its mark): the first pass here matches them.
+        waiting = [(r[1],) for r in src.execute("SELECT id, rev FROM posts WHERE rev > ?", (mark,))
+                   if r[0] in copied_posts]  # fmt: skip
+        if waiting:
+            db.executemany("INSERT INTO unmatched (rev) VALUES (?) ON CONFLICT DO NOTHING", waiting)
         # New rows of the target number on from the copied ones.
         for table, column in (("fetches", "id"), ("deliveries", "seq"), ("source_episodes", "id")):
             db.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
                 f"coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)"
             )
+        db.execute(
+            "SELECT setval('posts_rev', (SELECT coalesce(max(rev), 0) + 1 FROM posts), false)"
+        )
         (out.pending,) = db.execute(
             "SELECT count(*) FROM deliveries WHERE status = 'pending'"
         ).fetchone()
@@ -157,12 +165,11 @@ def _copy_sources(src: sqlite3.Connection, db: Any, columns: list[str]) -> int:
     return db.execute("SELECT count(*) FROM sources").fetchone()[0] - before
 
 
-def _index(db: Any, mark: int) -> None:
-    """Index the copied posts up to the mark; the ones above it wait for the next pass."""
+def _index(db: Any) -> None:
+    """Index the copied posts, as the PostgreSQL archive indexes each post it saves."""
     rows = db.execute(
         "SELECT p.rev, p.title, p.text, p.transcript, p.author FROM posts p "
-        "LEFT JOIN posts_fts f ON f.rev = p.rev WHERE f.rev IS NULL AND p.rev <= ?",
-        (mark,),
+        "LEFT JOIN posts_fts f ON f.rev = p.rev WHERE f.rev IS NULL"
     )
     while batch := rows.fetchmany(BATCH):
         docs = [(r[0], pgtext.tsvector(tuple(r)[1:], r[0])) for r in batch]

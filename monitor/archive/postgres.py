@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from math import ceil
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from monitor.archive import pgtext
-from monitor.archive.sqlite import Store, _Doc, now_iso
+from monitor.archive.sqlite import SaveResult, Store, _Doc, now_iso
 from monitor.errors import ArchiveError
 
 if TYPE_CHECKING:
     import psycopg
 
+    from monitor.models import Post
     from monitor.query import Query
 
 # 2 and 3: see SCHEMA. 4: each tsvector holds its rev bucket (pgtext.bucket), UPGRADES[3].
-SCHEMA_VERSION = 4
+# 5: revs from a sequence, posts indexed as they are saved, `unmatched` for the alerts.
+SCHEMA_VERSION = 5
 SETTING = "[monitor] database"
-# Every write holds this advisory lock (per database) until it commits, as SQLite's BEGIN
-# IMMEDIATE holds the file's: one writer at a time keeps the revs, the search mark and the
-# matches they imply in one order, which many processes then share as one would.
+# The alerts' turn: matching holds this advisory lock (per database) until it commits, as
+# SQLite's BEGIN IMMEDIATE holds the file's, so that an alert's dedupe by link, its hourly
+# budget and its source-health episodes see every match before theirs. So do the outbox's
+# claims and the other writes that ask for `ordered`. A save does not wait for it: its revs
+# come from a sequence and its posts are indexed at once; it waits only to match them.
 WRITE_LOCK = 0x6D6F6E69746F72  # "monitor"
+# The search mark of a backend that indexes each post as it saves it: every rev below it.
+ALL_INDEXED = 2**63 - 1
 # A search ranks the newest this many matches (all of them when there are fewer), as SQLite
 # ranks all: ts_rank reads each match's tsvector, so ranking every match of a common word would
 # make a search's cost grow with the archive. See the README's "The archive on PostgreSQL".
@@ -171,12 +177,23 @@ SCHEMA = [
         result TEXT NOT NULL,
         made_at TEXT NOT NULL
     )""",
+    # Version 5: daemons save at once, so revs come from a sequence, and commit out of
+    # order, so no mark over them can say which posts are matched (one committed below it
+    # later would be skipped): each saved post is listed here until the alerts have run on it.
+    "CREATE SEQUENCE IF NOT EXISTS posts_rev",
+    "CREATE TABLE IF NOT EXISTS unmatched (rev BIGINT PRIMARY KEY)",
 ]
 
 # From a version to the next, run after SCHEMA (whose statements make only what is missing).
 UPGRADES = {
     3: [
         f"UPDATE posts_fts SET doc = doc || ('_r' || (rev / {pgtext.BUCKET}))::tsvector",
+    ],
+    4: [
+        "SELECT setval('posts_rev', (SELECT coalesce(max(rev), 0) + 1 FROM posts), false)",
+        # Saved above the mark, not indexed yet: index_pending indexes them, then matches.
+        "INSERT INTO unmatched (rev) SELECT rev FROM posts "
+        "WHERE rev > (SELECT indexed_rev FROM search_state) ON CONFLICT DO NOTHING",
     ],
 }
 
@@ -426,9 +443,8 @@ class PgStore(Store):
 
     @contextmanager
     def transaction(self, ordered: bool = True) -> Iterator[Any]:
-        """A write transaction, under the write lock unless `ordered` is False: a write that
-        saves no post and moves no search mark (a 304's fetch row) needs no turn, and many
-        daemons' polls then do not wait for each other."""
+        """A write transaction, under the write lock unless `ordered` is False. Saves are
+        not: many daemons save at once, and the matching takes the lock (index_pending)."""
         db: Connection = self.db  # type: ignore[assignment]
         db.execute("BEGIN")
         db.writing = True
@@ -474,7 +490,54 @@ class PgStore(Store):
         self._enqueue_event(db, alert_id, episode, f"source_{kind}", notifiers, payload)
         return int(episode)
 
-    # -- the search index ----------------------------------------------------------------
+    # -- saving and the search index -----------------------------------------------------
+
+    def save_posts(  # type: ignore[override]
+        self, db: Any, source_id: str, posts: Iterable[Post], *, older_than: str | None = None
+    ) -> SaveResult:
+        """As on SQLite, and the new and changed posts go into the search index at once, and
+        into `unmatched` until `index_pending` hands them to the alerts."""
+        result = super().save_posts(db, source_id, posts, older_than=older_than)
+        if self._fresh:
+            docs = list(self._fresh.values())
+            self._fresh.clear()
+            self._index(db, docs)
+            db.executemany("INSERT INTO unmatched (rev) VALUES (?)", [(d[0],) for d in docs])
+        return result
+
+    def _new_revs(self, db: Any, n: int) -> tuple[Iterator[int], int]:
+        rows = db.execute("SELECT nextval('posts_rev') FROM generate_series(1, ?)", (n,))
+        return iter([r[0] for r in rows]), ALL_INDEXED
+
+    def index_pending(self, db: Any) -> tuple[str, int] | None:
+        """The posts saved and not yet matched, in `pass_fts` for the alerts: this
+        transaction's and those that others committed unmatched (a `monitor fetch` pass
+        matches after its saves). Takes the write lock: from here to the commit the alerts
+        run one transaction at a time. None when there are none."""
+        db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+        revs = [r[0] for r in db.execute("DELETE FROM unmatched RETURNING rev")]
+        if not revs:
+            return None
+        self._clear_pass(db)
+        copied = db.execute(
+            "INSERT INTO pass_fts (rev, doc) SELECT rev, doc FROM posts_fts WHERE rev = ANY(?)",
+            (revs,),
+        ).rowcount
+        if copied < len(revs):
+            # Not in the index: saved by a version that indexed at matching time (schema 4),
+            # or changed again since (its rev is gone: nothing to read).
+            rows = db.execute(
+                "SELECT rev, title, text, transcript, author FROM posts p WHERE rev = ANY(?) "
+                "AND NOT EXISTS (SELECT 1 FROM posts_fts f WHERE f.rev = p.rev)",
+                (revs,),
+            ).fetchall()
+            self._index(db, [tuple(r) for r in rows], this_pass=True)
+        return "pass_fts", 0
+
+    def _reindex(self, db: Any) -> None:
+        # Every post: each is indexed as it is saved (`unmatched` says which await the alerts).
+        rows = db.execute("SELECT rev, title, text, transcript, author FROM posts").fetchall()
+        self._index(db, [tuple(r) for r in rows])
 
     @staticmethod
     def _index(db: Any, docs: list[_Doc], this_pass: bool = False) -> None:

@@ -253,6 +253,16 @@ def _notices(notices: list[str] | None) -> str | None:
     return json.dumps(notices, ensure_ascii=False) if notices else None
 
 
+def _words_changed(old: sqlite3.Row, post: Post) -> bool:
+    """Whether a stored post's searchable words change with this version of it (a new rev)."""
+    return (old["title"], old["text"], old["transcript"], old["author"]) != (
+        post.title,
+        post.text,
+        post.transcript or old["transcript"],
+        post.author,
+    )
+
+
 def _where_in(
     db: sqlite3.Connection, sql: str, values: list[Any], before: tuple[Any, ...] = ()
 ) -> Iterator[sqlite3.Row]:
@@ -702,16 +712,19 @@ class Store:
         if not posts:
             return result  # a 304, or an empty feed: nothing to read or write
         seen_at = now_iso()
-        next_rev, indexed = db.execute(
-            "SELECT coalesce(max(rev), 0) + 1, (SELECT indexed_rev FROM search_state) FROM posts"
-        ).fetchone()
-        first_rev = next_rev
         unique: dict[str, Post] = {}
         for post in posts:
             # The same item twice in one response: the first one wins.
             unique.setdefault(post_id(source_id, post.external_id), post)
         known = self._known(db, list(unique))
         self._adopt_former_ids(db, source_id, unique, known)
+        wanted = sum(
+            1
+            for pid, post in unique.items()
+            if pid not in known or _words_changed(known[pid], post)
+        )
+        revs, indexed = self._new_revs(db, wanted) if wanted else (iter(()), 0)
+        used: list[int] = []
         fresh = self._fresh
         new_posts: list[tuple[Any, ...]] = []
         new_versions: list[tuple[Any, ...]] = []
@@ -721,23 +734,21 @@ class Store:
             media = _to_json([m.to_dict() for m in post.media]) if post.media else "[]"
             extra = _extra_json(post.extra) if post.extra else "{}"
             if old is None:
+                rev = next(revs)
                 new_posts.append(
                     (pid, source_id, post.external_id, post.url, post.author, post.title,
                      post.text, post.kind, post.published_at, seen_at, seen_at, post.lang, media,
-                     extra, post.transcript, next_rev)
+                     extra, post.transcript, rev)
                 )  # fmt: skip
                 new_versions.append((pid, seen_at, post.title, post.text))
-                fresh[next_rev] = (next_rev, post.title, post.text, post.transcript, post.author)
+                fresh[rev] = (rev, post.title, post.text, post.transcript, post.author)
                 if post.segments:
                     new_segments.append((pid, post))
-                next_rev += 1
+                used.append(rev)
                 result.new += 1
                 continue
             content_changed = (old["title"], old["text"]) != (post.title, post.text)
-            index_changed = content_changed or (old["transcript"], old["author"]) != (
-                post.transcript or old["transcript"],
-                post.author,
-            )
+            index_changed = _words_changed(old, post)
             meta_changed = (
                 old["url"],
                 old["published_at"],
@@ -760,8 +771,8 @@ class Store:
                     # Above the mark it was never indexed (changed again before its turn).
                     self._unindex(db, old)
                     result.unindexed += 1
-                rev = next_rev
-                next_rev += 1
+                rev = next(revs)
+                used.append(rev)
             db.execute(
                 "UPDATE posts SET url = ?, author = ?, title = ?, text = ?, kind = ?, "
                 "published_at = coalesce(?, published_at), updated_at = ?, version = ?, lang = ?,"
@@ -795,9 +806,18 @@ class Store:
             )
             for pid, post in new_segments:
                 self._save_segments(db, pid, post)
-        if next_rev > first_rev:
-            result.rev_lo, result.rev_hi = first_rev, next_rev - 1
+        if used:
+            result.rev_lo, result.rev_hi = min(used), max(used)
         return result
+
+    def _new_revs(self, db: sqlite3.Connection, n: int) -> tuple[Iterator[int], int]:
+        """`n` revisions for new and changed posts, above every stored one, and the search
+        mark: the revs at or below it are in the search index. One writer at a time (the
+        file's lock) makes max + 1 unique, and the order they commit in."""
+        top, indexed = db.execute(
+            "SELECT coalesce(max(rev), 0), (SELECT indexed_rev FROM search_state) FROM posts"
+        ).fetchone()
+        return iter(range(top + 1, top + 1 + n)), indexed
 
     def _adopt_former_ids(
         self,
