@@ -679,3 +679,23 @@ def test_an_archive_of_schema_4_numbers_on_and_matches_the_posts_above_its_mark(
         )
     finally:
         store.close()
+
+
+def test_each_statement_is_planned_for_the_archive_as_it_is_and_the_pass_index_empties(
+    pg_url: str,
+) -> None:
+    """A generic plan made while posts was empty would read the whole table for a post's row
+    ever after; and the pass index is emptied by a truncation at the commit, not a DELETE
+    (whose dead rows in a temporary table, never vacuumed, every later scan reads)."""
+    from monitor.models import Post
+
+    store = _saved(pg_url, [Post("a", None, "NATO summit", "opens")])
+    try:
+        assert store.db.execute("SHOW plan_cache_mode").fetchone()[0] == "force_custom_plan"
+        with store.transaction() as db:
+            store.save_posts(db, "src", [Post("b", None, "NATO troops")])
+            assert store.index_pending(db) == ("pass_fts", 0)
+            assert db.execute("SELECT count(*) FROM pass_fts").fetchone()[0] == 1
+        assert store.db.execute("SELECT count(*) FROM pass_fts").fetchone()[0] == 0
+    finally:
+        store.close()
