@@ -699,3 +699,32 @@ def test_each_statement_is_planned_for_the_archive_as_it_is_and_the_pass_index_e
         assert store.db.execute("SELECT count(*) FROM pass_fts").fetchone()[0] == 0
     finally:
         store.close()
+
+
+def test_an_insert_of_many_rows_is_one_statement_of_many_values_and_keeps_every_row(
+    pg_url: str,
+) -> None:
+    from monitor.archive import postgres
+
+    store = open_archive(pg_url)
+    try:
+        with store.transaction() as db:
+            rows = [(f"s{i}", "feed", None if i % 2 else f"https://e.org/{i}") for i in range(50)]
+            cur = db.executemany("INSERT INTO sources (id, type, url) VALUES (?, ?, ?)", rows)
+            assert cur.rowcount == 50
+            # INSERT OR IGNORE keeps its meaning: the rows there already, and twins, left out.
+            db.executemany(
+                "INSERT OR IGNORE INTO sources (id, type, url) VALUES (?, 'feed', ?)",
+                [("s1", "https://changed"), ("new", None), ("new", "https://twin")],
+            )
+        got = {r[0]: r[1] for r in store.db.execute("SELECT id, url FROM sources")}
+        assert len(got) == 51 and got["s1"] is None and got["s4"] == "https://e.org/4"
+        assert got["new"] is None
+        # Past the parameters a statement may carry, in several statements.
+        many = [(f"m{i}", "feed", None) for i in range(postgres._MAX_PARAMS // 3 + 5)]
+        with store.transaction() as db:
+            db.executemany("INSERT INTO sources (id, type, url) VALUES (?, ?, ?)", many)
+        (n,) = store.db.execute("SELECT count(*) FROM sources WHERE id LIKE 'm%'").fetchone()
+        assert n == len(many)
+    finally:
+        store.close()
