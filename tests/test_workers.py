@@ -196,6 +196,14 @@ def test_three_daemons_share_300_sources_and_survive_a_kill(tmp_path: Path, pg_u
     assert sum(n - 1 for n in got.values()) <= 10, got.most_common(3)
     for i in (1, 2):
         assert "Traceback" not in (tmp_path / f"run{i}.log").read_text()
+    # The queue's fetch of the next job reads jobs by lock, and was planned on statistics
+    # taken once the first daemon had queued the 300 sources.
+    index = "monitor_jobs_by_lock"
+    assert _rows(pg_url, f"SELECT count(*) FROM pg_indexes WHERE indexname = '{index}' "
+                         "AND schemaname = current_schema()") == [(1,)]  # fmt: skip
+    analyzed = "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+    analyzed += "WHERE relname = 'procrastinate_jobs' AND schemaname = current_schema()"
+    assert _rows(pg_url, analyzed) == [(True,)]
 
 
 def _logs(tmp_path: Path, having: str = "") -> str:
