@@ -270,3 +270,21 @@ def test_the_quick_test_for_marks_lets_every_mark_joiner_and_private_use_through
     assert _word_rx("война 🙂 НАТО").pattern == r"[^\W_]+"
     assert _word_rx("война — НАТО «союз»").pattern == r"[^\W_]+"
     assert _word_rx("नमस्ते दुनिया") is _word_re()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("aZé_ 9.,-—«»\n\u0301\u200dНАТОйक्षि日本🙂'")), max_size=60
+    ),
+    st.integers(0, 30),
+    st.integers(0, 30),
+)
+def test_word_spans_are_the_word_patterns_matches(text, start, width):
+    from monitor.snippet import _Doc
+
+    doc = _Doc(text)
+    every = [m.span() for m in doc._rx.finditer(text)]
+    if doc._keep is not None:
+        every = [every[i] for i in doc._keep]
+    assert doc.spans(start, start + width) == every[start : start + width]
