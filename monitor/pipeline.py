@@ -188,7 +188,8 @@ async def run_source(
                 return done, more
 
             if commits is not None:
-                done, more = await commits.run(write)
+                # A slice of a big document is written at once: the next one waits for it.
+                done, more = await commits.run(write, wait=last)
             else:
                 began = time.thread_time()
                 # Unordered: a save needs no turn; its matching takes one (on PostgreSQL,

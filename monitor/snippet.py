@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,19 +31,39 @@ def mark_ranges() -> list[tuple[int, int]]:
 
 
 @functools.cache
+def _known_marks() -> list[tuple[int, int]]:
+    from monitor import _marks
+
+    if unicodedata.unidata_version == _marks.UNIDATA_VERSION:
+        return [(int(a, 16), int(b, 16)) for a, b in (r.split("-") for r in _marks.MARKS.split())]
+    return mark_ranges()
+
+
+def _char_class(ranges: Iterable[tuple[int, int]]) -> str:
+    return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+@functools.cache
 def _word_re() -> re.Pattern[str]:
     """Words as a reader sees them: letters and numbers with their combining marks and joiners.
 
     FTS5 splits Devanagari or Thai at vowel signs; a highlight must still wrap the whole word.
     """
-    from monitor import _marks
+    return re.compile(rf"(?:[^\W_]|[{_char_class(_known_marks())}\u200c\u200d\ue000-\uf8ff])+")
 
-    if unicodedata.unidata_version == _marks.UNIDATA_VERSION:
-        ranges = [tuple(int(x, 16) for x in r.split("-")) for r in _marks.MARKS.split()]
-    else:
-        ranges = mark_ranges()
-    marks = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
-    return re.compile(rf"(?:[^\W_]|[{marks}\u200c\u200d\ue000-\uf8ff])+")
+
+@functools.cache
+def _may_need_word_re() -> re.Pattern[str]:
+    """A character that may need `_word_re()`: a mark, a joiner or private use of the Basic
+    Multilingual Plane, or any character beyond it.
+
+    A class of BMP characters alone is a bitmap to SRE, one lookup a character (2 us for a
+    paragraph, where testing each distinct character's category took 30 us); the few marks
+    beyond the BMP would make it a list of ranges, so every astral character is let through
+    to the exact test instead.
+    """
+    bmp = _char_class((a, min(b, 0xFFFF)) for a, b in _known_marks() if a <= 0xFFFF)
+    return re.compile(f"[{bmp}\u200c\u200d\ue000-\uf8ff\U00010000-\U0010ffff]")
 
 
 # Words in a text without combining marks, joiners or private-use characters: the same
@@ -55,7 +74,7 @@ _PLAIN_WORD = re.compile(r"[^\W_]+")
 def _word_rx(text: str) -> re.Pattern[str]:
     """The pattern that finds the words of `text`: `_word_re()`, or a faster one that finds
     the same words in a text without combining marks, joiners or private-use characters."""
-    if text.isascii() or max(text) < "\u0300":  # no mark below U+0300, no joiner: most text
+    if text.isascii() or _may_need_word_re().search(text) is None:  # most text
         return _PLAIN_WORD
     for c in set(text):
         if c >= "\u0300" and (
@@ -140,7 +159,22 @@ class _Doc:
     def spans(self, start: int, end: int) -> list[tuple[int, int]]:
         """Where words `start` to `end` (excluded) are in the text."""
         if self._keep is None:  # word i is the regex's i-th match
-            return [m.span() for m in itertools.islice(self._rx.finditer(self.text), start, end)]
+            # The words are known: each is the first occurrence of itself after the one before
+            # (only characters outside words lie between two), which str.find finds at a
+            # fraction of what running the word pattern over the text again costs.
+            if self._words is None:  # ASCII: the tokens are the words, in lower case
+                words, text = self.tokens, self.text.lower()
+            else:
+                words, text = self._words, self.text
+            find, pos = text.find, 0
+            for word in words[:start]:
+                pos = find(word, pos) + len(word)
+            spans = []
+            for word in words[start:end]:
+                at = find(word, pos)
+                pos = at + len(word)
+                spans.append((at, pos))
+            return spans
         every = [m.span() for m in self._rx.finditer(self.text)]
         return [every[i] for i in self._keep[start:end]]
 

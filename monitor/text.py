@@ -182,7 +182,12 @@ def to_utc_iso(dt: datetime) -> str:
     """ISO 8601 UTC with a Z; naive datetimes are taken as UTC."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    if dt.year < 1000:  # strftime writes such a year without leading zeros: as it always did
+        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Formatted directly: strftime was a twentieth of parsing a feed item.
+    return f"{dt.year}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
 
 
 _TZ_ABBR = {"UT": "+0000", "GMT": "+0000", "UTC": "+0000", "Z": "+0000",

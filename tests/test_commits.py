@@ -103,3 +103,31 @@ async def test_a_failed_commit_fails_its_writer_and_every_writer_gets_an_answer(
     assert isinstance(results[1], sqlite3.IntegrityError)  # not "claimed saved"
     assert logged(store) == ["s0", "s2"]
     assert store.db.execute("SELECT count(*) FROM post_versions").fetchone()[0] == 0
+
+
+async def test_a_write_waits_for_the_next_ones_to_share_its_transaction(store):
+    # A pass's saves come a few ms apart (one per parsed feed): with `wait`, they share one
+    # commit rather than making one each.
+    commits = GroupCommit(store, wait=0.05)
+
+    async def later(i: int) -> str:
+        await asyncio.sleep(0.005 * i)
+        return await commits.run(log_fetch(f"s{i}"))
+
+    assert await asyncio.gather(*(later(i) for i in range(4))) == ["s0", "s1", "s2", "s3"]
+    assert (commits.groups, commits.writes) == (1, 4)
+    assert logged(store) == ["s0", "s1", "s2", "s3"]
+
+
+async def test_a_full_group_or_a_write_that_cannot_wait_is_written_at_once(store):
+    commits = GroupCommit(store, wait=30.0, most=3)  # the timer would outlast the test
+    done = await asyncio.wait_for(
+        asyncio.gather(*(commits.run(log_fetch(f"s{i}")) for i in range(3))), timeout=5
+    )
+    assert done == ["s0", "s1", "s2"] and commits.groups == 1
+    waiting = asyncio.ensure_future(commits.run(log_fetch("s3")))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # waits for company
+    assert await asyncio.wait_for(commits.run(log_fetch("s4"), wait=False), timeout=5) == "s4"
+    assert waiting.done() and commits.groups == 2  # written with the one that could not wait
+    assert logged(store) == ["s0", "s1", "s2", "s3", "s4"]

@@ -253,3 +253,38 @@ def test_a_pass_reads_each_text_once_whatever_alerts_match_it(monkeypatch) -> No
     assert [[snippets.snippet(q, p) for q in queries] for p in posts] == expected
     # Each distinct text once: two titles, two bodies, one author's name.
     assert sorted(made) == sorted({v for p in posts for v in p.values()})
+
+
+def test_the_quick_test_for_marks_lets_every_mark_joiner_and_private_use_through() -> None:
+    # `_word_rx` takes the plain pattern when the quick search finds nothing: every character
+    # the exact test would flag must be found, or a word with a mark would be split in two.
+    from monitor.snippet import _may_need_word_re, _word_re, _word_rx, mark_ranges
+
+    quick = _may_need_word_re()
+    flagged = [*mark_ranges(), (0x200C, 0x200D), (0xE000, 0xF8FF)]
+    for a, b in flagged:
+        for cp in {a, (a + b) // 2, b}:
+            assert quick.search(f"ab{chr(cp)}c") is not None, hex(cp)
+            assert _word_rx(f"ab{chr(cp)}c") is _word_re()
+    # Astral text goes to the exact test; most of it (emoji) is plain there.
+    assert _word_rx("война 🙂 НАТО").pattern == r"[^\W_]+"
+    assert _word_rx("война — НАТО «союз»").pattern == r"[^\W_]+"
+    assert _word_rx("नमस्ते दुनिया") is _word_re()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("aZé_ 9.,-—«»\n\u0301\u200dНАТОйक्षि日本🙂'")), max_size=60
+    ),
+    st.integers(0, 30),
+    st.integers(0, 30),
+)
+def test_word_spans_are_the_word_patterns_matches(text, start, width):
+    from monitor.snippet import _Doc
+
+    doc = _Doc(text)
+    every = [m.span() for m in doc._rx.finditer(text)]
+    if doc._keep is not None:
+        every = [every[i] for i in doc._keep]
+    assert doc.spans(start, start + width) == every[start : start + width]

@@ -140,6 +140,21 @@ def test_the_rfc822_shortcut_reads_dates_as_email_utils_does(dt, day, dd, month,
                                  _general_rfc822(value.replace("EST", "-0500")))  # fmt: skip
 
 
+@settings(max_examples=3000)
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.sampled_from([None, 0, 1, -1, 330, -570, 840, -720]),
+)
+@example(datetime(999, 12, 31, 23, 0), -60)
+@example(datetime(1000, 1, 1, 0, 30), 60)
+def test_utc_iso_is_what_strftime_writes(dt, minutes):
+    from datetime import UTC, timedelta, timezone
+
+    aware = dt if minutes is None else dt.replace(tzinfo=timezone(timedelta(minutes=minutes)))
+    utc = aware.replace(tzinfo=UTC) if minutes is None else aware.astimezone(UTC)
+    assert text.to_utc_iso(aware) == utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_out_of_range_rfc822_fields_are_not_dates():
     assert parse_date("Mon, 31 Feb 2026 10:00:00 +0000") is None
     assert parse_date("Mon, 30 Nov 2026 24:00:00 +0000") is None

@@ -245,6 +245,8 @@ def _lang(value: str | None) -> str | None:
 
 
 def _int(value: Any) -> int | None:
+    if value is None:  # the usual absent attribute: no exception to raise and catch
+        return None
     try:
         return int(str(value).strip())
     except (TypeError, ValueError):
@@ -252,6 +254,8 @@ def _int(value: Any) -> int | None:
 
 
 def _float(value: Any) -> float | None:
+    if value is None:
+        return None
     try:
         number = float(str(value).strip())
     except (TypeError, ValueError):
