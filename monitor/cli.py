@@ -705,7 +705,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from monitor.archive import open_archive
-    from monitor.archive.search import count, search
+    from monitor.archive.search import search, search_counted
     from monitor.query import QueryError
 
     config = _load(args, need_notifiers=False)
@@ -722,11 +722,14 @@ def cmd_search(args: argparse.Namespace) -> int:
             + did_you_mean(args.source, list(config.sources))
         )
     try:
-        hits = search(store, query, source=args.source, since=since, limit=args.limit)
-        total = len(hits)
-        # There may be more than were shown; counted only for the line that says so.
-        if total == args.limit and not (args.json or args.quiet):
-            total = count(store, query, source=args.source, since=since)
+        if args.json or args.quiet:
+            hits = search(store, query, source=args.source, since=since, limit=args.limit)
+            total = len(hits)
+        else:
+            # There may be more than were shown: counted for the line that says so.
+            hits, total = search_counted(
+                store, query, source=args.source, since=since, limit=args.limit
+            )
     except QueryError as e:
         print(f"monitor: bad query: {e}", file=sys.stderr)
         print(f"  {query}\n  {' ' * e.position}^", file=sys.stderr)

@@ -173,6 +173,12 @@ def test_the_offline_demo_runs_on_postgresql(tmp_path: Path, pg_url: str, capsys
     # Ranked alike (title first), though not identically: --limit cuts the same count.
     assert main(["search", "NATO", "--limit", "2", "--config", cfg, "--db", pg_url, "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2
+    # The count line, found with the hits on PostgreSQL, says what it says on SQLite.
+    lines = []
+    for where in (pg_url, db):
+        assert main(["search", "NATO", "--limit", "2", "--config", cfg, "--db", where]) == 0
+        lines.append(capsys.readouterr().out.splitlines()[-1])
+    assert lines[0] == lines[1] and lines[0].startswith("2 of ")
 
     assert main(["sources", "--config", cfg, "--db", pg_url, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
@@ -567,23 +573,57 @@ def test_past_the_bound_the_newest_matches_are_ranked_and_all_counted(pg_url, mo
 
 
 def test_past_the_bound_unsettled_candidates_are_checked_in_batches(pg_url, monkeypatch):
-    from monitor.archive import postgres
+    from monitor.archive import pgtext, postgres
     from monitor.archive.search import count, search
     from monitor.models import Post
+    from monitor.query import parse_query
 
     monkeypatch.setattr(postgres, "RANKED", 2)
-    # NEAR is checked on the text: the four newest candidates have the words apart, so the
-    # search reads further back, batch after batch, for the two newest that match.
-    apart = " ".join(["filler"] * 30)
+    # A NEAR too wide to write as phrase operators is checked on the text: the four newest
+    # candidates have the words apart, so the search reads further back, batch after batch,
+    # for the two newest that match.
+    near = f"NEAR(macron troops, {pgtext.NEAR_WRITTEN + 1})"
+    apart = " ".join(["filler"] * (pgtext.NEAR_WRITTEN + 10))
     posts = [Post("best", None, "Macron troops", "Macron troops")]
     posts += [Post(f"near-{k}", None, f"Note {k}", "Macron troops") for k in range(2)]
     posts += [Post(f"apart-{k}", None, f"Memo {k}", f"Macron {apart} troops") for k in range(4)]
     store = _saved(pg_url, posts)
     try:
-        found = {h.post["external_id"] for h in search(store, "NEAR(macron troops, 3)", limit=2)}
+        assert pgtext.tsquery(parse_query(near)).sure is None
+        found = {h.post["external_id"] for h in search(store, near, limit=2)}
         assert found == {"near-0", "near-1"}
-        assert count(store, "NEAR(macron troops, 3)") == 3
-        assert search(store, "NEAR(macron troops, 3)", limit=3)[0].post["external_id"] == "best"
+        assert count(store, near) == 3
+        assert search(store, near, limit=3)[0].post["external_id"] == "best"
+    finally:
+        store.close()
+
+
+def test_a_search_with_its_count_finds_the_newest_in_the_counting_pass(pg_url, monkeypatch):
+    # `monitor search` asks for the hits and their count at once: on PostgreSQL one pass over
+    # every match gives the count and the newest RANKED, which are then ranked as a search
+    # ranks them; NEAR's candidates the server cannot settle are checked on the text.
+    from monitor.archive import pgtext, postgres
+    from monitor.archive.search import count, search, search_counted
+    from monitor.models import Post
+
+    monkeypatch.setattr(postgres, "RANKED", 3)
+    wide = pgtext.NEAR_WRITTEN + 1
+    apart = " ".join(["filler"] * (wide + 5))
+    posts = [Post("0", None, "NATO summit", "Macron troops")]  # the best, and the oldest
+    posts += [Post(str(k), None, f"Talks {k}", "NATO said Macron troops") for k in range(1, 5)]
+    posts += [Post(f"apart-{k}", None, "Memo", f"NATO Macron {apart} troops") for k in range(2)]
+    store = _saved(pg_url, posts)
+    try:
+        for query in ("NATO", "NEAR(macron troops, 3)", f"NEAR(macron troops, {wide})", "nothing"):
+            for limit in (2, 3, 10):
+                hits, total = search_counted(store, query, limit=limit)
+                assert total == count(store, query), (query, limit)
+                want = [h.post["external_id"] for h in search(store, query, limit=limit)]
+                assert [h.post["external_id"] for h in hits] == want, (query, limit)
+        hits, total = search_counted(store, "NATO", limit=2)
+        assert total == 7 and {h.post["external_id"] for h in hits} <= {"4", "apart-0", "apart-1"}
+        hits, total = search_counted(store, f"NEAR(macron troops, {wide})", limit=2)
+        assert total == 5 and {h.post["external_id"] for h in hits} <= {"2", "3", "4"}
     finally:
         store.close()
 

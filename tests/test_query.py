@@ -459,3 +459,116 @@ def test_a_post_of_megabytes_of_distinct_words_is_indexed_not_refused(pg_url: st
         assert found == [1]
     finally:
         store.close()
+
+
+# --- NEAR as phrase operators on PostgreSQL --------------------------------------------------
+
+
+def test_near_of_two_phrases_is_written_as_a_tsquery_when_it_can_be() -> None:
+    from monitor.archive import pgtext
+
+    def sure(text: str) -> str | None:
+        return pgtext.tsquery(parse_query(text)).sure
+
+    assert sure("NEAR(macron troops, 12)") is not None
+    assert sure('title:NEAR("NATO troops" ukr*, 1)') is not None
+    assert sure('NEAR("a b" "b a", 2)') is not None  # overlapping at the last token: <0>
+    # One phrase starting inside the other, before its last token: no `<k>` writes that.
+    assert sure('NEAR("a b c" b, 0)') is None
+    assert sure('NEAR("war crimes" war*, 3)') is not None  # the same start: war* <0> ...
+    assert sure('NEAR("war crimes trial" crime*, 3)') is None
+    assert sure("NEAR(a b c, 2)") is None  # three phrases: candidates, checked
+    assert sure(f"NEAR(a b, {pgtext.NEAR_WRITTEN + 1})") is None
+
+
+NEAR_WORDS = ["a", "b", "ab", "c"]
+NEAR_ITEMS = st.sampled_from(
+    ["a", "b", "c", "ab", "a*", "ab*", '"a b"', '"b a"', '"a b"*', '"a a"', '"ab c a"', '"b a b"']
+)
+
+
+@st.composite
+def near_queries(draw: st.DrawFn) -> str:
+    items = draw(st.lists(NEAR_ITEMS, min_size=2, max_size=3))
+    near = f"{draw(FIELD)}NEAR({' '.join(items)}, {draw(st.integers(0, 4))})"
+    shape = draw(st.sampled_from(["{}", "{}", "c -({})", "{} OR title:c", "b {}", "b -{}"]))
+    return shape.format(near)
+
+
+def test_near_finds_and_counts_the_same_posts_on_both_backends(
+    tmp_path_factory: pytest.TempPathFactory, pg_server
+) -> None:
+    # Short texts of a few words, so that phrases overlap, repeat and straddle the columns:
+    # PostgreSQL settles NEAR with phrase operators (`<k>`) in each column, and must count and
+    # find exactly what FTS5 does (and what pgtext.matches, the check on the text, says).
+    import random
+
+    from monitor.archive import pgtext
+    from monitor.archive.search import count, search, search_counted
+
+    rnd = random.Random(15)
+    posts = []
+    for i in range(150):
+        cols = [" ".join(rnd.choices(NEAR_WORDS, k=rnd.randint(0, 7))) or None for _ in COLUMNS]
+        posts.append(Post(str(i), None, cols[0], cols[1], cols[3], transcript=cols[2]))
+    sqlite = open_archive(str(tmp_path_factory.mktemp("near") / "monitor.db"))
+    with pg_server.database() as url:
+        pg = open_archive(url)
+        try:
+            for store in (sqlite, pg):
+                store.sync_sources([("src", "feed", None)])
+                with store.transaction() as db:
+                    store.save_posts(db, "src", posts)
+                    store.index_pending(db)
+
+            @settings(max_examples=250, deadline=None)
+            @given(near_queries())
+            def same(text: str) -> None:
+                query = parse_query(text)
+                want = {
+                    p.external_id
+                    for p in posts
+                    if pgtext.matches(query, (p.title, p.text, p.transcript, p.author))
+                }
+                for store in (sqlite, pg):
+                    assert count(store, text) == len(want), (text, store)
+                    found = {h.post["external_id"] for h in search(store, text, limit=200)}
+                    assert found == want, (text, store)
+                    hits, total = search_counted(store, text, limit=3)
+                    assert total == len(want) and len(hits) == min(3, len(want))
+
+            same()
+        finally:
+            pg.close()
+            sqlite.close()
+
+
+def test_a_near_written_as_phrase_operators_reads_few_texts_on_postgresql(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.archive import pgtext
+    from monitor.archive.search import count, search
+
+    store = open_archive(pg_url)
+    store.sync_sources([("src", "feed", None)])
+    apart = " ".join(["filler"] * 20)
+    with store.transaction() as db:
+        store.save_posts(db, "src", [
+            Post("near", None, "Macron and the troops", "text"),
+            Post("apart", None, "Macron", f"Macron {apart} troops"),
+            Post("straddling", None, "Visit of Macron", "troops at the border"),
+        ])  # fmt: skip
+        store.index_pending(db)
+    checked = []
+    real = pgtext.matches
+    monkeypatch.setattr(pgtext, "matches", lambda q, f: checked.append(f) or real(q, f))
+    try:
+        # The straddling post has the words two positions apart, but in two columns.
+        assert count(store, "NEAR(macron troops, 3)") == 1
+        assert [h.post["external_id"] for h in search(store, "NEAR(macron troops, 3)")] == ["near"]
+        # The server settled the others: only the post whose words are near across two
+        # columns (a candidate, since the candidates' tsquery doesn't look at columns) was
+        # read and checked on its text, once for the count and once for the search.
+        assert [f[0] for f in checked] == ["Visit of Macron"] * 2
+    finally:
+        store.close()

@@ -28,6 +28,9 @@ MAX_LEXEME = 2046  # bytes: PostgreSQL refuses longer words
 MAX_BYTES = 900_000
 LONG = "_long"  # a lexeme no text yields: split_tokens never keeps "_"
 BUCKET = 10_000  # posts (revs) per rev bucket
+# NEAR up to this distance is written as phrase operators (`<k>`, one per distance, column and
+# order); past it, as its phrases anywhere, each candidate checked on its text.
+NEAR_WRITTEN = 32
 
 
 def bucket(number: int) -> str:
@@ -84,15 +87,25 @@ def tsvector(fields: Sequence[str | None], rev: int) -> str:
 class TsQuery(NamedTuple):
     text: str  # a tsquery every matching post satisfies (and maybe a few others)
     exact: bool  # True when it matches exactly the posts the query does: no check needed
-    # A tsquery only matching posts satisfy (None: none can be written, as for NEAR): a post
-    # that satisfies `text` and not `sure` is the only kind that needs `matches`.
+    # A tsquery only matching posts satisfy (None: none can be written, as for NEAR of three
+    # phrases): a post that satisfies `text` and not `sure` is the only kind that needs
+    # `matches`.
     sure: str | None
+    # `text` without phrase operators (every post that satisfies `text` satisfies it), for
+    # the GIN index: it looks up each lexeme of a tsquery as often as it is written, and a
+    # NEAR written as phrase operators writes each many times. Equal to `text` when that has
+    # none; else `text` is checked on the rows the index gives.
+    index: str
+    # What ts_rank ranks on: `text` with each NEAR as its phrases (ts_rank counts a lexeme as
+    # often as the tsquery writes it).
+    rank: str
 
 
 def tsquery(query: Query) -> TsQuery:
     loose = _loose(query.ast, "")
     strict = _strict(query.ast, "")
-    return TsQuery(loose, loose == strict, strict)
+    index = _index(query.ast, "")
+    return TsQuery(loose, loose == strict, strict, index, _loose(query.ast, "", near=False))
 
 
 def _term(token: str, prefix: bool, weight: str) -> str:
@@ -109,25 +122,79 @@ def _all_tokens(p: Phrase, weight: str) -> str:
     return " & ".join(_term(t, p.prefix and i == last, weight) for i, t in enumerate(p.tokens))
 
 
-def _loose(node: Node, weight: str) -> str:
-    """A tsquery matched by every post the node matches."""
+def _within(p: Phrase, q: Phrase, distance: int, weight: str) -> str:
+    """A tsquery for NEAR(p q, distance) on the positions (the caller settles the columns).
+
+    FTS5 matches when one phrase starts 0 to len(first) + distance tokens after the other
+    starts; `a <k> b` is b starting k tokens after a's last token, so k = 0..distance + 1
+    writes the offsets from len(first) - 1 up (`_writable` says when the others can't occur)."""
+    a, b = _phrase(p, weight), _phrase(q, weight)
+    # k = 0 puts the second phrase's first token on the first's last: only when one token of
+    # the text can match both (each k is evaluated on every candidate: none is written idly).
+    ab = range(0 if _both(_prefixed(p)[-1], _prefixed(q)[0]) else 1, distance + 2)
+    ba = range(0 if _both(_prefixed(q)[-1], _prefixed(p)[0]) else 1, distance + 2)
+    return " | ".join([f"({a}) <{k}> ({b})" for k in ab] + [f"({b}) <{k}> ({a})" for k in ba])
+
+
+def _writable(p: Phrase, q: Phrase) -> bool:
+    """Whether `_within` is exact for p and q: the offsets it can't write (one phrase starting
+    inside the other, before its last token) need a token of the text to match both phrases'
+    tokens at once there, and no such token can."""
+    for first, second in ((p, q), (q, p)):
+        for offset in range(len(first.tokens) - 1):
+            if offset == 0 and len(second.tokens) == 1:
+                continue  # the same start: second <0> first writes it
+            overlap = zip(_prefixed(first)[offset:], _prefixed(second), strict=False)
+            if all(_both(x, y) for x, y in overlap):
+                return False
+    return True
+
+
+def _prefixed(p: Phrase) -> list[tuple[str, bool]]:
+    last = len(p.tokens) - 1
+    return [(t, p.prefix and i == last) for i, t in enumerate(p.tokens)]
+
+
+def _both(x: tuple[str, bool], y: tuple[str, bool]) -> bool:
+    """Whether one token of a text can match both query tokens (a word, or a prefix)."""
+    (a, a_prefix), (b, b_prefix) = x, y
+    return a == b or (a_prefix and b.startswith(a)) or (b_prefix and a.startswith(b))
+
+
+def _loose(node: Node, weight: str, near: bool = True) -> str:
+    """A tsquery matched by every post the node matches (each NEAR as its phrases anywhere,
+    without `near`)."""
     match node:
         case Phrase(tokens, _) if len(tokens) == 1:
             return _phrase(node, weight)
         case Phrase():
             return f"({_phrase(node, weight)}) | ({_all_tokens(node, weight)} & '{LONG}')"
         case And(items):
-            return " & ".join(f"({_loose(i, weight)})" for i in items)
+            return " & ".join(f"({_loose(i, weight, near)})" for i in items)
         case Or(items):
-            return " | ".join(f"({_loose(i, weight)})" for i in items)
+            return " | ".join(f"({_loose(i, weight, near)})" for i in items)
         case Not(base, excluded):
             inner = _strict(excluded, weight)
-            base_text = _loose(base, weight)
+            base_text = _loose(base, weight, near)
             return base_text if inner is None else f"({base_text}) & !({inner})"
-        case Near(phrases, _):
-            return " & ".join(f"({_loose(p, weight)})" for p in phrases)
+        case Near(phrases, distance):
+            each = " & ".join(f"({_loose(p, weight, near)})" for p in phrases)
+            if distance > NEAR_WRITTEN or not near:
+                return each
+            # Each two of the phrases within the distance, written where it can be (in any
+            # column: a superset), or both present; or all of them anywhere in a long post.
+            pairs = [
+                _within(p, q, distance, weight) if _writable(p, q) else None
+                for i, p in enumerate(phrases)
+                for q in phrases[i + 1 :]
+            ]
+            if all(pair is None for pair in pairs):
+                return each
+            within = " & ".join(f"({pair})" for pair in pairs if pair is not None)
+            everywhere = " & ".join(f"({_all_tokens(p, weight)})" for p in phrases)
+            return f"(({each}) & ({within})) | ({everywhere} & '{LONG}')"
         case Field(name, child):
-            return _loose(child, WEIGHTS[name])
+            return _loose(child, WEIGHTS[name], near)
     raise TypeError(node)
 
 
@@ -151,10 +218,54 @@ def _strict(node: Node, weight: str) -> str | None:
             if base_text is None:
                 return None
             return f"({base_text}) & !({_loose(excluded, weight)})"
-        case Near():
-            return None
+        case Near(phrases, distance):
+            if len(phrases) != 2 or distance > NEAR_WRITTEN or not _writable(*phrases):
+                return None
+            # Two phrases within the distance in one column, a weight each (positions run on
+            # across the columns, so only the weight keeps a pair from straddling two).
+            # The text first: most posts that match, match there, and `|` stops at the first.
+            columns = " | ".join(f"({_within(*phrases, distance, w)})" for w in weight or "BACD")
+            return f"({columns}) & !'{LONG}'"
         case Field(name, child):
             return _strict(child, WEIGHTS[name])
+    raise TypeError(node)
+
+
+def _index(node: Node, weight: str) -> str:
+    """A tsquery without phrase operators matched by every post `_loose` matches."""
+    match node:
+        case Phrase():
+            return _all_tokens(node, weight)
+        case And(items):
+            return " & ".join(f"({_index(i, weight)})" for i in items)
+        case Or(items):
+            return " | ".join(f"({_index(i, weight)})" for i in items)
+        case Not(base, excluded):
+            base_text = _index(base, weight)
+            if _positional(excluded):
+                return base_text  # no phrase-free tsquery is matched only by what it excludes
+            inner = _strict(excluded, weight)
+            return base_text if inner is None else f"({base_text}) & !({inner})"
+        case Near(phrases, _):
+            return " & ".join(f"({_all_tokens(p, weight)})" for p in phrases)
+        case Field(name, child):
+            return _index(child, WEIGHTS[name])
+    raise TypeError(node)
+
+
+def _positional(node: Node) -> bool:
+    """Whether the node's tsqueries hold phrase operators (a phrase of words, or NEAR)."""
+    match node:
+        case Phrase(tokens, _):
+            return len(tokens) > 1
+        case And(items) | Or(items):
+            return any(_positional(i) for i in items)
+        case Not(base, excluded):
+            return _positional(base) or _positional(excluded)
+        case Near():
+            return True
+        case Field(_, child):
+            return _positional(child)
     raise TypeError(node)
 
 

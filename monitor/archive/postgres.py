@@ -592,12 +592,14 @@ class PgStore(Store):
         if tsq.exact:
             sql = f"SELECT rev FROM {table} WHERE doc @@ ?::tsquery AND rev > ?"
             return [r[0] for r in db.execute(sql, (tsq.text, mark))]
-        # A candidate query (NEAR, or phrases in long posts), then the check on the text.
-        sql = (
-            f"SELECT f.rev, p.title, p.text, p.transcript, p.author FROM {table} f "
-            "JOIN posts p ON p.rev = f.rev WHERE f.doc @@ ?::tsquery AND f.rev > ?"
-        )
-        return [r[0] for r in db.execute(sql, (tsq.text, mark)) if pgtext.matches(query, r[1:])]
+        # A candidate query (NEAR, phrases), settled by the sure tsquery where it can be,
+        # and the rest (NEAR of three phrases, phrases in long posts) checked on the text.
+        where, params = self._candidates(tsq, table)
+        sure, sure_params = self._sure(tsq)
+        sql = f"SELECT f.rev, {sure} {where} AND f.rev > ?"
+        rows = db.execute(sql, [*sure_params, *params, mark]).fetchall()
+        checked = self._checked(query, [r[0] for r in rows if not r[1]], db)
+        return [r[0] for r in rows if r[1] or r[0] in checked]
 
     def search_rows(
         self, query: Query, source: str | None, since: str | None, limit: int
@@ -605,7 +607,33 @@ class PgStore(Store):
         """The best `limit` of the newest RANKED matches (all of them, when there are fewer),
         best first: ts_rank weighing the title most, then the newest published."""
         tsq = pgtext.tsquery(query)
-        revs = self._newest(query, tsq, source, since, max(RANKED, limit))
+        return self._ranked(tsq, self._newest(query, tsq, source, since, max(RANKED, limit)), limit)
+
+    def search_counted(
+        self, query: Query, source: str | None, since: str | None, limit: int
+    ) -> tuple[list[Any], int]:
+        """search_rows and search_count in one pass over every match, rather than the
+        windows of the newest and then the count: the count reads each match's index row
+        anyway, so that pass also gives the newest RANKED, and the index and its pending
+        list are read once."""
+        tsq = pgtext.tsquery(query)
+        where, params = self._search_where(tsq, source, since)
+        sure, sure_params = self._sure(tsq)
+        n, newest, unsure = self.db.execute(
+            "SELECT count(*) FILTER (WHERE sure), "
+            "(array_agg(rev ORDER BY rev DESC) FILTER (WHERE sure))[1:?::int], "
+            "coalesce(array_agg(rev) FILTER (WHERE NOT sure), '{}') "
+            f"FROM (SELECT f.rev, {sure} AS sure {where} OFFSET 0) c",  # `sure` once a row
+            [max(RANKED, limit), *sure_params, *params],
+        ).fetchone()
+        checked = self._checked_all(query, unsure, self.db)  # type: ignore[arg-type]
+        # The newest of all the matches: any sure one past the newest RANKED sure ones is
+        # older than RANKED matches already.
+        revs = sorted([*(newest or ()), *checked], reverse=True)[: max(RANKED, limit)]
+        return self._ranked(tsq, revs, limit), int(n) + len(checked)
+
+    def _ranked(self, tsq: pgtext.TsQuery, revs: list[int], limit: int) -> list[Any]:
+        """The best `limit` of these matches, best first, with their posts rows."""
         # Ranked on the index alone; the posts rows only for the best (with those tied with
         # the last of them, whom the newest published among them decides).
         sql = (
@@ -615,7 +643,7 @@ class PgStore(Store):
             "JOIN posts p ON p.rev = r.rev "
             "ORDER BY r.score DESC, p.published_at DESC NULLS LAST LIMIT ?"
         )
-        return self.db.execute(sql, (tsq.text, revs, limit, limit)).fetchall()
+        return self.db.execute(sql, (tsq.rank, revs, limit, limit)).fetchall()
 
     def _newest(
         self, query: Query, tsq: pgtext.TsQuery, source: str | None, since: str | None, n: int
@@ -638,15 +666,11 @@ class PgStore(Store):
             low = high - span + 1
             if low <= high // 2:  # most of what is left: the whole rest, in one go
                 low = 0
-            text = tsq.text
+            buckets = None
             if low > 0:
                 buckets = " | ".join(f"'{pgtext.bucket(b)}'" for b in range(high, low - 1, -1))
-                text = f"({text}) & ({buckets})"
-            where, params = self._search_where(text, source, since)
-            sure, sure_params = "true", []
-            if not tsq.exact:
-                sure = "f.doc @@ ?::tsquery" if tsq.sure is not None else "false"
-                sure_params = [tsq.sure] if tsq.sure is not None else []
+            where, params = self._search_where(tsq, source, since, buckets)
+            sure, sure_params = self._sure(tsq)
             want = n - len(found)
             rows = self.db.execute(
                 f"SELECT f.rev, {sure} {where} AND f.rev < ? ORDER BY f.rev DESC LIMIT ?",
@@ -666,47 +690,82 @@ class PgStore(Store):
                     span = max(span // 2, ceil((n - len(found)) * 1.25 / per_bucket))
         return found[:n]
 
-    def _checked(self, query: Query, revs: list[int]) -> set[int]:
+    def _checked(self, query: Query, revs: list[int], db: Connection | None = None) -> set[int]:
         """Of these candidates' revs, those whose post matches the query on its text."""
         if not revs:
             return set()
-        rows = self.db.execute(
+        rows = (db or self.db).execute(
             "SELECT rev, title, text, transcript, author FROM posts WHERE rev = ANY(?)", (revs,)
         )
         return {r[0] for r in rows if pgtext.matches(query, tuple(r)[1:])}
 
     def search_count(self, query: Query, source: str | None, since: str | None) -> int:
+        return self._count(self.db, query, source, since)  # type: ignore[arg-type]
+
+    def _count(self, db: Connection, query: Query, source: str | None, since: str | None) -> int:
+        """How many posts match, on `db`."""
         tsq = pgtext.tsquery(query)
-        where, params = self._search_where(tsq.text, source, since)
         if tsq.exact:
-            (n,) = self.db.execute(f"SELECT count(*) {where}", params).fetchone()
+            where, params = self._search_where(tsq, source, since)
+            (n,) = db.execute(f"SELECT count(*) {where}", params).fetchone()
             return int(n)
-        if tsq.sure is None:
-            sure = 0
-            unsure_sql = f"SELECT f.rev {where}"
-            unsure_params = params
-        else:
-            (sure,) = self.db.execute(
-                f"SELECT count(*) {where} AND f.doc @@ ?::tsquery", [*params, tsq.sure]
-            ).fetchone()
-            unsure_sql = f"SELECT f.rev {where} AND NOT f.doc @@ ?::tsquery"
-            unsure_params = [*params, tsq.sure]
-        unsure = [r[0] for r in self.db.execute(unsure_sql, unsure_params)]
-        checked = sum(
-            len(self._checked(query, unsure[i : i + 1000])) for i in range(0, len(unsure), 1000)
-        )
-        return int(sure) + checked
+        # One pass over the candidates: those the sure tsquery settles are counted in the
+        # server, the others (NEAR of three phrases, phrases in long posts, NEAR across two
+        # columns) are checked on their text.
+        where, params = self._search_where(tsq, source, since)
+        sure, sure_params = self._sure(tsq)
+        (n, unsure) = db.execute(
+            "SELECT count(*) FILTER (WHERE sure), coalesce(array_agg(rev) FILTER (WHERE NOT "
+            f"sure), '{{}}') FROM (SELECT f.rev, {sure} AS sure {where} OFFSET 0) c",
+            [*sure_params, *params],  # OFFSET 0: `sure` is worked out once a row
+        ).fetchone()
+        return int(n) + len(self._checked_all(query, unsure, db))
+
+    def _checked_all(self, query: Query, revs: list[int], db: Connection) -> list[int]:
+        """`_checked`, a thousand posts at a time."""
+        return [
+            r
+            for i in range(0, len(revs), 1000)
+            for r in self._checked(query, revs[i : i + 1000], db)
+        ]
 
     @staticmethod
-    def _search_where(  # type: ignore[override]
-        tsquery: str, source: str | None, since: str | None
+    def _sure(tsq: pgtext.TsQuery) -> tuple[str, list[Any]]:
+        """Whether a candidate row `f` surely matches, as SQL (and its parameters)."""
+        if tsq.exact:
+            return "true", []
+        if tsq.sure is None:
+            return "false", []
+        return "ts_match_vq(f.doc, ?::tsquery)", [tsq.sure]
+
+    @staticmethod
+    def _candidates(
+        tsq: pgtext.TsQuery, table: str = "posts_fts", buckets: str | None = None
     ) -> tuple[str, list[Any]]:
+        """FROM and WHERE for the rows `f` of `table` that may match: those the GIN index
+        gives for `tsq.index` (within these rev buckets) of which `tsq.text` holds.
+        (ts_match_vq is @@, which the planner would hand to the index as well.)"""
+        index = tsq.index if buckets is None else f"({tsq.index}) & ({buckets})"
+        sql = f"FROM {table} f WHERE f.doc @@ ?::tsquery"
+        params: list[Any] = [index]
+        if tsq.text != tsq.index:
+            sql += " AND ts_match_vq(f.doc, ?::tsquery)"
+            params.append(tsq.text)
+        return sql, params
+
+    @classmethod
+    def _search_where(  # type: ignore[override]
+        cls,
+        tsq: pgtext.TsQuery,
+        source: str | None,
+        since: str | None,
+        buckets: str | None = None,
+    ) -> tuple[str, list[Any]]:
+        sql, params = cls._candidates(tsq, "posts_fts", buckets)
         # The posts join only for the filters: every indexed rev is a post's (a post changed
         # is unindexed under its old rev in the same transaction).
-        sql = "FROM posts_fts f WHERE f.doc @@ ?::tsquery"
-        params: list[Any] = [tsquery]
         if source or since:
-            sql = "FROM posts_fts f JOIN posts p ON p.rev = f.rev WHERE f.doc @@ ?::tsquery"
+            sql = sql.replace("FROM posts_fts f", "FROM posts_fts f JOIN posts p ON p.rev = f.rev")
         if source:
             sql += " AND p.source_id = ?"
             params.append(source)

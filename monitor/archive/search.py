@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.archive.sqlite import Store
+
+if TYPE_CHECKING:
+    from monitor.query import Query
 
 
 @dataclass
@@ -26,13 +29,36 @@ def search(
     limit: int = 20,
 ) -> list[Hit]:
     """Posts matching `query_text`, best first. Raises QueryError for a query that cannot parse."""
-    from monitor.match import link_at
     from monitor.query import parse_query
-    from monitor.snippet import snippet, transcript_offset
 
     query = parse_query(query_text)
+    return _hits(store, query, store.search_rows(query, source, since, limit))
+
+
+def search_counted(
+    store: Store,
+    query_text: str,
+    *,
+    source: str | None = None,
+    since: str | None = None,
+    limit: int = 20,
+) -> tuple[list[Hit], int]:
+    """`search`, and how many posts match in all, as `monitor search` says it ("20 of 11,053
+    results"): counted only when the hits reached `limit` (on PostgreSQL, found with them in
+    one pass over the matches)."""
+    from monitor.query import parse_query
+
+    query = parse_query(query_text)
+    rows, total = store.search_counted(query, source, since, limit)
+    return _hits(store, query, rows), total
+
+
+def _hits(store: Store, query: Query, rows: list[Any]) -> list[Hit]:
+    from monitor.match import link_at
+    from monitor.snippet import snippet, transcript_offset
+
     hits = []
-    for row in store.search_rows(query, source, since, limit):
+    for row in rows:
         fields = {k: row[k] for k in ("title", "text", "transcript", "author")}
         offset = None
         if row["transcript"]:

@@ -323,7 +323,8 @@ class Store:
     The other backend (monitor.archive.postgres) is a subclass: it runs the same SQL through a
     connection that speaks PostgreSQL, and replaces what is SQLite's own: opening and the
     schema (`_open`, `_migrate`), `transaction`, and the search index (`_index`, `_unindex`,
-    `_clear_pass`, `_clear_index`, `matching_revs`, `search_rows`, `search_count`).
+    `_clear_pass`, `_clear_index`, `matching_revs`, `search_rows`, `search_count`,
+    `search_counted`).
     """
 
     # What a failure of the database itself raises (the daemon retries, a pass reports it).
@@ -968,6 +969,16 @@ class Store:
         sql = f"SELECT p.* {where}"
         sql += " ORDER BY bm25(posts_fts, 4.0, 1.0, 1.0, 0.5), p.published_at DESC LIMIT ?"
         return self.db.execute(sql, [*params, limit]).fetchall()
+
+    def search_counted(
+        self, query: Query, source: str | None, since: str | None, limit: int
+    ) -> tuple[list[Any], int]:
+        """search_rows, and how many posts match in all (counted only when `limit` were
+        found: fewer are all)."""
+        rows = self.search_rows(query, source, since, limit)
+        if len(rows) < limit:
+            return rows, len(rows)
+        return rows, self.search_count(query, source, since)
 
     def search_count(self, query: Query, source: str | None, since: str | None) -> int:
         where, params = self._search_where(query, source, since)
