@@ -535,6 +535,18 @@ def test_metrics_read_a_postgresql_archive(pg_url: str) -> None:
     assert "monitor_outbox_backlog 0.0" in text
 
 
+def one_alert_config(database: str) -> object:
+    """A configuration of one source, `src`, and one alert on NATO that notifies no one."""
+    from monitor.config import parse_config
+
+    return parse_config(
+        {"monitor": {"database": database},
+         "sources": {"src": {"type": "feed", "url": "https://s.example/rss"}},
+         "alerts": {"nato": {"query": "NATO", "notify": []}}},
+        env={},
+    )  # fmt: skip
+
+
 def _saved(url: str, posts: list) -> object:
     """An archive on `url` holding these posts, saved (and so revised) in this order."""
     store = open_archive(url)
@@ -683,7 +695,6 @@ def test_an_archive_of_schema_4_numbers_on_and_matches_the_posts_above_its_mark(
     those in `unmatched` and takes revs from a sequence, started above the stored ones."""
     import psycopg
 
-    from monitor.config import parse_config
     from monitor.match import match_pending
     from monitor.models import Post
 
@@ -695,12 +706,7 @@ def test_an_archive_of_schema_4_numbers_on_and_matches_the_posts_above_its_mark(
         con.execute("DROP TABLE unmatched")
         con.execute("DROP SEQUENCE posts_rev")
         con.execute("UPDATE monitor_schema SET version = 4")
-    config = parse_config(
-        {"monitor": {"database": pg_url},
-         "sources": {"src": {"type": "feed", "url": "https://s.example/rss"}},
-         "alerts": {"nato": {"query": "NATO", "notify": []}}},
-        env={},
-    )  # fmt: skip
+    config = one_alert_config(pg_url)
     store = open_archive(pg_url)
     try:
         (old_rev,) = store.db.execute("SELECT rev FROM posts").fetchone()

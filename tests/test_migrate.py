@@ -161,9 +161,9 @@ def test_posts_saved_but_not_matched_on_sqlite_are_matched_once_on_postgresql(
 ) -> None:
     from monitor.archive import open_archive
     from monitor.archive.migrate import migrate as copy
-    from monitor.config import parse_config
     from monitor.match import match_pending
     from monitor.models import Post
+    from tests.test_archive_postgres import one_alert_config
 
     lite = open_archive(str(tmp_path / "monitor.db"))
     lite.sync_sources([("src", "feed", None)])
@@ -178,12 +178,7 @@ def test_posts_saved_but_not_matched_on_sqlite_are_matched_once_on_postgresql(
         assert done.copied["posts"] == 2
         assert copy(lite, pg).copied["posts"] == 0  # twice: nothing waits twice either
         assert pg.db.execute("SELECT count(*) FROM unmatched").fetchone()[0] == 1
-        config = parse_config(
-            {"monitor": {"database": pg_url},
-             "sources": {"src": {"type": "feed", "url": "https://s.example/rss"}},
-             "alerts": {"nato": {"query": "NATO", "notify": []}}},
-            env={},
-        )  # fmt: skip
+        config = one_alert_config(pg_url)
         with pg.transaction() as db:
             pg.save_posts(db, "src", [Post("new", None, "NATO again")])
             match_pending(db, pg, config)
