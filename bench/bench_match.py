@@ -137,6 +137,11 @@ def build_archive(label: str, size: int) -> Path:
     store = Store(partial)
     started = time.perf_counter()
     fill(store, size)
+    return finish_archive(store, partial, path, started)
+
+
+def finish_archive(store: Store, partial: Path, path: Path, started: float) -> Path:
+    """A SQLite archive built at `partial`, checkpointed and analyzed, moved to `path`."""
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.db.execute("ANALYZE")
     store.close()

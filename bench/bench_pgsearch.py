@@ -47,7 +47,14 @@ sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
 from _corpus import Corpus  # noqa: E402
-from bench_match import ARCHIVE_SOURCES, OUT, PASS_SOURCE, SIZES, make_posts  # noqa: E402
+from bench_match import (  # noqa: E402
+    ARCHIVE_SOURCES,
+    OUT,
+    PASS_SOURCE,
+    SIZES,
+    finish_archive,
+    make_posts,
+)
 
 from monitor.archive import open_archive, pgtext  # noqa: E402
 from monitor.archive import postgres as pg_archive  # noqa: E402
@@ -134,16 +141,7 @@ def build_sqlite(label: str, size: int) -> Path:
         flush()
     with store.transaction() as db:
         db.execute("UPDATE search_state SET indexed_rev = ?", (size,))
-    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.db.execute("ANALYZE")
-    store.close()
-    for suffix in ("-wal", "-shm"):
-        Path(str(partial) + suffix).unlink(missing_ok=True)
-    os.replace(partial, path)
-    print(
-        f"\n  built in {time.perf_counter() - started:.0f}s, {path.stat().st_size / 2**20:,.0f} MiB"
-    )
-    return path
+    return finish_archive(store, partial, path, started)
 
 
 def build_pg(server: Any, label: str, size: int) -> str:

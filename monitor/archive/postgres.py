@@ -313,9 +313,10 @@ class Connection:
         statement's."""
         rows = list(rows)
         cur = self._live().cursor()
-        many = _VALUES.fullmatch(translate(sql)) if len(rows) > 1 else None
+        sql = translate(sql)
+        many = _VALUES.fullmatch(sql) if len(rows) > 1 else None
         if many is None:
-            cur.executemany(translate(sql), rows)
+            cur.executemany(sql, rows)
             return cur
         head, group, tail = many.groups()
         size = max(1, _MAX_PARAMS // max(1, group.count("%s")))

@@ -719,12 +719,13 @@ class Store:
             unique.setdefault(post_id(source_id, post.external_id), post)
         known = self._known(db, list(unique))
         self._adopt_former_ids(db, source_id, unique, known)
-        wanted = sum(
-            1
+        # The posts that take a new rev: new ones, and those whose searchable words change.
+        rewords = {
+            pid
             for pid, post in unique.items()
             if pid not in known or _words_changed(known[pid], post)
-        )
-        revs, indexed = self._new_revs(db, wanted) if wanted else (iter(()), 0)
+        }
+        revs, indexed = self._new_revs(db, len(rewords)) if rewords else (iter(()), 0)
         used: list[int] = []
         fresh = self._fresh
         new_posts: list[tuple[Any, ...]] = []
@@ -749,7 +750,7 @@ class Store:
                 result.new += 1
                 continue
             content_changed = (old["title"], old["text"]) != (post.title, post.text)
-            index_changed = _words_changed(old, post)
+            index_changed = pid in rewords
             meta_changed = (
                 old["url"],
                 old["published_at"],
