@@ -471,8 +471,8 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
             from monitor import ytdlp
 
             ytdlp.use_recording(None)
-    posts = _matched_posts(outcome, config.database)
     if args.json:
+        posts, snippets = _matched_posts(outcome, config.database, every=True)
         _print_json(
             {
                 "ok": outcome.ok,
@@ -483,7 +483,7 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
                         "http_status": r.http_status, "not_modified": r.not_modified,
                         "error": r.error, "seconds": round(r.seconds, 3),
                         "next_attempt_at": r.next_attempt_at, "notices": r.notices,
-                        "matches": [_match_doc(m, posts) for m in r.matches],
+                        "matches": [_match_doc(m, posts, snippets) for m in r.matches],
                     }
                     for r in outcome.sources
                 ],
@@ -495,7 +495,8 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
             }
         )  # fmt: skip
     elif not args.quiet:
-        _print_fetch_summary(outcome, posts, config)
+        posts, snippets = _matched_posts(outcome, config.database, every=False)
+        _print_fetch_summary(outcome, posts, snippets, config)
         if args.replay:  # the offline demo's next step: its archive is not the default one
             query = next((a.query for a in config.alerts.values()), "NATO")
             where = f" --config {args.config}" if args.config else ""
@@ -564,16 +565,20 @@ def _say_interrupted(done: list[Any], sources: list[Any], args: argparse.Namespa
 
 
 _Posts = dict[str, tuple[str | None, str | None, str | None]]
+_Snippets = dict[tuple[str, str], str]
 
 
-def _matched_posts(outcome: Any, store_path: str) -> _Posts:
-    """The title, URL and time (published, else first seen) of each post the pass matched."""
+def _matched_posts(outcome: Any, store_path: str, every: bool) -> tuple[_Posts, _Snippets]:
+    """The title, URL and time (published, else first seen) of each post the pass matched,
+    and the snippets of the matches to show (`every` one, or those of the summary) that were
+    not made when they matched."""
     from monitor.archive import open_archive
+    from monitor.match import stored_snippets
 
     ids = list(dict.fromkeys(m.post_id for r in outcome.sources for m in r.matches))
     posts: _Posts = {}
     if not ids:
-        return posts
+        return posts, {}
     store = open_archive(store_path, create=False)
     try:
         # A few hundred at a time: a busy pass may have matched thousands of posts.
@@ -585,19 +590,26 @@ def _matched_posts(outcome: Any, store_path: str) -> _Posts:
                 chunk,
             )
             posts.update((pid, (title, url, when)) for pid, title, url, when in rows)
-        return posts
+        shown = [
+            m
+            for r in outcome.sources
+            for m in (r.matches if every else [g[0] for g in _shown_groups(r.matches, posts)])
+            if m.snippet is None
+        ]
+        return posts, stored_snippets(store.db, shown)
     finally:
         store.close()
 
 
-def _match_doc(m: Any, posts: _Posts) -> dict[str, Any]:
+def _match_doc(m: Any, posts: _Posts, snippets: _Snippets) -> dict[str, Any]:
     """A match of `fetch --json`, with what `search --json` gives of its post."""
     from monitor.match import link_at
 
     title, url, _ = posts.get(m.post_id, (None, None, None))
+    snippet = m.snippet if m.snippet is not None else snippets.get((m.alert_id, m.post_id), "")
     return {
         "alert": m.alert_id, "post": m.post_id, "title": title, "url": url,
-        "link": link_at(url, m.offset) if url else None, "snippet": m.snippet, "offset": m.offset,
+        "link": link_at(url, m.offset) if url else None, "snippet": snippet, "offset": m.offset,
     }  # fmt: skip
 
 
@@ -606,7 +618,21 @@ MATCHES_IN_FULL = 20
 NEWEST_SHOWN = 5
 
 
-def _print_fetch_summary(outcome: Any, posts: _Posts, config: Config) -> None:
+def _shown_groups(matches: list[Any], posts: _Posts) -> list[list[Any]]:
+    """The matches a summary shows, by post: each alone, or past MATCHES_IN_FULL those of
+    the newest few posts (the first of a group is shown with its snippet)."""
+    if len(matches) <= MATCHES_IN_FULL:
+        return [[m] for m in matches]
+    by_post: dict[str, list[Any]] = {}
+    for m in matches:
+        by_post.setdefault(m.post_id, []).append(m)
+    newest = sorted(
+        by_post, key=lambda pid: posts.get(pid, (None, None, None))[2] or "", reverse=True
+    )
+    return [by_post[pid] for pid in newest[:NEWEST_SHOWN]]
+
+
+def _print_fetch_summary(outcome: Any, posts: _Posts, snippets: _Snippets, config: Config) -> None:
     from monitor.match import link_at
 
     width = max((len(r.source_id) for r in outcome.sources), default=6)
@@ -621,10 +647,9 @@ def _print_fetch_summary(outcome: Any, posts: _Posts, config: Config) -> None:
         print(f"{r.source_id:<{width}}  {status}")
         for notice in r.notices:
             print(f"{pad}note: {notice}")
+        groups = _shown_groups(r.matches, posts)
         if len(r.matches) > MATCHES_IN_FULL:
-            groups = _summarise_matches(r.matches, posts, config, pad)
-        else:
-            groups = [[m] for m in r.matches]
+            _print_match_counts(r.matches, len(groups), config, pad)
         for post_matches in groups:
             m = post_matches[0]
             title, url, _ = posts.get(m.post_id, (None, None, None))
@@ -634,7 +659,8 @@ def _print_fetch_summary(outcome: Any, posts: _Posts, config: Config) -> None:
             if len(post_matches) > 3:
                 alerts += f" +{len(post_matches) - 3}"
             print(f"{pad}↳ [{alerts}] {title}{at}")
-            print(f"{pad}    {m.snippet}")
+            snippet = m.snippet if m.snippet is not None else snippets.get((m.alert_id, m.post_id))
+            print(f"{pad}    {snippet or ''}")
             if url:
                 print(f"{pad}    {link_at(url, m.offset)}")
         if len(r.matches) > MATCHES_IN_FULL:
@@ -664,10 +690,8 @@ def _print_fetch_summary(outcome: Any, posts: _Posts, config: Config) -> None:
             print(f"  delivery error: {err}")
 
 
-def _summarise_matches(
-    matches: list[Any], posts: _Posts, config: Config, pad: str
-) -> list[list[Any]]:
-    """Print the count per alert; return the newest few posts' matches, to show in full."""
+def _print_match_counts(matches: list[Any], shown: int, config: Config, pad: str) -> None:
+    """A summarised source's matches: the count per alert, and how many posts follow."""
     from collections import Counter
 
     counts = Counter(m.alert_id for m in matches)
@@ -676,14 +700,8 @@ def _summarise_matches(
         alert = config.alerts.get(alert_id)
         query = f"  {alert.query}" if alert is not None else ""
         print(f"{pad}  {n:>6}  {alert_id}{query}")
-    by_post: dict[str, list[Any]] = {}
-    for m in matches:
-        by_post.setdefault(m.post_id, []).append(m)
-    newest = sorted(
-        by_post, key=lambda pid: posts.get(pid, (None, None, None))[2] or "", reverse=True
-    )
-    print(f"{pad}the newest {min(NEWEST_SHOWN, len(newest))} of {_count(len(by_post), 'post')}:")
-    return [by_post[pid] for pid in newest[:NEWEST_SHOWN]]
+    posts = len({m.post_id for m in matches})
+    print(f"{pad}the newest {shown} of {_count(posts, 'post')}:")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from monitor.archive.sqlite import Store, now_iso
 from monitor.config_types import format_duration
 from monitor.models import Match
+from monitor.snippet import SNIPPET_FIELDS
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -142,10 +143,6 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
         )
         for row in rows:
             sid, pid = row["source_id"], row["id"]
-            fields = fields_of.get(row["rev"])
-            if fields is None:
-                fields = fields_of[row["rev"]] = {k: row[k] for k in _SNIPPET_FIELDS}
-            snip = snippets.snippet(query, fields)
             offset = None
             if row["transcript"]:
                 if pid not in segments:
@@ -168,12 +165,20 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
                     notify = []  # recorded and searchable, but not sent
                     held[sid] += 1
                 budget -= 1
+            # The snippet is made now only for a payload, frozen at match time; any other
+            # waits for a reader (`stored_snippet`): on a busy pass most matches are never
+            # shown, and their snippets were most of the cost of a match.
+            snip = None
             if notify:
+                fields = fields_of.get(row["rev"])
+                if fields is None:
+                    fields = fields_of[row["rev"]] = {k: row[k] for k in SNIPPET_FIELDS}
+                snip = snippets.snippet(query, fields)
                 body = payload(alert_id, alert.query or "", row, types.get(sid, ""), snip, offset)
                 deliveries += store.delivery_rows(alert_id, pid, notify, body, matched_at)
             if link and alert.notify:
                 seen.setdefault(link, []).append((pid, sid))
-            rows_out.append((alert_id, pid, matched_at, snip, offset, link))
+            rows_out.append((alert_id, pid, matched_at, snip, offset, link, alert.query))
             found.matches.setdefault(sid, []).append(Match(alert_id, pid, snip, offset))
         for sid, n in held.items():
             found.notices.setdefault(sid, []).append(
@@ -196,7 +201,31 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
     return found
 
 
-_SNIPPET_FIELDS = ("title", "text", "transcript", "author")
+def stored_snippets(db: Any, matches: list[Match]) -> dict[tuple[str, str], str]:
+    """The snippets of these stored matches, by (alert, post), made from the query each match
+    row keeps: for matches whose snippet waited for a reader (`Match.snippet` None)."""
+    from monitor.snippet import StoredSnippets
+
+    wanted = {(m.alert_id, m.post_id) for m in matches}
+    made: dict[tuple[str, str], str] = {}
+    maker = StoredSnippets()
+    ids = list(dict.fromkeys(pid for _, pid in wanted))
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        rows = db.execute(
+            "SELECT m.alert_id, m.post_id, m.snippet, m.query, p.title, p.text, p.transcript, "
+            "p.author FROM matches m JOIN posts p ON p.id = m.post_id "
+            f"WHERE m.post_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        for alert_id, pid, snippet, query, *values in rows:
+            if (alert_id, pid) in wanted:
+                made[alert_id, pid] = (
+                    snippet
+                    if snippet is not None
+                    else maker.snippet(query, dict(zip(SNIPPET_FIELDS, values, strict=True)))
+                )
+    return made
 
 
 def _twin(earlier: list[tuple[str, str]] | None, pid: str) -> str | None:

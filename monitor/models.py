@@ -73,5 +73,6 @@ class Match:
 
     alert_id: str
     post_id: str
-    snippet: str
+    # None until a reader needs it: made at match time only for an alert that is sent.
+    snippet: str | None
     offset: float | None = None  # seconds into the video when the match is in the transcript

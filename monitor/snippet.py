@@ -7,9 +7,24 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 
-from monitor.query import And, Field, Near, Node, Not, Or, Phrase, Query, Term, split_tokens
+from monitor.query import (
+    And,
+    Field,
+    Near,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Query,
+    QueryError,
+    Term,
+    parse_query,
+    split_tokens,
+)
 from monitor.text import fold
 
+# The post's fields a snippet is made of.
+SNIPPET_FIELDS = ("title", "text", "transcript", "author")
 # Tie-break between fields that hold as many terms: the body gives the most useful context.
 _FIELD_ORDER = ("text", "transcript", "title", "author")
 _SEGMENT_WINDOW = 3  # a sentence rarely straddles more captions than this
@@ -344,6 +359,35 @@ class Snippets:
 
 
 _LONG = 2_000  # characters: a field this long is first tested for a term before it is read
+
+
+class StoredSnippets:
+    """Snippets of stored matches that were not given one when they matched (`matches.snippet`
+    is NULL): made from the query the match row keeps, which the alert had then.
+
+    One instance serves one reader's page or output: it parses each query once and reads
+    each text once (`Snippets`).
+    """
+
+    def __init__(self) -> None:
+        self._snippets = Snippets()
+        self._queries: dict[str, Query | None] = {}
+
+    def snippet(self, query: str | None, fields: Mapping[str, str | None]) -> str:
+        """The snippet of a match of `query` (its text) on a post's fields; "" without one."""
+        if not query:
+            return ""
+        parsed = self._queries.get(query, _UNPARSED)
+        if parsed is _UNPARSED:
+            try:
+                parsed = parse_query(query)
+            except QueryError:  # an archive written by hand; the post is still shown
+                parsed = None
+            self._queries[query] = parsed
+        return "" if parsed is None else self._snippets.snippet(parsed, fields)
+
+
+_UNPARSED = object()
 
 
 def snippet(query: Query, fields: Mapping[str, str | None], width: int = 30) -> str:

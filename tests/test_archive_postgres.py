@@ -150,6 +150,12 @@ def test_the_offline_demo_runs_on_postgresql(tmp_path: Path, pg_url: str, capsys
     assert main(["fetch", "--replay", replay, "--config", cfg, "--db", db, "--json"]) == 0
     on_sqlite = json.loads(capsys.readouterr().out)
     assert {m["post"] for s in on_sqlite["sources"] for m in s["matches"]} == matched
+    # Snippets of matches not sent are made for the output, from each archive alike.
+    snippets = [
+        {(m["alert"], m["post"]): m["snippet"] for s in doc["sources"] for m in s["matches"]}
+        for doc in (fetched, on_sqlite)
+    ]
+    assert snippets[0] == snippets[1] and all(snippets[0].values())
     assert [s["new"] for s in on_sqlite["sources"]] == [s["new"] for s in fetched["sources"]]
 
     found = 0
@@ -720,6 +726,46 @@ def test_an_archive_of_schema_4_numbers_on_and_matches_the_posts_above_its_mark(
         assert len(matched) == 2  # the post left above the mark, and the new one
         assert store.db.execute("SELECT count(*) FROM posts_fts").fetchone()[0] == 2
         assert store.db.execute("SELECT count(*) FROM unmatched").fetchone()[0] == 0
+        assert (
+            store.db.execute("SELECT version FROM monitor_schema").fetchone()[0] == SCHEMA_VERSION
+        )
+    finally:
+        store.close()
+
+
+def test_an_archive_of_schema_5_keeps_its_snippets_and_matches_keep_their_query(
+    pg_url: str,
+) -> None:
+    """Schema 6 lets a snippet wait for a reader unless the match is sent: the match row keeps
+    the alert's query, which the snippet is made of when it is read."""
+    import psycopg
+
+    from monitor.match import match_pending, stored_snippets
+    from monitor.models import Match, Post
+
+    store = _saved(pg_url, [Post("a", None, "NATO summit", "opens")])
+    (old,) = store.db.execute("SELECT id FROM posts").fetchone()
+    with store.transaction() as db:
+        store.add_match(db, "old", old, "[NATO] summit", None, [], {})
+    store.close()
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("ALTER TABLE matches DROP COLUMN query")
+        con.execute("UPDATE monitor_schema SET version = 5")
+    store = open_archive(pg_url)
+    try:
+        with store.transaction() as db:
+            store.save_posts(db, "src", [Post("b", None, "NATO troops", "arrive")])
+            found = match_pending(db, store, one_alert_config(pg_url))
+        rows = {
+            r[0]: (r[1], r[2])
+            for r in store.db.execute("SELECT alert_id, snippet, query FROM matches")
+        }
+        (new,) = [m.post_id for ms in found.matches.values() for m in ms if m.post_id != old]
+        assert rows == {"old": ("[NATO] summit", None), "nato": (None, "NATO")}
+        assert stored_snippets(store.db, [Match("old", old, None), Match("nato", new, None)]) == {
+            ("old", old): "[NATO] summit",
+            ("nato", new): "[NATO] troops",
+        }
         assert (
             store.db.execute("SELECT version FROM monitor_schema").fetchone()[0] == SCHEMA_VERSION
         )

@@ -169,6 +169,36 @@ def test_latest_matches_filters_by_alert_and_answers_json(archive):
     assert matches[0]["link"].startswith("https://")
 
 
+def test_matches_not_sent_show_their_snippets_in_the_table_and_in_sql(archive):
+    # A match that was not sent keeps its query, not a snippet (matches.snippet is NULL):
+    # the table view and SQL make it from the query and the post.
+    db, _ = archive
+    conn = sqlite3.connect(db)
+    (waiting,) = conn.execute(
+        "SELECT count(*) FROM matches WHERE snippet IS NULL AND alert_id = 'voyska-nato'"
+    ).fetchone()
+    conn.close()
+    assert waiting == 1
+    sql = (
+        "SELECT coalesce(m.snippet, monitor_snippet(m.query, p.title, p.text, p.transcript, "
+        "p.author)) AS s FROM matches m JOIN posts p ON p.id = m.post_id "
+        "WHERE m.alert_id = 'voyska-nato'"
+    )
+
+    async def go():  # noqa: ANN202
+        ds = await started(db)
+        table = await ds.client.get("/desk-archive/matches", params={"alert_id": "voyska-nato"})
+        row = await ds.client.get("/desk-archive.json", params={"sql": sql, "_shape": "array"})
+        return table, row
+
+    table, row = run(go())
+    assert table.status_code == 200
+    cells = re.findall(r'<td class="col-snippet[^"]*">(.*?)</td>', table.text, re.S)
+    assert len(cells) == 1 and "[НАТО]" in cells[0]
+    (made,) = row.json()
+    assert "[НАТО]" in made["s"] and made["s"] == cells[0].strip()
+
+
 def test_a_database_that_is_not_an_archive_keeps_datasettes_own_search(tmp_path, archive):
     other = tmp_path / "notes.db"
     conn = sqlite3.connect(other)

@@ -476,6 +476,12 @@ def test_a_busy_source_s_matches_are_summarised_and_json_keeps_every_one(tmp_pat
     tass = next(s for s in doc["sources"] if s["id"] == "tass")
     assert len(tass["matches"]) == 45
     assert all(m["snippet"] for m in tass["matches"])
+    # The kremlin alert sends nothing, so its snippets were made for this output, each from
+    # its own post.
+    kremlin = {m["post"]: m["snippet"] for m in tass["matches"] if m["alert"] == "kremlin"}
+    assert len(kremlin) == 15
+    assert all(re.fullmatch(r"Day \d+ of NATO troops in Ukraine, \[Kremlin\] says\.", x)
+               for x in kremlin.values())  # fmt: skip
 
 
 def test_a_post_many_alerts_matched_names_three_of_them(tmp_path, capsys):

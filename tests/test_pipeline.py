@@ -14,6 +14,7 @@ from monitor import sources as registry
 from monitor.archive.sqlite import Store
 from monitor.config import parse_config
 from monitor.http import FetchError, Http
+from monitor.match import stored_snippets
 from monitor.models import Post
 from monitor.pipeline import run_source
 from monitor.runner import fetch_pass
@@ -91,6 +92,44 @@ async def test_new_matching_post_records_a_match_and_a_pending_delivery(env):
         payload["post"]["title"] == "Lavrov laughs"
         and payload["link"] == "https://tass.com/politics/1"
     )
+
+
+async def test_a_snippet_waits_for_a_reader_unless_the_match_is_sent(env, tmp_path):
+    # A busy pass matches thousands of posts nobody is sent or shown: their snippets were most
+    # of a match's cost. A sent match is given its snippet in its frozen payload; any other
+    # keeps the alert's query, and its snippet is made from it when it is read.
+    _, store = env
+    config = parse_config(
+        {
+            "monitor": {"database": str(tmp_path / "m.db")},
+            "sources": {"a": {"type": "fake", "name": "a"}},
+            "alerts": {
+                "sent": {"query": "NATO troops Ukraine", "notify": ["hook"]},
+                "kept": {"query": '"Lavrov laughed" OR Antalya', "notify": []},
+            },
+            "notifiers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
+        },
+        env={},
+    )
+    FakeSource.feeds["a"] = [LAVROV]
+    r = await run(config, store, "a")
+    rows = {
+        x["alert_id"]: x
+        for x in store.db.execute("SELECT alert_id, snippet, query FROM matches").fetchall()
+    }
+    sent = "Asked about [NATO] [troops] in [Ukraine], Lavrov laughed."
+    assert rows["sent"]["snippet"] == sent and rows["sent"]["query"] == "NATO troops Ukraine"
+    (payload,) = [json.loads(x[0]) for x in store.db.execute("SELECT payload FROM deliveries")]
+    assert payload["snippet"] == sent
+    assert (
+        rows["kept"]["snippet"] is None and rows["kept"]["query"] == '"Lavrov laughed" OR Antalya'
+    )
+    assert {m.alert_id: m.snippet for m in r.matches} == {"sent": sent, "kept": None}
+    pid = r.matches[0].post_id
+    assert stored_snippets(store.db, r.matches) == {
+        ("sent", pid): sent,
+        ("kept", pid): "Asked about NATO troops in Ukraine, [Lavrov] [laughed].",
+    }
 
 
 async def test_alert_fires_once_per_post_across_passes(env):

@@ -166,7 +166,7 @@ def test_an_archive_from_schema_version_8_takes_deliveries_without_a_post(tmp_pa
     )
     db.close()
     s = Store(path)
-    assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 11
+    assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 12
     kept = s.db.execute("SELECT id, post_id, batch, episode_id FROM deliveries").fetchall()
     assert [tuple(r) for r in kept] == [("msg_1", "p1", "msg_1", None)]
     notnull = {r[1]: r[3] for r in s.db.execute("PRAGMA table_info(deliveries)")}

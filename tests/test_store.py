@@ -395,6 +395,33 @@ def test_last_new_at_is_when_a_fetch_last_found_a_post_not_seen_before(store, mo
     assert store.source_rows()[0]["last_new_at"] == "2026-11-04T10:00:00Z"
 
 
+def test_an_archive_from_schema_version_11_keeps_its_snippets_and_learns_queries(tmp_path):
+    # Version 12 made a snippet wait for a reader unless it is sent, from the query the match
+    # row keeps: rows from before have their snippets, and no query.
+    from monitor.match import stored_snippets
+    from monitor.models import Match
+
+    path = tmp_path / "v11.db"
+    s = Store(path)
+    s.sync_sources([("src", "feed", None)])
+    save(s, [Post("g", None, title="NATO troops")])
+    (pid,) = s.db.execute("SELECT id FROM posts").fetchone()
+    with s.transaction() as db:
+        s.add_match(db, "nato", pid, "[NATO] troops", None, [], {})
+    s.db.executescript("ALTER TABLE matches DROP COLUMN query; PRAGMA user_version = 11;")
+    s.close()
+    s = Store(path)
+    assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 12
+    assert [tuple(r) for r in s.db.execute("SELECT snippet, query FROM matches")] == [
+        ("[NATO] troops", None)
+    ]
+    assert stored_snippets(s.db, [Match("nato", pid, None)]) == {("nato", pid): "[NATO] troops"}
+    with s.transaction() as db:
+        s.add_matches(db, [("troops", pid, "2026-12-07T00:00:00Z", None, None, None, "troops")], [])
+    assert stored_snippets(s.db, [Match("troops", pid, None)]) == {("troops", pid): "NATO [troops]"}
+    s.close()
+
+
 def test_an_archive_from_schema_version_7_learns_last_new_posts_and_matched_links(tmp_path):
     path = tmp_path / "v7.db"
     s = Store(path)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # 2 and 3: see SCHEMA. 4: each tsvector holds its rev bucket (pgtext.bucket), UPGRADES[3].
 # 5: revs from a sequence, posts indexed as they are saved, `unmatched` for the alerts.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SETTING = "[monitor] database"
 # The alerts' turn: matching holds this advisory lock (per database) until it commits, as
 # SQLite's BEGIN IMMEDIATE holds the file's, so that an alert's dedupe by link, its hourly
@@ -182,6 +182,9 @@ SCHEMA = [
     # later would be skipped): each saved post is listed here until the alerts have run on it.
     "CREATE SEQUENCE IF NOT EXISTS posts_rev",
     "CREATE TABLE IF NOT EXISTS unmatched (rev BIGINT PRIMARY KEY)",
+    # Version 6: a match's snippet waits for a reader unless the match is sent; it is made
+    # from the query the alert had when it matched.
+    "ALTER TABLE matches ADD COLUMN IF NOT EXISTS query TEXT",
 ]
 
 # From a version to the next, run after SCHEMA (whose statements make only what is missing).

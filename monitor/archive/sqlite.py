@@ -24,7 +24,7 @@ from monitor.text import fold
 if TYPE_CHECKING:
     from monitor.query import Query
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 log = logging.getLogger("monitor")
 # The WAL is cut back to this after each checkpoint that empties it: a pass that wrote 60 MB
 # of it, or a disk that filled up (no checkpoint could finish), must not keep its size.
@@ -42,6 +42,7 @@ _ADDED_COLUMNS = [
     ("matches", "url", "TEXT"),
     ("sources", "failing_since", "TEXT"),
     ("sources", "fetched_by", "TEXT"),
+    ("matches", "query", "TEXT"),
 ]
 # What an added column starts as in an archive that had none.
 _BACKFILLS = {
@@ -122,9 +123,10 @@ CREATE TABLE IF NOT EXISTS matches (
     alert_id TEXT NOT NULL,
     post_id TEXT NOT NULL REFERENCES posts(id),
     matched_at TEXT NOT NULL,
-    snippet TEXT,
+    snippet TEXT,  -- NULL until shown, unless sent: made from `query` (monitor.snippet)
     "offset" REAL,
     url TEXT,  -- the post's link when it matched: one alert per link, whichever source has it
+    query TEXT,  -- the alert's query when it matched, which a snippet made later is made of
     UNIQUE (alert_id, post_id)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -1098,12 +1100,13 @@ class Store:
         matches: list[tuple[Any, ...]],
         deliveries: list[tuple[Any, ...]],
     ) -> None:
-        """Record matches (alert, post, matched_at, snippet, offset, url) and their deliveries
-        (`delivery_rows`) in two statements: the caller has ruled out the pairs already there
-        (`already_matched`), in this same transaction."""
+        """Record matches (alert, post, matched_at, snippet, offset, url, query) and their
+        deliveries (`delivery_rows`) in two statements: the caller has ruled out the pairs
+        already there (`already_matched`), in this same transaction."""
         db.executemany(
-            'INSERT OR IGNORE INTO matches (alert_id, post_id, matched_at, snippet, "offset", url)'
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO matches "
+            '(alert_id, post_id, matched_at, snippet, "offset", url, query)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             matches,
         )
         db.executemany(

@@ -82,6 +82,47 @@ def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) 
         return
     if archive:
         conn.create_function("escape_fts", 1, _escape_fts, deterministic=True)
+        # A match's snippet is made when first shown, unless it was sent (matches.snippet is
+        # NULL until then); SQL gets it as `coalesce(m.snippet, monitor_snippet(m.query,
+        # p.title, p.text, p.transcript, p.author))`.
+        conn.create_function("monitor_snippet", 5, _snippet_of, deterministic=True)
+
+
+def _snippet_of(query: str | None, *fields: str | None) -> str:
+    from monitor.snippet import SNIPPET_FIELDS, StoredSnippets
+
+    return StoredSnippets().snippet(query, dict(zip(SNIPPET_FIELDS, fields, strict=True)))
+
+
+@hookimpl
+def render_cell(
+    row: Any, value: Any, column: str, table: str, database: str, datasette: Any
+) -> Any:
+    """`matches.snippet` in Datasette's table and row views: made from the row's query and
+    its post when it was not made at match time (NULL)."""
+    if table != "matches" or column != "snippet" or value is not None:
+        return None
+    try:
+        query, post_id = row["query"], row["post_id"]
+    except (IndexError, KeyError):  # columns left out of the view (`_col=`)
+        return None
+    if isinstance(post_id, dict):  # a foreign key Datasette expanded to its label
+        post_id = post_id.get("value")
+    if not query or not post_id or not is_archive(datasette, database):
+        return None
+
+    async def made() -> str | None:
+        from monitor.snippet import SNIPPET_FIELDS
+
+        db = datasette.get_database(database)
+        post = (
+            await db.execute(
+                f"SELECT {', '.join(SNIPPET_FIELDS)} FROM posts WHERE id = ?", [post_id]
+            )
+        ).first()
+        return None if post is None else _snippet_of(query, *post) or None
+
+    return made()
 
 
 def _escape_fts(text: str | None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.snippet import SNIPPET_FIELDS
+
 # What a desk reads first on `posts`, and what only a script needs (ids, hashes, counters) last.
 POSTS_FIRST = ("title", "source_id", "published_at", "url")
 POSTS_LAST = ("first_seen_at", "updated_at", "version", "id", "external_id", "rev")
@@ -11,7 +13,9 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 _MATCHES_SQL = """
 SELECT m.alert_id, m.matched_at, m.snippet, m."offset", p.id AS post_id, p.source_id, p.title,
-       p.url, p.kind, p.published_at, p.first_seen_at
+       p.url, p.kind, p.published_at, p.first_seen_at, m.query,
+       -- what a snippet not made at match time is made of (a transcript only then)
+       {fields}
 FROM matches m JOIN posts p ON p.id = m.post_id
 {where}
 ORDER BY m.matched_at DESC, coalesce(p.published_at, p.first_seen_at) DESC, m.rowid DESC
@@ -46,16 +50,27 @@ def _when(published: str | None, seen: str | None) -> str:
     return f"seen {seen[:16].replace('T', ' ')} UTC" if seen else ""
 
 
+_FIELDS = ", ".join(
+    f"CASE WHEN m.snippet IS NULL THEN p.{f} END AS field_{f}" for f in SNIPPET_FIELDS
+)
+
+
 def match_rows(rows: list[Any]) -> list[dict[str, Any]]:
     """The page's rows: every text escaped, the matched words marked, the link at the second."""
     from markupsafe import Markup
 
     from monitor.match import link_at
     from monitor.notifiers.message import highlight_html
+    from monitor.snippet import StoredSnippets
 
     out = []
+    maker = StoredSnippets()
     for r in rows:
         link = link_at(r["url"], r["offset"])
+        snippet = r["snippet"]
+        if snippet is None:  # not sent when it matched: made now (matches.query)
+            fields = {f: r[f"field_{f}"] for f in SNIPPET_FIELDS}
+            snippet = maker.snippet(r["query"], fields)
         out.append(
             {
                 "when": _when(r["published_at"], r["first_seen_at"]),
@@ -66,7 +81,7 @@ def match_rows(rows: list[Any]) -> list[dict[str, Any]]:
                 # Feeds can carry javascript: or data: links; only web links become anchors.
                 "link": link if link and link.lower().startswith(("http://", "https://")) else None,
                 "at": None if r["offset"] is None else f"{int(r['offset'])}s",
-                "snippet": Markup(highlight_html(r["snippet"])),
+                "snippet": Markup(highlight_html(snippet)),
                 "post_id": r["post_id"],
             }
         )
@@ -96,7 +111,7 @@ async def latest_matches(datasette: Any, request: Any) -> Any:
     where = ""
     if alert:
         where, params["alert"] = "WHERE m.alert_id = :alert", alert
-    rows = (await db.execute(_MATCHES_SQL.format(where=where), params)).rows
+    rows = (await db.execute(_MATCHES_SQL.format(where=where, fields=_FIELDS), params)).rows
     alerts = [r[0] for r in (await db.execute(
         "SELECT alert_id, count(*) FROM matches GROUP BY alert_id ORDER BY alert_id")).rows]  # fmt: skip
     matches = match_rows(rows)
