@@ -28,6 +28,7 @@ the load, and two daemons measured side by side see the same load.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -119,6 +120,7 @@ def main() -> None:
         help="another checkout, run side by side (same load) as a second daemon",
     )
     p.add_argument("--keep", type=Path, help="keep the archives, logs and profile here")
+    p.add_argument("--json", type=Path, help="also write the figures here (bench_summary.py)")
     args = p.parse_args()
     if seconds(args.every) * 3 > args.measure:
         print("note: --measure covers fewer than three cycles of --every", file=sys.stderr)
@@ -162,10 +164,17 @@ def main() -> None:
     finally:
         for arm in arms:
             arm.close()
-    load = os.getloadavg()
-    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    end_load = os.getloadavg()
+    print(f"load average at the end: {end_load[0]:.2f} {end_load[1]:.2f} {end_load[2]:.2f}")
     for arm in arms:
         arm.report()
+    if args.json:
+        args.json.write_text(json.dumps({
+            "sources": args.sources, "every": args.every, "measure": args.measure,
+            "load": [load[0], end_load[0]],
+            "arms": {arm.name: {"per_poll_ms": arm.per_poll(),
+                                "polls": sum(arm.polls1) - sum(arm.polls0)} for arm in arms},
+        }, indent=1))  # fmt: skip
     if len(arms) == 2:
         a, b = (arm.per_poll() for arm in arms)
         print(f"\nthis / compare: {a / b:.2f}× the CPU per poll, measured side by side")
@@ -250,6 +259,8 @@ class Arm:
         print(f"daemon CPU: {cpu:.2f} s ({cpu / span * 100:.1f}% of a core; user {user:.2f} s, "
               f"system {system:.2f} s)")  # fmt: skip
         verdict = "met" if per <= TARGET_MS else "NOT met"
+        if n + other == 0:
+            verdict = "no poll in the window: measure longer than --every"
         print(f"CPU per conditional poll: {per:.3f} ms (target ≤ {TARGET_MS:g} ms) — {verdict}")
 
 

@@ -65,6 +65,7 @@ TARGETS = {
     "us_per_match": 25.0, "warm_r2e": 3.0, "warm_newsboat": 20.0, "rss_mb": 150.0,
 }  # fmt: skip
 WARM_AT = 2000  # the warm targets are set at this many feeds (issue 14), not at 200
+LOADS: list[float] = []  # the load average after each counted round
 
 
 @dataclass
@@ -241,6 +242,7 @@ def main() -> None:
     )
     p.add_argument("--timeout", type=float, default=900.0, help="kill a run after this (s)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--json", type=Path, help="also write the medians here (bench_summary.py)")
     args = p.parse_args()
     if args.reps < 1 or args.feeds < 1 or args.items < 1 or args.warmup < 0:
         p.error("--feeds, --items and --reps must be at least 1, --warmup at least 0")
@@ -273,6 +275,18 @@ def main() -> None:
     ]
     for layout, (tools, floors) in results:
         report(layout, args.feeds, tools, args.feeds * args.items, floors)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "feeds": args.feeds, "items": args.items, "reps": args.reps,
+            "load": [min(LOADS), max(LOADS)],
+            "layouts": {layout: {name: {
+                "cold": t.median("cold", "wall"), "cold_cpu": t.median("cold", "cpu"),
+                "warm": t.median("warm", "wall") if t.has("warm") else None,
+                "warm_cpu": t.median("warm", "cpu") if t.has("warm") else None,
+                "matches": statistics.median(t.matches) if t.matches else None,
+                "rss_mb": t.peak_mb()} for name, t in tools.items()}
+                for layout, (tools, _) in results},
+        }, indent=1))  # fmt: skip
 
 
 def run_layout(
@@ -392,7 +406,10 @@ def run_layout(
                     tools["newsboat"].cold.append(cold)
                     tools["newsboat"].warm.append(warm)
             label = f"rep {rep - args.warmup + 1}/{args.reps}" if counted else "warm-up"
-            print(f"  {label}: {', '.join(line)}  (load {os.getloadavg()[0]:.1f})", flush=True)
+            load = os.getloadavg()[0]
+            if counted:
+                LOADS.append(load)
+            print(f"  {label}: {', '.join(line)}  (load {load:.1f})", flush=True)
     finally:
         server.close()
         if args.keep:
