@@ -46,9 +46,12 @@ _HEADER = struct.Struct("!Q")
 _HELLO = -1  # the job id of the worker's first frame: imports done, ready for jobs
 _INLINE = object()  # a queued job the parent must run itself (the worker went away first)
 # Documents handed to the worker and not yet answered, past which the parent parses the next
-# small one itself: both processes parse while there is a backlog, so neither waits on the
-# other (see `ParseWorker.parse`).
-QUEUE = 16
+# small one itself, so that a worker far behind does not leave the parent idle at the end of
+# a pass. Not lower: over many hosts the answers come in bursts of up to 32 (the client's
+# limit), and at 16 the parent parsed 96 of bench_poll's 200 feeds in those bursts while the
+# worker waited for its next ones (wall time +20% against no sharing, `--hosts many`); at 64
+# it parses about 40 there, and on one host none but the few before the worker is ready.
+QUEUE = 64
 SHARE_BELOW = 256 * 1024  # larger documents always go to the worker: here they hold the loop
 
 
@@ -98,7 +101,7 @@ class ParseWorker:
         if not self._ready or self._gone or self._writer is None or key not in ALLOWED:
             return fn(*args)
         if len(self._pending) >= QUEUE and _size(args) < SHARE_BELOW:
-            # The worker has enough to do: parsing this one here costs the parent a few ms,
+            # The worker is far behind: parsing this one here costs the parent a few ms,
             # where waiting costs it the worker's whole backlog.
             return fn(*args)
         job = self._next_id
