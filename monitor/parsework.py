@@ -50,7 +50,7 @@ _INLINE = object()  # a queued job the parent must run itself (the worker went a
 # a pass. Not lower: over many hosts the answers come in bursts of up to 32 (the client's
 # limit), and at 16 the parent parsed 96 of bench_poll's 200 feeds in those bursts while the
 # worker waited for its next ones (wall time +20% against no sharing, `--hosts many`); at 64
-# it parses about 40 there, and on one host none but the few before the worker is ready.
+# it parses 10-45 of them, on either layout.
 QUEUE = 64
 SHARE_BELOW = 256 * 1024  # larger documents always go to the worker: here they hold the loop
 
