@@ -115,7 +115,8 @@ def wrap_steps(ev: Any, pw: Any) -> None:
         sent = self._next_id
         result = await parse(self, fn, *args)
         # When the source has its posts, from the worker or from this process.
-        ev("worker_posts" if self._next_id > sent else "parsed_here")
+        there = self._next_id > sent
+        ev("worker_posts" if there else "parsed_here", [self._ready, len(self._pending)])
         return result
 
     pw.ParseWorker.parse = counted  # type: ignore[method-assign]
@@ -257,8 +258,8 @@ def report(run: dict[str, Any], out: Path, width: float) -> None:
     firsts: dict[str, float] = {}
     lasts: dict[str, float] = {}
     counts: collections.Counter[str] = collections.Counter()
-    for t, who, kind, _ in events:
-        key = f"{who}:{kind}"
+    for t, who, kind, detail in events:
+        key = f"{who}:{kind}" + (f" (ready {detail[0]})" if kind == "parsed_here" else "")
         firsts.setdefault(key, t - t0)
         lasts[key] = t - t0
         counts[key] += 1
