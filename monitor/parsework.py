@@ -16,25 +16,43 @@ parsed inline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import os
 import pickle
 import struct
-import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ParseError
 from monitor.text import folds_of, remember_folds
 
-# The parsers the worker runs: pure functions, bytes and strings in, posts out.
-ALLOWED = frozenset({"monitor.sources.feed:parse_feed", "monitor.sources.feed:read_feed"})
+if TYPE_CHECKING:
+    # Imported where the parent uses them: the worker needs neither, and asyncio is a fifth
+    # of its start-up (its answers are late by that much, and a cold pass waits for them).
+    import asyncio
+    import subprocess
+
+# The parsers the worker runs: pure functions, bytes and strings in, posts out. A source asks
+# for the name on the left (the wrapper in monitor.sources, which imports the parsers when
+# called); the worker imports the one on the right, and with it lxml, before it says it is
+# ready, and not the sources' layer, which brings the event loop with it.
+ALLOWED = {
+    "monitor.sources.feed:parse_feed": "monitor.feeds.document:parse_feed",
+    "monitor.sources.feed:read_feed": "monitor.feeds.document:read_feed",
+}
 _HEADER = struct.Struct("!Q")
 _HELLO = -1  # the job id of the worker's first frame: imports done, ready for jobs
 _INLINE = object()  # a queued job the parent must run itself (the worker went away first)
+# Documents handed to the worker and not yet answered, past which the parent parses the next
+# small one itself, so that a worker far behind does not leave the parent idle at the end of
+# a pass. Not lower: over many hosts the answers come in bursts of up to 32 (the client's
+# limit), and at 16 the parent parsed 96 of bench_poll's 200 feeds in those bursts while the
+# worker waited for its next ones (wall time +20% against no sharing, `--hosts many`); at 64
+# it parses 10-45 of them, on either layout.
+QUEUE = 64
+SHARE_BELOW = 256 * 1024  # larger documents always go to the worker: here they hold the loop
 
 
 def _key(fn: Callable[..., Any]) -> str:
@@ -56,6 +74,8 @@ class ParseWorker:
     @classmethod
     def start(cls) -> ParseWorker:
         """Launch the process (blocking, a few ms); `attach` it once the event loop runs."""
+        import subprocess
+
         proc = subprocess.Popen(
             [sys.executable, "-m", "monitor.parsework", str(os.getpid())],
             stdin=subprocess.PIPE,
@@ -65,6 +85,8 @@ class ParseWorker:
         return cls(proc)
 
     async def attach(self) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         assert self.proc.stdin is not None and self.proc.stdout is not None
         reader = asyncio.StreamReader(limit=1 << 30)
@@ -73,8 +95,14 @@ class ParseWorker:
         self._reader = asyncio.create_task(self._answers(reader))
 
     async def parse(self, fn: Callable[..., Any], *args: Any) -> Any:
+        import asyncio
+
         key = _key(fn)
         if not self._ready or self._gone or self._writer is None or key not in ALLOWED:
+            return fn(*args)
+        if len(self._pending) >= QUEUE and _size(args) < SHARE_BELOW:
+            # The worker is far behind: parsing this one here costs the parent a few ms,
+            # where waiting costs it the worker's whole backlog.
             return fn(*args)
         job = self._next_id
         self._next_id += 1
@@ -124,6 +152,8 @@ class ParseWorker:
     async def aclose(self) -> None:
         # Nothing to flush in the worker (its answers are all in or abandoned): stop it
         # outright rather than wait for it to finish starting up or to drain its queue.
+        import asyncio
+
         if self._writer is not None:
             self._writer.close()
         self.stop()
@@ -140,6 +170,10 @@ class ParseWorker:
             for pipe in (self.proc.stdin, self.proc.stdout):
                 if pipe is not None:
                     pipe.close()
+
+
+def _size(args: tuple[Any, ...]) -> int:
+    return sum(len(a) for a in args if isinstance(a, bytes | str))
 
 
 def _widen(*pipes: Any) -> None:
@@ -169,7 +203,7 @@ def _serve() -> None:
     """The worker: answer jobs until stdin closes."""
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the answers
-    parsers = {key: _resolve(key) for key in ALLOWED}
+    parsers = {key: _resolve(where) for key, where in ALLOWED.items()}
 
     def send(frame: tuple[int, bool, Any, dict[str, str] | None]) -> None:
         try:

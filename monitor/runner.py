@@ -112,13 +112,19 @@ async def fetch_pass(
 
     # A source's save waits a little for the next ones to share its commit (see commits.py):
     # with other sources still to come, it costs the pass nothing.
-    commits = GroupCommit(store, wait=COMMIT_WAIT if len(sources) > 1 else 0.0)
+    # Once every source still running has a save waiting, none can join: it goes at once.
+    commits = GroupCommit(
+        store, wait=COMMIT_WAIT if len(sources) > 1 else 0.0, writers=len(sources)
+    )
 
     async def one(source: SourceConfig) -> SourceResult:
         nonlocal unmatched
-        result = await run_source(
-            source, config, store, http, parser, match=False, commits=commits, matched=found
-        )
+        try:
+            result = await run_source(
+                source, config, store, http, parser, match=False, commits=commits, matched=found
+            )
+        finally:
+            commits.done_writing()
         unmatched += result.new + result.updated
         if on_done is not None:
             on_done(result)

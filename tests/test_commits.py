@@ -131,3 +131,26 @@ async def test_a_full_group_or_a_write_that_cannot_wait_is_written_at_once(store
     assert await asyncio.wait_for(commits.run(log_fetch("s4"), wait=False), timeout=5) == "s4"
     assert waiting.done() and commits.groups == 2  # written with the one that could not wait
     assert logged(store) == ["s0", "s1", "s2", "s3", "s4"]
+
+
+async def test_once_every_writer_left_has_a_write_queued_the_group_goes_at_once(store):
+    # The last sources of a pass: no one else can join, so nothing is gained by waiting.
+    commits = GroupCommit(store, wait=30.0, writers=3)  # the timer would outlast the test
+    first = asyncio.ensure_future(commits.run(log_fetch("s0")))
+    await asyncio.sleep(0.01)
+    assert not first.done()  # two writers may still come
+    commits.done_writing()  # one of them is done without a write (a failed fetch, say)
+    await asyncio.sleep(0.01)
+    assert not first.done()
+    assert await asyncio.wait_for(commits.run(log_fetch("s1")), timeout=5) == "s1"
+    assert first.done() and (commits.groups, commits.writes) == (1, 2)
+
+
+async def test_the_last_writer_to_finish_releases_a_waiting_group(store):
+    commits = GroupCommit(store, wait=30.0, writers=2)
+    waiting = asyncio.ensure_future(commits.run(log_fetch("s0")))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    commits.done_writing()  # the other writer is done: no one left to wait for
+    assert await asyncio.wait_for(waiting, timeout=5) == "s0"
+    assert logged(store) == ["s0"]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from monitor.errors import ParseError
-from monitor.parsework import ParseWorker
+from monitor.parsework import QUEUE, SHARE_BELOW, ParseWorker
 from monitor.sources.feed import parse_feed
 from tests.conftest import FIXTURES
 
@@ -99,3 +99,25 @@ async def test_documents_are_parsed_here_until_the_worker_is_ready() -> None:
 async def test_only_listed_parsers_are_sent_to_the_worker(worker: ParseWorker) -> None:
     assert await worker.parse(len, b"abc") == 3
     assert worker._next_id == 0
+
+
+async def test_past_a_backlog_the_parent_parses_small_documents_itself(worker: ParseWorker) -> None:
+    # Both processes parse while documents come faster than one can: the parent no longer
+    # waits for the worker's whole backlog (the tasks all start in one turn of the loop,
+    # before any answer can be read).
+    body = FEED.read_bytes()
+    urls = [f"https://example.org/{i}" for i in range(QUEUE + 2)]
+    got = await asyncio.gather(*(worker.parse(parse_feed, body, u, None) for u in urls))
+    assert worker._next_id == QUEUE  # the last two were parsed here
+    assert got == [parse_feed(body, u, None) for u in urls]
+
+
+async def test_a_large_document_goes_to_the_worker_however_busy(worker: ParseWorker) -> None:
+    small = FEED.read_bytes()
+    item = "<item><guid>{}</guid><title>t</title><description>{}</description></item>"
+    items = "".join(item.format(i, "x" * 1000) for i in range(SHARE_BELOW // 1000 + 1))
+    large = f"<rss><channel>{items}</channel></rss>".encode()
+    jobs = [worker.parse(parse_feed, small, f"https://example.org/{i}", None) for i in range(QUEUE)]
+    *_, posts = await asyncio.gather(*jobs, worker.parse(parse_feed, large, "https://e.org/", None))
+    assert worker._next_id == QUEUE + 1  # parsed there: here it would hold the event loop
+    assert len(posts) == SHARE_BELOW // 1000 + 1

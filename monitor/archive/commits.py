@@ -32,10 +32,17 @@ Write = Callable[[sqlite3.Connection], Any]
 
 
 class GroupCommit:
-    def __init__(self, store: Store, wait: float = 0.0, most: int = 16) -> None:
+    def __init__(
+        self, store: Store, wait: float = 0.0, most: int = 16, writers: int | None = None
+    ) -> None:
         self.store = store
         self.wait = wait  # seconds the first write of a group waits for others to join it
         self.most = most  # a group this large is written at once
+        # The tasks that may still queue a write (a pass's sources not yet done; None: not
+        # known). Once each has a write queued, no other can join the group: it is written at
+        # once. The last sources of a pass otherwise waited `wait` for no one, with nothing
+        # else left to do.
+        self.writers = writers
         self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self.groups = 0  # transactions committed, for tests and benchmarks
@@ -47,6 +54,8 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.append((write, future))
+        if self._all_in():
+            wait = False
         if len(self._queue) == 1 and wait and self.wait > 0:
             self._timer = loop.call_later(self.wait, self._commit)
         elif len(self._queue) == 1 or (
@@ -59,6 +68,19 @@ class GroupCommit:
             # burst of parse answers, say) queue their writes before the group is written.
             loop.call_soon(self._commit)
         return await future
+
+    def done_writing(self) -> None:
+        """One of the `writers` will queue no more writes (its source is done)."""
+        if self.writers is None:
+            return
+        self.writers -= 1
+        if self._timer is not None and self._all_in():
+            self._timer.cancel()
+            self._timer = None
+            asyncio.get_running_loop().call_soon(self._commit)
+
+    def _all_in(self) -> bool:
+        return self.writers is not None and len(self._queue) >= self.writers
 
     def _commit(self) -> None:
         if self._timer is not None:  # called early (a full group): the timer is not needed
