@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 
 from monitor.config import load_config
@@ -78,3 +79,33 @@ def test_a_jitter_narrower_than_a_tick_keeps_runs_where_they_fall():
     for _ in range(50):
         at = next_slot_time(anchor, 60.0, 0.5, anchor)
         assert abs(at - (anchor + 60.0)) <= 0.25 + 1e-6
+
+
+def test_the_daemons_saves_go_through_its_group_commit(tmp_path):
+    """Polls that end together share a transaction (each still logged as its own fetch)."""
+
+    async def run(cfg) -> tuple[int, int]:
+        daemon = Daemon(load_config(cfg))
+        task = asyncio.create_task(daemon.run())
+        try:
+            for _ in range(400):
+                commits = daemon.commits
+                if commits is not None and commits.writes >= 4:
+                    return commits.writes, commits.groups
+                await asyncio.sleep(0.05)
+            raise AssertionError("the daemon did not save its sources")
+        finally:
+            daemon.stop.set()
+            await asyncio.wait_for(task, 30)
+
+    with Origin() as origin:
+        lines = [f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nevery = "1h"\njitter = "0s"\n']
+        for i in range(4):
+            origin.routes[f"/f{i}.xml"] = Route(rss(LAVROV), etag=f'"v{i}"')
+            lines.append(f'[sources.s{i}]\ntype = "feed"\nurl = "{origin.url(f"/f{i}.xml")}"\n')
+        cfg = tmp_path / "m.toml"
+        cfg.write_text("\n".join(lines))
+        writes, groups = asyncio.run(run(cfg))
+    assert writes == 4 and 1 <= groups <= 4
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        assert db.execute("SELECT count(*) FROM fetches WHERE ok = 1").fetchone()[0] == 4
