@@ -19,6 +19,7 @@ from monitor.archive.sqlite import iso_to_epoch, now_iso
 from monitor.errors import SetupError
 
 if TYPE_CHECKING:
+    from monitor.archive.commits import GroupCommit
     from monitor.config import Config
     from monitor.sources.base import SourceConfig
 
@@ -130,7 +131,7 @@ class Daemon:
         self.probing = False  # one source is trying whether the archive can be written again
         self.delivering: dict[str, asyncio.Task[Any]] = {}  # notifier → its delivery run
         self.grace = STOP_GRACE
-        self.commits: Any = None  # the saves' group commit, on SQLite (see `run`)
+        self.commits: GroupCommit | None = None  # the saves' group commit, on SQLite (`run`)
 
     async def run(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
