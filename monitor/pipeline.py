@@ -107,8 +107,7 @@ async def run_source(
     started_at = now_iso()
     # What was logged before this fetch began: a fetch logged after it, of this source, may
     # have started later (another process's) and saved a newer answer first.
-    logged_before = store.last_fetch_id()
-    state = store.source_state(source.id)
+    logged_before, state = store.fetch_start(source.id)
     timeout = source.timeout or config.monitor.timeout
     ctx = FetchContext(http=http, state=state, timeout=timeout, parser=parser)
     # The deadline bounds the whole collection (several requests, parsing), not one request.
