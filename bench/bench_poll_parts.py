@@ -120,8 +120,8 @@ async def run(args: argparse.Namespace, server: Server) -> None:
         assert (await run_source(source, config, store, http)).not_modified
 
     async def store_side(source: object) -> None:
-        started_at, before = now_iso(), store.last_fetch_id()
-        state = store.source_state(source.id)
+        started_at = now_iso()
+        before, state = store.fetch_start(source.id)
         with store.transaction(ordered=False) as db:
             store.newer_fetch_saved(db, source.id, started_at, before)
             store.finish_fetch_ok(db, source.id, started_at, 304, SaveResult(), state, [])

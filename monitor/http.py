@@ -249,22 +249,33 @@ class Http:
                 host = check_url(current) if guarded else _host(current)
             except BlockedURL as e:
                 raise FetchError(_refused(url, current, hop, e)) from None
-            queued = time.monotonic()
-            async with self._host_slot(host), self._global:
-                _extend_collection_deadline(time.monotonic() - queued)
-                if started is None:
-                    started = time.monotonic()
-                remaining = deadline - (time.monotonic() - started)
-                if remaining <= 0:
-                    raise FetchError(f"timed out after {deadline:g}s")
-                client = self._guarded if guarded else self.client
-                try:
-                    async with asyncio.timeout(remaining):
-                        resp = await self._fetch(client, current, headers, limit, remaining)
-                except TimeoutError:
-                    raise FetchError(f"timed out after {deadline:g}s") from None
-                except BlockedURL as e:
-                    raise FetchError(_refused(url, current, hop, e)) from None
+            # The host's slot, inline rather than an async context manager: a generator and
+            # its frames per request, on the path of every poll.
+            semaphore, users = self._hosts.get(host) or self._hosts.setdefault(
+                host, (asyncio.Semaphore(self.per_host), [0])
+            )
+            users[0] += 1
+            try:
+                queued = time.monotonic()
+                async with semaphore, self._global:
+                    _extend_collection_deadline(time.monotonic() - queued)
+                    if started is None:
+                        started = time.monotonic()
+                    remaining = deadline - (time.monotonic() - started)
+                    if remaining <= 0:
+                        raise FetchError(f"timed out after {deadline:g}s")
+                    client = self._guarded if guarded else self.client
+                    try:
+                        async with asyncio.timeout(remaining):
+                            resp = await self._fetch(client, current, headers, limit, remaining)
+                    except TimeoutError:
+                        raise FetchError(f"timed out after {deadline:g}s") from None
+                    except BlockedURL as e:
+                        raise FetchError(_refused(url, current, hop, e)) from None
+            finally:
+                users[0] -= 1
+                if not users[0]:
+                    del self._hosts[host]
             if self.observe is not None:
                 self.observe(resp)
             target = resp.headers.get("location") if resp.status in REDIRECTS else None
@@ -281,18 +292,6 @@ class Http:
                 headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
             current = following
         raise FetchError(f"too many redirects (more than {MAX_REDIRECTS}), last to {current}")
-
-    @contextlib.asynccontextmanager
-    async def _host_slot(self, host: str) -> AsyncIterator[None]:
-        semaphore, users = self._hosts.setdefault(host, (asyncio.Semaphore(self.per_host), [0]))
-        users[0] += 1
-        try:
-            async with semaphore:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._hosts[host]
 
     async def _fetch(
         self,

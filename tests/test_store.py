@@ -8,7 +8,7 @@ import pytest
 
 from monitor.archive import open_archive
 from monitor.archive.postgres import PgStore
-from monitor.archive.sqlite import SCHEMA_VERSION, Store, post_id
+from monitor.archive.sqlite import SCHEMA_VERSION, SaveResult, Store, post_id
 from monitor.models import Media, Post, Segment
 from monitor.query import parse_query
 
@@ -393,6 +393,18 @@ def test_last_new_at_is_when_a_fetch_last_found_a_post_not_seen_before(store, mo
                                                       "2026-11-01T10:00:00Z")  # fmt: skip
     _fetched(store, [Post("b", None, title="B")], "2026-11-04T10:00:00Z", monkeypatch)
     assert store.source_rows()[0]["last_new_at"] == "2026-11-04T10:00:00Z"
+
+
+def test_a_fetch_starts_from_the_newest_fetch_row_and_the_sources_state(store):
+    # One statement for both (every poll reads them), on either database.
+    assert store.fetch_start("src") == (0, {})
+    assert store.fetch_start("no such source") == (0, {})
+    state = {"validators": {"https://example.org/feed": {"etag": '"v1"'}}}
+    with store.transaction() as db:
+        store.finish_fetch_ok(db, "src", "2026-11-01T10:00:00Z", 200, SaveResult(), state)
+    newest = store.db.execute("SELECT max(id) FROM fetches").fetchone()[0]
+    assert store.fetch_start("src") == (newest, state)
+    assert store.fetch_start("src")[1] == store.source_state("src")
 
 
 def test_an_archive_from_schema_version_11_keeps_its_snippets_and_learns_queries(tmp_path):

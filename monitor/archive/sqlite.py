@@ -567,13 +567,7 @@ class Store:
     def source_state(self, source_id: str) -> dict[str, Any]:
         """The source's state (validators, cursors), read afresh: the caller's to change."""
         row = self.db.execute("SELECT state FROM sources WHERE id = ?", (source_id,)).fetchone()
-        if row is None or not row[0]:
-            return {}
-        try:
-            state = json.loads(row[0])
-        except ValueError:
-            return {}
-        return state if isinstance(state, dict) else {}
+        return _state(row[0] if row is not None else None)
 
     def pending_deliveries(self) -> int:
         return self.db.execute(
@@ -594,9 +588,15 @@ class Store:
 
     # -- fetch log -----------------------------------------------------------------------
 
-    def last_fetch_id(self) -> int:
-        """The newest fetch row: a fetch notes it as it begins, to know what was logged since."""
-        return self.db.execute("SELECT coalesce(max(id), 0) FROM fetches").fetchone()[0]
+    def fetch_start(self, source_id: str) -> tuple[int, dict[str, Any]]:
+        """As a fetch begins: the newest fetch row (to know what was logged since) and the
+        source's state (as `source_state`), in one statement, as every poll needs both."""
+        row = self.db.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM fetches), "
+            "(SELECT state FROM sources WHERE id = ?)",
+            (source_id,),
+        ).fetchone()
+        return row[0], _state(row[1])
 
     @staticmethod
     def newer_fetch_saved(
@@ -1155,3 +1155,14 @@ class Store:
     def already_matched(self, db: sqlite3.Connection, alert_id: str, pids: list[str]) -> set[str]:
         sql = "SELECT post_id FROM matches WHERE alert_id = ? AND post_id IN ({})"
         return {r[0] for r in _where_in(db, sql, pids, (alert_id,))}
+
+
+def _state(text: str | None) -> dict[str, Any]:
+    """A source's stored state, or {} when there is none or it is unreadable."""
+    if not text:
+        return {}
+    try:
+        state = json.loads(text)
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
