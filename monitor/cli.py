@@ -454,6 +454,13 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
                 await worker.aclose()
 
     held = 0
+    import gc
+
+    # What start-up made (modules, the configuration) outlives the pass: frozen, it is left
+    # out of the collections the pass's allocations set off, each of which walked it (as in
+    # the daemon, schedule.py). The main process's collections in a warm pass of 2,000
+    # feeds: 0.118 -> 0.089 s of CPU. Thawed after, for a caller that runs several passes.
+    gc.freeze()
     try:
         outcome = _run(go())
         if args.replay and not args.no_alerts:
@@ -464,6 +471,7 @@ def _fetch(args: argparse.Namespace, worker: Any) -> int:
         _say_interrupted(done, sources, args)
         return 143 if signals else 130
     finally:
+        gc.unfreeze()
         if progress is not None:
             progress.clear()
         store.close()

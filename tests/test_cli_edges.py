@@ -151,3 +151,11 @@ def test_a_misspelt_type_key_gets_a_did_you_mean(tmp_path, capsys):
     cfg.write_text('[sources.a]\ntyp = "feed"\nurl = "https://e.org/feed"\n')
     assert main(["check", "--config", str(cfg)]) == 2
     assert "'typ' is not a key (did you mean 'type'?)" in capsys.readouterr().out
+
+
+def test_a_pass_thaws_what_it_froze_for_the_collector(demo):
+    # fetch freezes start-up's objects for the pass (out of the collector's way) and thaws
+    # them after, so that a caller running several passes does not keep their garbage.
+    import gc
+
+    assert gc.get_freeze_count() == 0
