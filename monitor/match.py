@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from monitor.archive.sqlite import Store, now_iso
 from monitor.config_types import format_duration
 from monitor.models import Match
-from monitor.snippet import SNIPPET_FIELDS
+from monitor.query import FIELDS
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -172,7 +172,7 @@ def match_pending(db: sqlite3.Connection, store: Store, config: Config) -> PassM
             if notify:
                 fields = fields_of.get(row["rev"])
                 if fields is None:
-                    fields = fields_of[row["rev"]] = {k: row[k] for k in SNIPPET_FIELDS}
+                    fields = fields_of[row["rev"]] = {k: row[k] for k in FIELDS}
                 snip = snippets.snippet(query, fields)
                 body = payload(alert_id, alert.query or "", row, types.get(sid, ""), snip, offset)
                 deliveries += store.delivery_rows(alert_id, pid, notify, body, matched_at)
@@ -223,7 +223,7 @@ def stored_snippets(db: Any, matches: list[Match]) -> dict[tuple[str, str], str]
                 made[alert_id, pid] = (
                     snippet
                     if snippet is not None
-                    else maker.snippet(query, dict(zip(SNIPPET_FIELDS, values, strict=True)))
+                    else maker.snippet(query, dict(zip(FIELDS, values, strict=True)))
                 )
     return made
 

@@ -23,8 +23,6 @@ from monitor.query import (
 )
 from monitor.text import fold
 
-# The post's fields a snippet is made of.
-SNIPPET_FIELDS = ("title", "text", "transcript", "author")
 # Tie-break between fields that hold as many terms: the body gives the most useful context.
 _FIELD_ORDER = ("text", "transcript", "title", "author")
 _SEGMENT_WINDOW = 3  # a sentence rarely straddles more captions than this

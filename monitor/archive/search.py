@@ -55,11 +55,12 @@ def search_counted(
 
 def _hits(store: Store, query: Query, rows: list[Any]) -> list[Hit]:
     from monitor.match import link_at
+    from monitor.query import FIELDS
     from monitor.snippet import snippet, transcript_offset
 
     hits = []
     for row in rows:
-        fields = {k: row[k] for k in ("title", "text", "transcript", "author")}
+        fields = {k: row[k] for k in FIELDS}
         offset = None
         if row["transcript"]:
             offset = transcript_offset(query, store.segments(store.db, row["id"]))

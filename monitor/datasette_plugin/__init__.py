@@ -89,9 +89,10 @@ def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) 
 
 
 def _snippet_of(query: str | None, *fields: str | None) -> str:
-    from monitor.snippet import SNIPPET_FIELDS, StoredSnippets
+    from monitor.query import FIELDS
+    from monitor.snippet import StoredSnippets
 
-    return StoredSnippets().snippet(query, dict(zip(SNIPPET_FIELDS, fields, strict=True)))
+    return StoredSnippets().snippet(query, dict(zip(FIELDS, fields, strict=True)))
 
 
 @hookimpl
@@ -112,13 +113,11 @@ def render_cell(
         return None
 
     async def made() -> str | None:
-        from monitor.snippet import SNIPPET_FIELDS
+        from monitor.query import FIELDS
 
         db = datasette.get_database(database)
         post = (
-            await db.execute(
-                f"SELECT {', '.join(SNIPPET_FIELDS)} FROM posts WHERE id = ?", [post_id]
-            )
+            await db.execute(f"SELECT {', '.join(FIELDS)} FROM posts WHERE id = ?", [post_id])
         ).first()
         return None if post is None else _snippet_of(query, *post) or None
 

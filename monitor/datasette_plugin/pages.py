@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.snippet import SNIPPET_FIELDS
+from monitor.query import FIELDS
 
 # What a desk reads first on `posts`, and what only a script needs (ids, hashes, counters) last.
 POSTS_FIRST = ("title", "source_id", "published_at", "url")
@@ -50,9 +50,7 @@ def _when(published: str | None, seen: str | None) -> str:
     return f"seen {seen[:16].replace('T', ' ')} UTC" if seen else ""
 
 
-_FIELDS = ", ".join(
-    f"CASE WHEN m.snippet IS NULL THEN p.{f} END AS field_{f}" for f in SNIPPET_FIELDS
-)
+_FIELDS = ", ".join(f"CASE WHEN m.snippet IS NULL THEN p.{f} END AS field_{f}" for f in FIELDS)
 
 
 def match_rows(rows: list[Any]) -> list[dict[str, Any]]:
@@ -69,7 +67,7 @@ def match_rows(rows: list[Any]) -> list[dict[str, Any]]:
         link = link_at(r["url"], r["offset"])
         snippet = r["snippet"]
         if snippet is None:  # not sent when it matched: made now (matches.query)
-            fields = {f: r[f"field_{f}"] for f in SNIPPET_FIELDS}
+            fields = {f: r[f"field_{f}"] for f in FIELDS}
             snippet = maker.snippet(r["query"], fields)
         out.append(
             {
