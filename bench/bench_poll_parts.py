@@ -17,7 +17,8 @@ of the daemon's poll, each including the ones before it:
 
 Figures are this process's CPU time (time.process_time) per poll. With --pace the polls are
 made --batch at a time with a sleep between, as a daemon makes them: on a VM, each wake-up
-of an idle process costs CPU of its own (bench/README.md, 2026-12-07, session 2).
+of an idle process costs CPU of its own (bench/README.md, 2026-12-07, session 2). With
+--loop asyncio the polls run on asyncio's own event loop rather than the monitor's.
 """
 
 from __future__ import annotations
@@ -48,13 +49,20 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--pace", type=float, default=0.0, help="seconds of sleep between batches")
     p.add_argument("--batch", type=int, default=1, help="polls run together")
+    p.add_argument("--loop", choices=("monitor", "asyncio"), default="monitor",
+                   help="the monitor's event loop (uvloop's: monitor.eventloop) or asyncio's")  # fmt: skip
     args = p.parse_args()
     args.modes = args.modes or list(MODES)
     if unknown := set(args.modes) - set(MODES):
         p.error(f"unknown mode {', '.join(sorted(unknown))}: choose from {', '.join(MODES)}")
     server = Server(args.feeds, 20, 0.0, 3600)
     try:
-        asyncio.run(run(args, server))
+        if args.loop == "asyncio":
+            asyncio.run(run(args, server))
+        else:
+            from monitor import eventloop
+
+            eventloop.run(run(args, server))
     finally:
         server.close()
     load = os.getloadavg()

@@ -332,9 +332,10 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
 
 
 def _run(coro: Any) -> Any:
-    import asyncio  # here, not at the top: `monitor --help` should not pay for it
+    # Here, not at the top: `monitor --help` should not pay for an event loop.
+    from monitor import eventloop
 
-    # The result comes back beside the task, not as its result: asyncio.run's last call to
+    # The result comes back beside the task, not as its result: the runner's last call to
     # signal.signal() makes Enum format the repr of the finished task, result included, for
     # an error it then discards (0.3 s for a pass that matched 20,000 posts).
     result: list[Any] = []
@@ -342,7 +343,7 @@ def _run(coro: Any) -> Any:
     async def main() -> None:
         result.append(await coro)
 
-    asyncio.run(main())
+    eventloop.run(main())
     return result[0]
 
 

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from monitor import eventloop
 from monitor.archive import describe
 from monitor.archive.sqlite import iso_to_epoch, now_iso
 from monitor.errors import SetupError
@@ -115,7 +116,7 @@ ROLES = ("fetch", "deliver", "transcribe")
 
 def run_daemon(config: Config, roles: tuple[str, ...] = ROLES) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Daemon(config, roles).run())
+        eventloop.run(Daemon(config, roles).run())
     return 0
 
 

@@ -282,8 +282,10 @@ class Transport(httpx.AsyncBaseTransport):
             addresses = [str(ip)]
         else:
             try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
+                # The standard library's resolver in a thread, as asyncio's loop asks it: the
+                # one netguard.check_url asks too (uvloop's loop would ask libuv's).
+                infos = await asyncio.to_thread(
+                    socket.getaddrinfo, host, port, type=socket.SOCK_STREAM
                 )
             except (OSError, UnicodeError) as e:
                 raise httpx.ConnectError(f"cannot resolve {host}: {e}") from None

@@ -8,15 +8,23 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import respx.mocks
 
+from monitor import eventloop
 from tests.pgserver import PgServer
 
 # respx patches httpcore by default; the monitor's client runs on its own transport
 # (monitor.transport), so mocks go in at the client's choice of transport instead.
 respx.mocks.DEFAULT_MOCKER = "httpx"
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """The async tests run on the loop the monitor runs on (uvloop's, see monitor.eventloop)."""
+    return {"monitor": eventloop.loop_factory()}
+
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = (REPO / ".." / "shared" / "realdata").resolve()  # next to the repo, not inside it
