@@ -3,8 +3,9 @@
 httpx stays the client (URLs, headers, exceptions, the transport seam respx and the replays
 use); this replaces only its default transport, httpcore over anyio, which spends about 1 ms
 of CPU per request on locks, pool scans and backend dispatch. A pass over a few hundred feeds
-that mostly answer 304 is made of little else. Here h11 speaks the protocol, an
-asyncio.Protocol owns the socket, and a small keep-alive pool keeps recent connections.
+that mostly answer 304 is made of little else. Here httptools (llhttp, in C) reads the answers,
+a request's head is written and checked here, an asyncio.Protocol owns the socket, and a small
+keep-alive pool keeps recent connections.
 
 With `guard=True` every connection goes to addresses resolved and checked first (see
 `netguard`): the address connected to is the one checked, so DNS rebinding can't slip a
@@ -23,6 +24,11 @@ It saves about 70% of the HTTP work of a request. HTTP was 45% (0.77 ms) of the 
 1.7 ms per conditional poll; over httpcore it would be about 3.3 times that, taking the
 daemon to about 3.5 ms per poll. So this module saves about half the daemon's CPU per
 poll, past the quarter that justifies keeping it.
+
+Answers were read with h11 until 2026-12-07; httptools took its place as the part of a poll
+that cost most and did least (bench/bench_poll_parts.py --pace 1 --batch 33 poll, 1,000
+polls of 2,000 feeds, two rounds of alternating runs, uvloop in both): 1,074–1,247 µs of CPU
+per poll with h11, 915–1,056 µs with httptools.
 """
 
 from __future__ import annotations
@@ -30,13 +36,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-import h11
+import httptools
 import httpx
 
 from monitor.netguard import check_addresses, literal_ip
@@ -44,6 +50,7 @@ from monitor.netguard import check_addresses, literal_ip
 _PORTS = {"http": 80, "https": 443}
 _HIGH_WATER = 1 << 20  # bytes buffered before the socket stops being read
 _IDEMPOTENT = (b"GET", b"HEAD")
+_FRAMING = (b"content-length", b"transfer-encoding")
 
 
 @functools.cache
@@ -122,46 +129,181 @@ class _Socket(asyncio.Protocol):
         return data
 
 
+# What an answer's status line and headers may take before they end, as h11 allowed.
+_MAX_HEAD = 16 * 1024
+_NO_BODY = frozenset((204, 304))
+# RFC 9110's token and field-value, and a request target without spaces or controls: what
+# h11 checked before writing a request, so that a CR or LF in a configured header (or a
+# URL) can't write a second request or header of its own.
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+\Z")
+_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*\Z")
+_TARGET = re.compile(rb"[^\x00-\x20\x7f]+\Z")
+
+
+def _request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A request's head on the wire; refuses what would change its meaning there."""
+    if not _TOKEN.match(method):
+        raise httpx.LocalProtocolError(f"illegal request method {method!r}")
+    if not _TARGET.match(target):
+        raise httpx.LocalProtocolError(f"illegal request target {target!r}")
+    lines = [method, b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        if not _TOKEN.match(name):
+            raise httpx.LocalProtocolError(f"illegal header name {name!r}")
+        if not _VALUE.match(value):
+            raise httpx.LocalProtocolError(f"illegal header value {value!r}")
+        lines += (name, b": ", value.strip(b" \t"), b"\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
 class _Connection:
+    """One connection, and the answer being read on it (httptools' parser calls the on_*).
+
+    httptools is llhttp, Node.js's HTTP parser, in C: it reads a 304's head in about 5 µs of
+    CPU, where h11 took about 85 µs (all of it Python), a tenth of a daemon's poll.
+    """
+
     def __init__(self, key: tuple[str, str, int], sock: _Socket, transport: asyncio.Transport):
         self.key = key
         self.sock = sock
         self.transport = transport
-        self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
-        self.received = False  # any byte of the current answer
+        self.parser: httptools.HttpResponseParser | None = None
+        self.reusable = False  # the last answer ended cleanly and the server keeps the line
 
     def usable(self, now: float, expiry: float) -> bool:
         return (
-            not self.transport.is_closing()
+            self.reusable
+            and not self.transport.is_closing()
             and not self.sock.eof
             and not self.sock.chunks  # bytes nobody asked for: the stream is out of step
             and now - self.idle_since < expiry
         )
 
     def close(self) -> None:
+        self.reusable = False
+        self.parser = None  # it refers back to this connection
         self.transport.abort()
 
-    async def next_event(self, timeout: float | None) -> Any:
-        while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as e:
-                raise httpx.RemoteProtocolError(str(e) or "malformed HTTP response") from e
-            if event is not h11.NEED_DATA:
-                return event
-            try:
-                data = await self.sock.read(timeout)
-            except TimeoutError:
-                raise httpx.ReadTimeout(f"no data for {timeout:g}s") from None
-            except OSError as e:
-                if not self.received:
-                    raise _Stale from e
-                raise httpx.ReadError(str(e) or type(e).__name__) from e
-            if not data and not self.received:
+    def start(self, method: bytes) -> None:
+        """Before a request is written: a parser and a blank answer."""
+        self.parser = httptools.HttpResponseParser(self)
+        # Lines ended by LF alone, as some servers still send them: h11 read them too.
+        self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+        self.head_only = method == b"HEAD"
+        self.received = False  # any byte of this answer
+        self.head_bytes = 0
+        self.status = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.version = "1.1"
+        self.head = False  # the final answer's head is parsed
+        self.interim = False  # a 1xx being parsed: skipped, the final answer follows
+        self.done = False  # the final answer is complete
+        self.extra = False  # bytes after it: the connection is out of step
+        self.until_close = False  # its body ends where the connection does
+        self.keep_alive = False
+        self.body: list[bytes] = []
+        self.reusable = False
+
+    # httptools' callbacks, in the order it makes them.
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            self.extra = True
+
+    def on_status(self, reason: bytes) -> None:
+        if not self.extra:
+            self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.extra:
+            self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self.extra or self.parser is None:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.interim = True
+            return
+        self.status, self.version, self.head = status, self.parser.get_http_version(), True
+        names = {name.lower() for name, _ in self.headers}
+        self.until_close = (
+            status not in _NO_BODY
+            and b"content-length" not in names
+            and b"transfer-encoding" not in names
+            and not self.head_only
+        )
+        if self.head_only:  # no body follows, whatever the head says
+            self.done = True
+
+    def on_body(self, data: bytes) -> None:
+        if not (self.extra or self.interim or self.head_only):
+            self.body.append(data)
+
+    def on_message_complete(self) -> None:
+        if self.extra or self.parser is None:
+            return
+        if self.interim:
+            self.interim, self.reason, self.headers = False, b"", []
+            return
+        self.done = True
+        self.keep_alive = self.parser.should_keep_alive() and not self.head_only
+
+    async def _more(self, timeout: float | None) -> bool:
+        """Parse what arrives next; False once the server has closed the connection."""
+        try:
+            data = await self.sock.read(timeout)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no data for {timeout:g}s") from None
+        except OSError as e:
+            if not self.received:
+                raise _Stale from e
+            raise httpx.ReadError(str(e) or type(e).__name__) from e
+        if not data:
+            if not self.received:
                 raise _Stale
-            self.received = True
-            self.h11.receive_data(data)
+            return False
+        self.received = True
+        assert self.parser is not None
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as e:
+            if not self.done:
+                where = (
+                    "illegal status line" if not (self.reason or self.headers)
+                    else "illegal header" if not self.head
+                    else "broken body"
+                )  # fmt: skip
+                raise httpx.RemoteProtocolError(f"{where}: {e}" if str(e) else where) from e
+            self.extra = True  # garbage after a complete answer: only this connection is spoilt
+        if not self.head:
+            self.head_bytes += len(data)
+            if self.head_bytes > _MAX_HEAD:
+                raise httpx.RemoteProtocolError(f"answer's head longer than {_MAX_HEAD} bytes")
+        return True
+
+    async def read_head(self, timeout: float | None) -> None:
+        """Until the final answer's status and headers are in (1xx answers skipped)."""
+        while not self.head:
+            if not await self._more(timeout):
+                raise httpx.RemoteProtocolError("server closed the connection mid-answer")
+
+    async def read_body(self, timeout: float | None) -> bytes | None:
+        """The body's next bytes; None at its end."""
+        while not self.body:
+            if self.done:
+                self.reusable = self.keep_alive and not self.extra
+                return None
+            if not await self._more(timeout):
+                if not self.until_close:
+                    raise httpx.RemoteProtocolError("server closed the connection mid-answer")
+                self.done = True  # a body delimited by the end of the connection
+        data = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self.body.clear()
+        return data
 
 
 class Transport(httpx.AsyncBaseTransport):
@@ -209,34 +351,22 @@ class Transport(httpx.AsyncBaseTransport):
     async def _exchange(
         self, conn: _Connection, request: httpx.Request, body: bytes, timeout: float | None
     ) -> httpx.Response:
-        h = conn.h11
-        conn.received = False
-        try:
-            out = h.send(
-                h11.Request(
-                    method=request.method, target=request.url.raw_path, headers=request.headers.raw
-                )
-            )
-            if body:
-                out += h.send(h11.Data(data=body))
-            out += h.send(h11.EndOfMessage())
-        except h11.LocalProtocolError as e:
-            raise httpx.LocalProtocolError(str(e), request=request) from e
-        conn.transport.write(out)
-        while True:
-            event = await conn.next_event(timeout)
-            if isinstance(event, h11.Response):
-                break
-            if isinstance(event, h11.ConnectionClosed):
-                raise _Stale
-            # 1xx interim answers are skipped; the final one follows.
+        method = request.method.encode()
+        headers = request.headers.raw
+        if body or any(name.lower() == b"transfer-encoding" for name, _ in headers):
+            # The whole body is in hand (`aread`): sent with its length, never chunked.
+            headers = [(k, v) for k, v in headers if k.lower() not in _FRAMING]
+            headers.append((b"Content-Length", str(len(body)).encode()))
+        conn.start(method)
+        conn.transport.write(_request_head(method, request.url.raw_path, headers) + body)
+        await conn.read_head(timeout)
         return httpx.Response(
-            event.status_code,
-            headers=[(bytes(k), bytes(v)) for k, v in event.headers.raw_items()],
+            conn.status,
+            headers=conn.headers,
             stream=_Body(self, conn, timeout),
             extensions={
-                "http_version": b"HTTP/" + event.http_version,
-                "reason_phrase": bytes(event.reason),
+                "http_version": b"HTTP/" + conn.version.encode(),
+                "reason_phrase": conn.reason,
             },
         )
 
@@ -310,11 +440,10 @@ class Transport(httpx.AsyncBaseTransport):
 
     def _release(self, conn: _Connection) -> None:
         """Back to the pool once its answer was read to the end, if both sides allow."""
-        h = conn.h11
-        if self._closed or h.our_state is not h11.DONE or h.their_state is not h11.DONE:
+        if self._closed or not conn.reusable:
             conn.close()
             return
-        h.start_next_cycle()
+        conn.parser = None  # a new one for the next answer; it refers back to the connection
         conn.idle_since = time.monotonic()
         self._idle.setdefault(conn.key, []).append(conn)
         self._idle_count += 1
@@ -352,21 +481,10 @@ class _Body(httpx.AsyncByteStream):
         if conn is None:
             return
         try:
-            while True:
-                try:
-                    event = await conn.next_event(self.timeout)
-                except _Stale:
-                    raise httpx.RemoteProtocolError(
-                        "server closed the connection mid-answer"
-                    ) from None
-                if isinstance(event, h11.Data):
-                    yield bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    self.conn = None
-                    self.owner._release(conn)
-                    return
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise httpx.RemoteProtocolError("server closed the connection mid-answer")
+            while (data := await conn.read_body(self.timeout)) is not None:
+                yield data
+            self.conn = None
+            self.owner._release(conn)
         except BaseException:
             if self.conn is not None:
                 self.conn = None

@@ -197,6 +197,80 @@ async def test_garbage_instead_of_http_is_a_protocol_error(serve) -> None:
             await client.get(origin.url)
 
 
+async def test_a_broken_header_or_body_is_named_in_the_error(serve) -> None:
+    answers = iter([
+        b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 20_000,
+    ])  # fmt: skip
+
+    async def handler(origin, reader, writer, n):
+        await origin.head(reader)
+        writer.write(next(answers))
+        await writer.drain()
+        writer.close()
+
+    origin = await serve(handler)
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        for expected in ("illegal header", "broken body", "mid-answer", "head longer than"):
+            with pytest.raises(httpx.RemoteProtocolError, match=expected):
+                await client.get(origin.url)
+
+
+async def test_lines_ended_by_lf_alone_are_read(serve) -> None:
+    origin = await serve(answering(b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello"))
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        assert (await client.get(origin.url)).content == b"hello"
+
+
+async def test_bytes_after_a_complete_answer_spoil_only_that_connection(serve) -> None:
+    async def handler(origin, reader, writer, n):
+        while True:
+            await origin.head(reader)
+            writer.write(ok(b"answer %d" % n) + b"\x00garbage after the answer")
+            await writer.drain()
+
+    origin = await serve(handler)
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        assert (await client.get(origin.url)).content == b"answer 1"
+        assert (await client.get(origin.url)).content == b"answer 2"
+    assert origin.connections == 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Ok": "a\r\nInjected: 1"}, {"X-Ok": "a\nInjected: 1"}, {"bad name": "v"}],
+)
+async def test_a_header_that_would_change_the_request_is_refused_unsent(serve, headers) -> None:
+    origin = await serve(answering(ok(b"hello")))
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        with pytest.raises(httpx.LocalProtocolError, match="illegal header"):
+            await client.get(origin.url, headers=headers)
+    assert origin.requests == []
+
+
+async def test_a_streamed_body_is_sent_with_its_length(serve) -> None:
+    seen: list[bytes] = []
+
+    async def handler(origin, reader, writer, n):
+        head = await origin.head(reader)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        seen.append(await reader.readexactly(length))
+        writer.write(ok(b"ok"))
+        await writer.drain()
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"first "
+        yield b"second"
+
+    origin = await serve(handler)
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        assert (await client.post(origin.url, content=parts())).content == b"ok"
+    assert seen == [b"first second"]
+    assert b"transfer-encoding" not in origin.requests[0].lower()
+
+
 async def test_a_refused_connection_says_so() -> None:
     async with httpx.AsyncClient(transport=Transport()) as client:
         with pytest.raises(httpx.ConnectError, match="refused"):
