@@ -282,7 +282,9 @@ class _Connection:
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as e:
             if not self.done:
                 where = (
-                    "illegal status line" if not (self.reason or self.headers)
+                    "a protocol upgrade nobody asked for"
+                    if isinstance(e, httptools.HttpParserUpgrade)
+                    else "illegal status line" if not (self.reason or self.headers)
                     else "illegal header" if not self.head
                     else "broken body"
                 )  # fmt: skip
@@ -299,6 +301,8 @@ class _Connection:
         while not self.head:
             if not await self._more(timeout):
                 raise httpx.RemoteProtocolError("server closed the connection mid-answer")
+        if self.status == 101:  # the monitor never asks for one; the line is no longer HTTP
+            raise httpx.RemoteProtocolError("a protocol upgrade nobody asked for")
 
     async def read_body(self, timeout: float | None) -> bytes | None:
         """The body's next bytes; None at its end."""
@@ -366,8 +370,13 @@ class Transport(httpx.AsyncBaseTransport):
             # The whole body is in hand (`aread`): sent with its length, never chunked.
             headers = [(k, v) for k, v in headers if k.lower() not in _FRAMING]
             headers.append((b"Content-Length", str(len(body)).encode()))
+        try:
+            head = _request_head(method, request.url.raw_path, headers)
+        except httpx.LocalProtocolError as e:
+            e.request = request
+            raise
         conn.start(method)
-        conn.transport.write(_request_head(method, request.url.raw_path, headers) + body)
+        conn.transport.write(head + body)
         await conn.read_head(timeout)
         return httpx.Response(
             conn.status,

@@ -203,6 +203,7 @@ async def test_a_broken_header_or_body_is_named_in_the_error(serve) -> None:
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
         b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 20_000,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
     ])  # fmt: skip
 
     async def handler(origin, reader, writer, n):
@@ -213,7 +214,9 @@ async def test_a_broken_header_or_body_is_named_in_the_error(serve) -> None:
 
     origin = await serve(handler)
     async with httpx.AsyncClient(transport=Transport()) as client:
-        for expected in ("illegal header", "broken body", "mid-answer", "head longer than"):
+        for expected in (
+            "illegal header", "broken body", "mid-answer", "head longer than", "upgrade nobody",
+        ):  # fmt: skip
             with pytest.raises(httpx.RemoteProtocolError, match=expected):
                 await client.get(origin.url)
 
@@ -245,8 +248,9 @@ async def test_bytes_after_a_complete_answer_spoil_only_that_connection(serve) -
 async def test_a_header_that_would_change_the_request_is_refused_unsent(serve, headers) -> None:
     origin = await serve(answering(ok(b"hello")))
     async with httpx.AsyncClient(transport=Transport()) as client:
-        with pytest.raises(httpx.LocalProtocolError, match="illegal header"):
+        with pytest.raises(httpx.LocalProtocolError, match="illegal header") as refused:
             await client.get(origin.url, headers=headers)
+    assert refused.value.request.url == origin.url
     assert origin.requests == []
 
 
