@@ -211,7 +211,6 @@ class _Connection:
         self.interim = False  # a 1xx being parsed: skipped, the final answer follows
         self.done = False  # the final answer is complete
         self.extra = False  # bytes after it: the connection is out of step
-        self.until_close = False  # its body ends where the connection does
         self.keep_alive = False
         self.body: list[bytes] = []
         self.reusable = False
@@ -238,13 +237,6 @@ class _Connection:
             self.interim = True
             return
         self.status, self.version, self.head = status, self.parser.get_http_version(), True
-        names = {name.lower() for name, _ in self.headers}
-        self.until_close = (
-            status not in _NO_BODY
-            and b"content-length" not in names
-            and b"transfer-encoding" not in names
-            and not self.head_only
-        )
         if self.head_only:  # no body follows, whatever the head says
             self.done = True
 
@@ -296,6 +288,16 @@ class _Connection:
                 raise httpx.RemoteProtocolError(f"answer's head longer than {_MAX_HEAD} bytes")
         return True
 
+    def _ends_at_close(self) -> bool:
+        """Whether the answer's body is delimited by the connection's end (no length, no
+        chunking): asked only when the connection ends first, not of every answer."""
+        names = {name.lower() for name, _ in self.headers}
+        return (
+            self.status not in _NO_BODY
+            and b"content-length" not in names
+            and b"transfer-encoding" not in names
+        )
+
     async def read_head(self, timeout: float | None) -> None:
         """Until the final answer's status and headers are in (1xx answers skipped)."""
         while not self.head:
@@ -311,7 +313,7 @@ class _Connection:
                 self.reusable = self.keep_alive and not self.extra
                 return None
             if not await self._more(timeout):
-                if not self.until_close:
+                if not self._ends_at_close():
                     raise httpx.RemoteProtocolError("server closed the connection mid-answer")
                 self.done = True  # a body delimited by the end of the connection
         data = self.body[0] if len(self.body) == 1 else b"".join(self.body)
