@@ -164,7 +164,10 @@ def absolute_url(href: str | None, base: str | None) -> str | None:
     href = href.strip()
     if not href or href.startswith(("javascript:", "mailto:", "data:", "#")):
         return None
-    return urljoin(base, href) if base else href
+    try:
+        return urljoin(base, href) if base else href
+    except ValueError:  # a host the URL parser refuses ("http://[" in a mangled feed)
+        return None
 
 
 def base_url(tree: LexborHTMLParser, url: str) -> str:

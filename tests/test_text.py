@@ -214,3 +214,8 @@ def test_no_markup_survives_into_text(fragment: str, want: str):
 def test_prose_that_mentions_a_tag_keeps_it():
     # No end tag and no element that is never prose: a sentence about HTML, not markup.
     assert html_to_text("use the &lt;b&gt; tag when 1 &lt; 2") == "use the <b> tag when 1 < 2"
+
+
+@pytest.mark.parametrize(("href", "base"), [("x", "http://["), ("http://[::1/x", "http://a/")])
+def test_a_link_the_url_parser_refuses_is_no_link(href: str, base: str) -> None:
+    assert text.absolute_url(href, base) is None
