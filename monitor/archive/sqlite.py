@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monitor.archive.walcheckpoint import PAGES, Checkpoints
 from monitor.errors import ArchiveError, archive_open_error
 from monitor.models import Post
 from monitor.text import fold
@@ -338,6 +339,9 @@ class Store:
     # Below that they query the archive's index: at most that many times the batch, a few
     # ms for ten alerts, against indexing every post of the batch twice. Flat it stays.
     PASS_INDEX_ABOVE = 10
+    # The WAL's checkpoints, on a thread of their own (monitor.archive.walcheckpoint); None
+    # where SQLite makes its own (no WAL: an archive in memory) and for PostgreSQL.
+    _checkpoints: Checkpoints | None = None
 
     def __init__(
         self, path: str | Path, *, busy_timeout: float = 30.0, create: bool = True
@@ -382,8 +386,11 @@ class Store:
                 "(the archive was left untouched)"
             )
         if self.path != ":memory:":
-            self.db.execute("PRAGMA journal_mode = WAL")
+            (mode,) = self.db.execute("PRAGMA journal_mode = WAL").fetchone()
             self.db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
+            if mode == "wal":
+                self.db.execute("PRAGMA wal_autocheckpoint = 0")
+                self._checkpoints = Checkpoints(self.path)
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
@@ -396,7 +403,9 @@ class Store:
         )
 
     def close(self) -> None:
-        self.db.close()
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+        self.db.close()  # the last connection to close checkpoints what is left
 
     def _migrate(self) -> None:
         (version,) = self.db.execute("PRAGMA user_version").fetchone()
@@ -536,6 +545,9 @@ class Store:
             if full is not None:
                 raise full from exc
             raise
+        if self._checkpoints is not None and not self._checkpoints.written():
+            self.db.execute(f"PRAGMA wal_autocheckpoint = {PAGES}")  # SQLite's own, as before
+            self._checkpoints = None
 
     def checkpoint(self) -> None:
         """Copy the WAL into the archive and cut it to nothing (after a full disk, say)."""
