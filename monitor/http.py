@@ -139,6 +139,7 @@ class Http:
         self.per_host = per_host
         self.allow_private = allow_private
         self.observe = observe
+        self.fetching = 0  # calls of `get` not yet answered: none once a pass has its documents
         self._global = asyncio.Semaphore(max_connections)
         # host → (its semaphore, requests holding or awaiting it); dropped when idle, since
         # links from content bring a stream of new hosts over months of running.
@@ -209,7 +210,11 @@ class Http:
             send_headers["If-Modified-Since"] = validators["last_modified"]
         limit = max_body if max_body is not None else self.max_body
         deadline = timeout if timeout is not None else self.timeout
-        resp = await self._follow(url, send_headers, limit, deadline, trusted)
+        self.fetching += 1
+        try:
+            resp = await self._follow(url, send_headers, limit, deadline, trusted)
+        finally:
+            self.fetching -= 1
         if resp.status == 304 or 200 <= resp.status < 300 or resp.status in ok_statuses:
             if state is not None and 200 <= resp.status < 300:
                 etag = resp.headers.get("etag")

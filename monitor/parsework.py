@@ -16,6 +16,7 @@ parsed inline.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import os
@@ -26,7 +27,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ParseError
-from monitor.text import folds_of, remember_folds
 
 if TYPE_CHECKING:
     # Imported where the parent uses them: the worker needs neither, and asyncio is a fifth
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     import asyncio
     import subprocess
 
+# monitor.text too is imported where it is used (folds, in both processes): `monitor fetch`
+# imports this module before it launches the worker, and with monitor.text (email.utils
+# and the rest) the launch came 15-30 ms later.
 # The parsers the worker runs: pure functions, bytes and strings in, posts out. A source asks
 # for the name on the left (the wrapper in monitor.sources, which imports the parsers when
 # called); the worker imports the one on the right, and with it lxml, before it says it is
@@ -44,7 +47,7 @@ ALLOWED = {
 }
 _HEADER = struct.Struct("!Q")
 _HELLO = -1  # the job id of the worker's first frame: imports done, ready for jobs
-_INLINE = object()  # a queued job the parent must run itself (the worker went away first)
+_INLINE = object()  # a job the parent runs itself (the worker went away first, or it took it)
 # Documents handed to the worker and not yet answered, past which the parent parses the next
 # small one itself, so that a worker far behind does not leave the parent idle at the end of
 # a pass. Not lower: over many hosts the answers come in bursts of up to 32 (the client's
@@ -53,6 +56,15 @@ _INLINE = object()  # a queued job the parent must run itself (the worker went a
 # it parses 10-45 of them, on either layout.
 QUEUE = 64
 SHARE_BELOW = 256 * 1024  # larger documents always go to the worker: here they hold the loop
+# Documents at the worker at once; the rest wait in the parent, which can still take them
+# back (see `idle`). 24 is about 110 ms of the worker's work on bench_poll's feeds: longer
+# than the parent's longest step (a batch of matches, 25-40 ms), in which it refills nothing.
+# At 8 the worker went hungry during those steps (asleep 0.15 s of a cold pass, not 0.05).
+IN_FLIGHT = 24
+
+
+# A job: its id, the parser's key, its arguments, and the future its source waits on.
+_Job = tuple[int, str, tuple[Any, ...], "asyncio.Future[Any]"]
 
 
 def _key(fn: Callable[..., Any]) -> str:
@@ -66,8 +78,15 @@ class ParseWorker:
         self.proc = proc
         self._ready = False
         self._gone = False
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: dict[int, asyncio.Future[Any]] = {}  # at the worker
+        self._queued: collections.deque[_Job] = collections.deque()  # not sent to it yet
         self._next_id = 0
+        # Set by the pass: whether the parent has nothing else coming (every fetch is in).
+        # Then each answer from the worker lets the parent take the newest waiting document
+        # and parse it itself: the worker is left the backlog's front half, not all of it.
+        # Only then: while answers still arrive, a parent that parses them late slows
+        # every fetch (tried with an idle probe instead: +10% on a cold pass).
+        self.idle: Callable[[], bool] | None = None
         self._writer: asyncio.WriteTransport | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -100,23 +119,51 @@ class ParseWorker:
         key = _key(fn)
         if not self._ready or self._gone or self._writer is None or key not in ALLOWED:
             return fn(*args)
-        if len(self._pending) >= QUEUE and _size(args) < SHARE_BELOW:
+        if len(self._pending) + len(self._queued) >= QUEUE and _size(args) < SHARE_BELOW:
             # The worker is far behind: parsing this one here costs the parent a few ms,
             # where waiting costs it the worker's whole backlog.
             return fn(*args)
         job = self._next_id
         self._next_id += 1
         future = asyncio.get_running_loop().create_future()
-        self._pending[job] = future
-        data = pickle.dumps((job, key, args), protocol=pickle.HIGHEST_PROTOCOL)
-        self._writer.write(_HEADER.pack(len(data)) + data)
+        if len(self._pending) < IN_FLIGHT:
+            self._send((job, key, args, future))
+        else:
+            self._queued.append((job, key, args, future))
         try:
             result = await future
         finally:
             self._pending.pop(job, None)
         return fn(*args) if result is _INLINE else result
 
+    def _send(self, entry: _Job) -> None:
+        assert self._writer is not None
+        job, key, args, future = entry
+        self._pending[job] = future
+        data = pickle.dumps((job, key, args), protocol=pickle.HIGHEST_PROTOCOL)
+        self._writer.write(_HEADER.pack(len(data)) + data)
+
+    def _refill(self) -> None:
+        """After an answer: the oldest waiting documents to the worker, up to IN_FLIGHT, and
+        the newest to the parent when it is idle."""
+        queued = self._queued
+        while queued and len(self._pending) < IN_FLIGHT:
+            entry = queued.popleft()
+            if not entry[3].done():  # else its source gave up waiting
+                self._send(entry)
+        while queued and self.idle is not None and self.idle():
+            entry = queued[-1]
+            if entry[3].done():
+                queued.pop()
+                continue
+            if _size(entry[2]) < SHARE_BELOW:
+                queued.pop()
+                entry[3].set_result(_INLINE)  # its own source's task parses it, here
+            break
+
     async def _answers(self, reader: asyncio.StreamReader) -> None:
+        from monitor.text import remember_folds
+
         try:
             while True:
                 size = _HEADER.unpack(await reader.readexactly(_HEADER.size))[0]
@@ -126,13 +173,13 @@ class ParseWorker:
                 if job == _HELLO:
                     self._ready = True
                     continue
-                future = self._pending.get(job)
-                if future is None or future.done():
-                    continue  # its source gave up waiting (a deadline): nobody wants it
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+                future = self._pending.pop(job, None)
+                if future is not None and not future.done():  # else its source gave up
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+                self._refill()
         except Exception:  # noqa: BLE001 - EOF, or a frame that does not unpickle: it is gone
             pass
         finally:
@@ -147,6 +194,10 @@ class ParseWorker:
             why = f" (exit code {code})" if code is not None else ""
             waiting[0].set_exception(ParseError(f"the parser process died on this document{why}"))
             for future in waiting[1:]:
+                future.set_result(_INLINE)
+        while self._queued:  # never sent: parsed here, each by its own source
+            future = self._queued.popleft()[3]
+            if not future.done():
                 future.set_result(_INLINE)
 
     async def aclose(self) -> None:
@@ -201,6 +252,8 @@ def _resolve(key: str) -> Callable[..., Any]:
 
 def _serve() -> None:
     """The worker: answer jobs until stdin closes."""
+    from monitor.text import folds_of
+
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the answers
     parsers = {key: _resolve(where) for key, where in ALLOWED.items()}

@@ -102,6 +102,9 @@ async def fetch_pass(
     line, and what a pass stopped half-way can still say it stored)."""
     found = PassMatches()
     unmatched = 0
+    if parser is not None:
+        # With every document in, the parent has only saves left: it shares the parsing.
+        parser.idle = lambda: http.fetching == 0
 
     def match() -> None:
         nonlocal unmatched

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from monitor.errors import ParseError
-from monitor.parsework import QUEUE, SHARE_BELOW, ParseWorker
+from monitor.parsework import IN_FLIGHT, QUEUE, SHARE_BELOW, ParseWorker
 from monitor.sources.feed import parse_feed
 from tests.conftest import FIXTURES
 
@@ -121,3 +121,70 @@ async def test_a_large_document_goes_to_the_worker_however_busy(worker: ParseWor
     *_, posts = await asyncio.gather(*jobs, worker.parse(parse_feed, large, "https://e.org/", None))
     assert worker._next_id == QUEUE + 1  # parsed there: here it would hold the event loop
     assert len(posts) == SHARE_BELOW // 1000 + 1
+
+
+def _count_sent(worker: ParseWorker, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the jobs written to the worker, and how many were there at once."""
+    sent: list[int] = []
+    send = worker._send
+
+    def counted(entry: tuple) -> None:  # type: ignore[type-arg]
+        send(entry)
+        sent.append(entry[0])
+        assert len(worker._pending) <= IN_FLIGHT
+
+    monkeypatch.setattr(worker, "_send", counted)
+    return sent
+
+
+async def test_the_worker_holds_a_few_documents_and_the_rest_wait_here(
+    worker: ParseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _count_sent(worker, monkeypatch)
+    body = FEED.read_bytes()
+    assert IN_FLIGHT < QUEUE
+    urls = [f"https://example.org/{i}" for i in range(QUEUE)]
+    got = await asyncio.gather(*(worker.parse(parse_feed, body, u, None) for u in urls))
+    assert got == [parse_feed(body, u, None) for u in urls]
+    assert sorted(sent) == list(range(len(urls)))  # every one went there, in order, in turn
+    assert not worker._queued and not worker._pending
+
+
+async def test_a_parent_with_nothing_else_to_do_takes_back_the_newest_documents(
+    worker: ParseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _count_sent(worker, monkeypatch)
+    body = FEED.read_bytes()
+    urls = [f"https://example.org/{i}" for i in range(QUEUE)]
+    worker.idle = lambda: True  # every fetch is in
+    got = await asyncio.gather(*(worker.parse(parse_feed, body, u, None) for u in urls))
+    assert got == [parse_feed(body, u, None) for u in urls]
+    # The worker had the oldest, the parent took the newest: each answer let it take one.
+    assert IN_FLIGHT <= len(sent) < len(urls)
+    assert sent == list(range(len(sent)))
+    assert not worker._queued and not worker._pending
+
+
+async def test_while_fetches_are_out_the_parent_takes_nothing_back(
+    worker: ParseWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _count_sent(worker, monkeypatch)
+    body = FEED.read_bytes()
+    worker.idle = lambda: False
+    urls = [f"https://example.org/{i}" for i in range(QUEUE)]
+    await asyncio.gather(*(worker.parse(parse_feed, body, u, None) for u in urls))
+    assert len(sent) == len(urls)
+
+
+async def test_documents_waiting_here_when_the_worker_dies_are_parsed_here(
+    worker: ParseWorker,
+) -> None:
+    body = FEED.read_bytes()
+    worker.proc.kill()
+    worker.proc.wait()
+    urls = [f"https://example.org/{i}" for i in range(2 * IN_FLIGHT)]
+    got = await asyncio.gather(
+        *(worker.parse(parse_feed, body, u, None) for u in urls), return_exceptions=True
+    )
+    assert isinstance(got[0], ParseError)  # the one it "died on"
+    assert got[1:] == [parse_feed(body, u, None) for u in urls[1:]]
