@@ -179,14 +179,13 @@ def base_url(tree: LexborHTMLParser, url: str) -> str:
 
 def to_utc_iso(dt: datetime) -> str:
     """ISO 8601 UTC with a Z; naive datetimes are taken as UTC."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    elif dt.tzinfo is not UTC:
+    if dt.tzinfo is not None and dt.tzinfo is not UTC:
         dt = dt.astimezone(UTC)
     if dt.year < 1000:  # strftime writes such a year without leading zeros: as it always did
         return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    # Formatted directly: strftime was a twentieth of parsing a feed item.
-    return f"{dt.year}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
+    # isoformat's first 19 characters, naive or UTC alike: a fifth of the cost of strftime or
+    # of formatting the six fields (or of replace(tzinfo=UTC) on a naive time, which went).
+    return dt.isoformat(timespec="seconds")[:19] + "Z"
 
 
 _TZ_ABBR = {"UT": "+0000", "GMT": "+0000", "UTC": "+0000", "Z": "+0000",
@@ -240,7 +239,7 @@ def _rfc822(s: str) -> str | None:
         return None
     try:
         dt = datetime(int(year), month, int(day), int(hh), int(mm), int(ss or 0))
-        if off_h is not None:
+        if off_h is not None and (off_h[1:] != "00" or off_m != "00"):  # not +0000
             sign = -1 if off_h[0] == "-" else 1
             dt -= sign * timedelta(hours=int(off_h[1:]), minutes=int(off_m))
     except (ValueError, OverflowError):
@@ -278,6 +277,8 @@ def parse_date(value: str | None) -> str | None:
     s = value.strip()
     if not s:
         return None
+    if s[0].isalpha() and (fast := _rfc822(s)) is not None:
+        return fast  # "Mon, 07 Dec 2026 10:00:00 GMT", as nearly every RSS feed writes
     if m := _ISOISH.match(s):
         return _from_parts(*m.groups())
     if m := _DOTTED.match(s):

@@ -97,8 +97,16 @@ class _Names:
 
     def fields(self, el: etree._Element) -> Fields:
         out: Fields = {}
-        for child in el:
-            out.setdefault(self(child.tag), []).append(child)
+        cache = self.cache
+        for child in el:  # a dozen children an item: the cache is asked here, not through a call
+            tag = child.tag
+            key = cache.get(tag) if tag.__class__ is str else None
+            if key is None:
+                key = self(tag)
+            if (same := out.get(key)) is None:
+                out[key] = [child]
+            else:
+                same.append(child)
         return out
 
 
