@@ -61,6 +61,11 @@ SHARE_BELOW = 256 * 1024  # larger documents always go to the worker: here they 
 # than the parent's longest step (a batch of matches, 25-40 ms), in which it refills nothing.
 # At 8 the worker went hungry during those steps (asleep 0.15 s of a cold pass, not 0.05).
 IN_FLIGHT = 24
+# The parent also saves every document, its own and the worker's (about 2.5 ms each against
+# 4.7 ms to parse one, in bench_timeline's cold pass): the two finish together when it
+# parses about a quarter of the backlog, one for every three the worker answers. Taking one
+# per answer left the worker asleep 0.17-0.27 s of the pass while the parent caught up.
+TAKE_EVERY = 3
 
 
 # A job: its id, the parser's key, its arguments, and the future its source waits on.
@@ -82,11 +87,12 @@ class ParseWorker:
         self._queued: collections.deque[_Job] = collections.deque()  # not sent to it yet
         self._next_id = 0
         # Set by the pass: whether the parent has nothing else coming (every fetch is in).
-        # Then each answer from the worker lets the parent take the newest waiting document
-        # and parse it itself: the worker is left the backlog's front half, not all of it.
-        # Only then: while answers still arrive, a parent that parses them late slows
-        # every fetch (tried with an idle probe instead: +10% on a cold pass).
+        # Then every TAKE_EVERY-th answer from the worker lets the parent take the newest
+        # waiting document and parse it itself. Only then: while answers still arrive, a
+        # parent that parses them late slows every fetch (tried with an idle probe instead:
+        # +10% on a cold pass).
         self.idle: Callable[[], bool] | None = None
+        self._answered = 0
         self._writer: asyncio.WriteTransport | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -145,12 +151,15 @@ class ParseWorker:
 
     def _refill(self) -> None:
         """After an answer: the oldest waiting documents to the worker, up to IN_FLIGHT, and
-        the newest to the parent when it is idle."""
+        now and then the newest to the parent when it is idle."""
         queued = self._queued
         while queued and len(self._pending) < IN_FLIGHT:
             entry = queued.popleft()
             if not entry[3].done():  # else its source gave up waiting
                 self._send(entry)
+        self._answered += 1
+        if self._answered % TAKE_EVERY:
+            return
         while queued and self.idle is not None and self.idle():
             entry = queued[-1]
             if entry[3].done():
