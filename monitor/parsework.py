@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 # monitor.text too is imported where it is used (folds, in both processes): `monitor fetch`
 # imports this module before it launches the worker, and with monitor.text (email.utils
 # and the rest) the launch came 15-30 ms later.
+
 # The parsers the worker runs: pure functions, bytes and strings in, posts out. A source asks
 # for the name on the left (the wrapper in monitor.sources, which imports the parsers when
 # called); the worker imports the one on the right, and with it lxml, before it says it is

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -137,43 +137,36 @@ def _count_sent(worker: ParseWorker, monkeypatch: pytest.MonkeyPatch) -> list[in
     return sent
 
 
-async def test_the_worker_holds_a_few_documents_and_the_rest_wait_here(
-    worker: ParseWorker, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _parse_many(
+    worker: ParseWorker, monkeypatch: pytest.MonkeyPatch, idle: Callable[[], bool] | None
+) -> tuple[list[int], int]:
+    """QUEUE documents at once: the ids sent to the worker, and how many there were."""
     sent = _count_sent(worker, monkeypatch)
+    worker.idle = idle
     body = FEED.read_bytes()
-    assert IN_FLIGHT < QUEUE
     urls = [f"https://example.org/{i}" for i in range(QUEUE)]
     got = await asyncio.gather(*(worker.parse(parse_feed, body, u, None) for u in urls))
     assert got == [parse_feed(body, u, None) for u in urls]
-    assert sorted(sent) == list(range(len(urls)))  # every one went there, in order, in turn
     assert not worker._queued and not worker._pending
+    return sent, len(urls)
+
+
+@pytest.mark.parametrize("idle", [None, lambda: False], ids=["no pass", "fetches out"])
+async def test_the_worker_holds_a_few_documents_and_the_rest_wait_here(
+    worker: ParseWorker, monkeypatch: pytest.MonkeyPatch, idle: Callable[[], bool] | None
+) -> None:
+    assert IN_FLIGHT < QUEUE
+    sent, n = await _parse_many(worker, monkeypatch, idle)
+    assert sorted(sent) == list(range(n))  # every one went there, in order, in turn
 
 
 async def test_a_parent_with_nothing_else_to_do_takes_back_the_newest_documents(
     worker: ParseWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent = _count_sent(worker, monkeypatch)
-    body = FEED.read_bytes()
-    urls = [f"https://example.org/{i}" for i in range(QUEUE)]
-    worker.idle = lambda: True  # every fetch is in
-    got = await asyncio.gather(*(worker.parse(parse_feed, body, u, None) for u in urls))
-    assert got == [parse_feed(body, u, None) for u in urls]
-    # The worker had the oldest, the parent took the newest: each answer let it take one.
-    assert IN_FLIGHT <= len(sent) < len(urls)
+    sent, n = await _parse_many(worker, monkeypatch, lambda: True)  # every fetch is in
+    # The worker had the oldest; every few answers let the parent take the newest.
+    assert IN_FLIGHT <= len(sent) < n
     assert sent == list(range(len(sent)))
-    assert not worker._queued and not worker._pending
-
-
-async def test_while_fetches_are_out_the_parent_takes_nothing_back(
-    worker: ParseWorker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sent = _count_sent(worker, monkeypatch)
-    body = FEED.read_bytes()
-    worker.idle = lambda: False
-    urls = [f"https://example.org/{i}" for i in range(QUEUE)]
-    await asyncio.gather(*(worker.parse(parse_feed, body, u, None) for u in urls))
-    assert len(sent) == len(urls)
 
 
 async def test_documents_waiting_here_when_the_worker_dies_are_parsed_here(

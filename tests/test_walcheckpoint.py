@@ -13,6 +13,7 @@ import pytest
 from monitor.archive import walcheckpoint
 from monitor.archive.sqlite import Store
 from monitor.models import Post
+from tests.test_daemon import wait_for
 
 
 def _posts(n: int, start: int = 0) -> list[Post]:
@@ -39,15 +40,6 @@ def _threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "wal-checkpoint"]
 
 
-def _until(check, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 @pytest.fixture
 def store(tmp_path: Path):
     s = Store(tmp_path / "a.db")
@@ -63,10 +55,10 @@ def test_the_writer_leaves_checkpoints_to_the_thread(store: Store) -> None:
     _save(store, _posts(300, start=5))
     assert store._checkpoints is not None
     # The thread copies the WAL into the archive; the writer never waited for it.
-    assert _until(lambda: store._checkpoints._pending() == 0)  # type: ignore[union-attr]
+    assert wait_for(lambda: store._checkpoints._pending() == 0, 10)  # type: ignore[union-attr]
     assert len(_threads()) == 1
     _save(store, _posts(300, start=305))  # the WAL starts again from its beginning
-    assert _until(lambda: store._checkpoints._pending() == 0)  # type: ignore[union-attr]
+    assert wait_for(lambda: store._checkpoints._pending() == 0, 10)  # type: ignore[union-attr]
     assert len(_threads()) == 1
 
 
@@ -94,7 +86,7 @@ def test_a_thread_that_cannot_connect_gives_the_checkpoints_back_to_sqlite(
     monkeypatch.setattr(walcheckpoint.sqlite3, "connect", refused)
     with caplog.at_level(logging.WARNING, logger="monitor"):
         _save(store, _posts(300))
-        assert _until(lambda: not any(t.is_alive() for t in _threads()))
+        assert wait_for(lambda: not any(t.is_alive() for t in _threads()), 10)
         _save(store, _posts(300, start=300))
     assert "no background checkpoints" in caplog.text
     assert store._checkpoints is None
@@ -119,7 +111,7 @@ def test_a_failing_checkpoint_loses_nothing(store: Store, monkeypatch: pytest.Mo
     reader.execute("COMMIT")
     reader.close()
     _save(store, _posts(1, start=600))  # the next commit wakes the thread again
-    assert _until(lambda: store._checkpoints._pending() == 0)  # type: ignore[union-attr]
+    assert wait_for(lambda: store._checkpoints._pending() == 0, 10)  # type: ignore[union-attr]
     assert store.db.execute("SELECT count(*) FROM posts").fetchone()[0] == 601
 
 
