@@ -4,10 +4,11 @@ SQLite checkpoints the WAL itself in the commit that takes it past 1,000 pages, 
 commit waits for the copy and for two fsyncs (the WAL's, then the archive's). In
 `monitor fetch` and the daemon the commit runs on the event loop, so every fetch and parse
 waited with it: on bench_poll's cold pass of 200 feeds (11 MB of archive), the commits held
-the loop for 175-220 ms, of which about 110 ms were those waits. Here the writer turns
-SQLite's own checkpoints off and, after a commit that leaves 1,000 pages or more in the WAL,
-wakes a thread that checkpoints through a connection of its own. The commits then took
-70-100 ms; the thread's copying cost 45-50 ms of CPU, which the commits paid before.
+the loop for 161-204 ms (with synchronous = OFF, to see the waits alone, about 110 ms less).
+Here the writer turns SQLite's own checkpoints off and, after a commit that leaves 1,000
+pages or more in the WAL, wakes a thread that checkpoints through a connection of its own.
+The commits then took 75-82 ms; the thread's copying cost 45-50 ms of CPU, which the commits
+paid before (bench/README.md, 2026-12-07 session 4).
 
 A checkpoint of this kind (PASSIVE) never blocks the writer, and SQLite's rules for what a
 checkpoint may copy are the same whichever connection runs it. The connection that closes
