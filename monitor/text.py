@@ -277,17 +277,16 @@ def parse_date(value: str | None) -> str | None:
     s = value.strip()
     if not s:
         return None
-    if s[0].isalpha() and (fast := _rfc822(s)) is not None:
-        return fast  # "Mon, 07 Dec 2026 10:00:00 GMT", as nearly every RSS feed writes
-    if m := _ISOISH.match(s):
-        return _from_parts(*m.groups())
-    if m := _DOTTED.match(s):
-        day, month, year, *clock = m.groups()
-        return _from_parts(year, month, day, *clock)
-    if m := _SLASHED_YMD.match(s):
-        return _from_parts(*m.groups())
+    if not s[0].isalpha():  # the ISO, dotted and slashed forms start with a digit
+        if m := _ISOISH.match(s):
+            return _from_parts(*m.groups())
+        if m := _DOTTED.match(s):
+            day, month, year, *clock = m.groups()
+            return _from_parts(year, month, day, *clock)
+        if m := _SLASHED_YMD.match(s):
+            return _from_parts(*m.groups())
     if (fast := _rfc822(s)) is not None:
-        return fast
+        return fast  # "Mon, 07 Dec 2026 10:00:00 GMT", as nearly every RSS feed writes
     s = _AMPM.sub(_to_24h, s)
     parts = s.split()
     if parts and parts[-1].upper() in _TZ_ABBR:

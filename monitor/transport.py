@@ -292,11 +292,7 @@ class _Connection:
         """Whether the answer's body is delimited by the connection's end (no length, no
         chunking): asked only when the connection ends first, not of every answer."""
         names = {name.lower() for name, _ in self.headers}
-        return (
-            self.status not in _NO_BODY
-            and b"content-length" not in names
-            and b"transfer-encoding" not in names
-        )
+        return self.status not in _NO_BODY and names.isdisjoint(_FRAMING)
 
     async def read_head(self, timeout: float | None) -> None:
         """Until the final answer's status and headers are in (1xx answers skipped)."""
