@@ -80,9 +80,16 @@ _MEDIA_KEYS = frozenset({("media", "content"), ("media", "thumbnail"), ("media",
 
 def _item_media(item: etree._Element, names: _Names, base: str, f: Fields) -> list[Media]:
     out: list[Media] = []
-    for child in item:
-        if names(child.tag) in _MEDIA_KEYS:
+    kinds = [k for k in f if k in _MEDIA_KEYS]
+    if len(kinds) == 1:
+        # One kind of media element, the usual case: its elements in document order are
+        # already in the item's fields, so its other children's names aren't asked again.
+        for child in f[kinds[0]]:
             _media(child, names, base, out)
+    elif kinds:  # several kinds: in document order across them, as the feed lists them
+        for child in item:
+            if names(child.tag) in _MEDIA_KEYS:
+                _media(child, names, base, out)
     durations = f.get(("itunes", "duration"))
     if durations and (duration := clock_seconds(durations[0].text)) is not None:
         # A podcast gives the episode's length beside its <enclosure>, not on it.

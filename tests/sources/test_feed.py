@@ -172,6 +172,27 @@ def test_media_content_thumbnail_group_and_enclosure_are_kept():
     )
 
 
+@pytest.mark.parametrize(
+    "children",
+    [
+        # one kind of media element (read from the item's fields), and several kinds
+        # interleaved (read in the item's order)
+        ['<media:content url="/1.jpg"/>', '<media:content url="/2.jpg"/>'],
+        ['<enclosure url="/1.mp3" type="audio/mpeg"/>', '<media:content url="/2.jpg"/>',
+         '<enclosure url="/3.mp3" type="audio/mpeg"/>', '<media:thumbnail url="/4.jpg"/>'],
+    ],
+)  # fmt: skip
+def test_media_keep_the_order_the_item_lists_them_in(children: list[str]):
+    body = (
+        '<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>'
+        "<link>https://example.org/</link><item><guid>1</guid><title>t</title>"
+        + "<description>d</description>".join(children)
+        + "</item></channel></rss>"
+    ).encode()
+    [post] = parse_feed(body, URL)
+    assert [m.url.rsplit("/", 1)[1][0] for m in post.media] == ["1", "2", "3", "4"][: len(children)]
+
+
 def test_external_id_is_the_guid_else_the_link_else_a_stable_hash():
     posts = parse_feed(fixture("rss2-relative-html-media.xml"), URL)
     assert posts[0].external_id == "kremlin-73001"  # guid, even when not a permalink
