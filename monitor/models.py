@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Kind = Literal["post", "video", "article"]
+_T = TypeVar("_T")
 
 
-def _reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
-    # Pickled as the constructor's arguments: the parse worker sends thousands of posts a
-    # pass, and dataclasses' own __setstate__ for slots costs three times the constructor.
-    return type(self), tuple(getattr(self, name) for name in self.__slots__)
+def _pickled_as_arguments(cls: type[_T]) -> type[_T]:
+    """Pickle a slots dataclass as its constructor's arguments.
+
+    The parse worker sends thousands of posts a pass, and dataclasses' own __setstate__ for
+    slots costs three times the constructor. The fields are read by one C call
+    (attrgetter), not a generator: half the cost of pickling a post.
+    """
+    fields = operator.attrgetter(*cls.__slots__)  # two or more: a tuple
+
+    def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+        return type(self), fields(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign,assignment]
+    return cls
 
 
+@_pickled_as_arguments
 @dataclass(frozen=True, slots=True)
 class Media:
     """An image, video or audio file attached to a post (enclosure, media:content, thumbnail)."""
@@ -26,13 +39,12 @@ class Media:
     duration: float | None = None  # seconds
     role: str | None = None  # "thumbnail", "enclosure", "content", "variant", ...
 
-    __reduce__ = _reduce
-
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies, and this runs for every media of every post.
         return {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}
 
 
+@_pickled_as_arguments
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A timed piece of a transcript."""
@@ -41,9 +53,8 @@ class Segment:
     end: float
     text: str
 
-    __reduce__ = _reduce
 
-
+@_pickled_as_arguments
 @dataclass(frozen=True, slots=True)
 class Post:
     """One item as a source sees it, before the archive gives it an id and a version."""
@@ -63,8 +74,6 @@ class Post:
     # Ids earlier releases gave this same item (a relative guid resolved against the feed URL
     # by feedparser): an archive that holds one of them updates that post, not a second one.
     former_ids: tuple[str, ...] = ()
-
-    __reduce__ = _reduce
 
 
 @dataclass(frozen=True, slots=True)

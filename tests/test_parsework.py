@@ -35,6 +35,22 @@ async def test_the_worker_gives_the_posts_inline_parsing_gives(worker: ParseWork
     assert worker._next_id == 1  # it did go through the worker
 
 
+def test_posts_cross_the_pipe_whole() -> None:
+    import pickle
+
+    from monitor.models import Media, Post, Segment
+
+    post = Post(
+        "guid-1", "https://example.org/a", "Titre", "Texte", "Auteur", "video",
+        "2026-12-07T10:00:00Z", "fr",
+        media=(Media("https://example.org/a.jpg", "image", "image/jpeg", 640, 360, None, "content"),),
+        transcript="mot", segments=(Segment(0.0, 1.5, "mot"),), extra={"views": 3},
+        former_ids=("https://example.org/feeds/1",),
+    )  # fmt: skip
+    again = pickle.loads(pickle.dumps(post, protocol=pickle.HIGHEST_PROTOCOL))
+    assert again == post and again.media[0] == post.media[0] and again.segments == post.segments
+
+
 async def test_the_worker_hands_over_the_folded_text_the_index_needs(
     worker: ParseWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

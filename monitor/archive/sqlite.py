@@ -10,7 +10,6 @@ import os
 import re
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -298,6 +297,8 @@ def post_id(source_id: str, external_id: str) -> str:
 
 
 def new_delivery_id() -> str:
+    import uuid  # here: with platform, a few ms of every start-up, for the outbox alone
+
     return "msg_" + uuid.uuid4().hex
 
 
