@@ -8,7 +8,7 @@ import pytest
 
 from monitor.archive import open_archive
 from monitor.archive.postgres import PgStore
-from monitor.archive.sqlite import SCHEMA_VERSION, SaveResult, Store, post_id
+from monitor.archive.sqlite import FTS_AUTOMERGE, SCHEMA_VERSION, SaveResult, Store, post_id
 from monitor.models import Media, Post, Segment
 from monitor.query import parse_query
 
@@ -457,4 +457,20 @@ def test_an_archive_from_schema_version_7_learns_last_new_posts_and_matched_link
     ]
     assert s.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'matches_alert_url'").fetchone()
     assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    s.close()
+
+
+def test_a_new_or_upgraded_archive_merges_its_index_eight_segments_at_a_time(tmp_path):
+    def automerge(s: Store) -> int | None:
+        row = s.db.execute("SELECT v FROM posts_fts_config WHERE k = 'automerge'").fetchone()
+        return row and row[0]
+
+    s = Store(tmp_path / "new.db")
+    assert automerge(s) == FTS_AUTOMERGE == 8
+    s.db.executescript(
+        "DELETE FROM posts_fts_config WHERE k = 'automerge'; PRAGMA user_version = 11;"
+    )
+    s.close()
+    s = Store(tmp_path / "new.db")
+    assert automerge(s) == 8
     s.close()
