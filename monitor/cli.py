@@ -360,8 +360,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     try:
         return _fetch(args, worker)
     finally:
-        if worker is not None and worker.proc.poll() is None:
-            worker.stop()  # only when the pass never ran (a usage error)
+        if worker is not None:
+            # Killed by the pass, and reaped only now, after the archive closed (aclose).
+            worker.stop()
 
 
 def _parse_worker(args: argparse.Namespace) -> Any:

@@ -26,6 +26,7 @@ async def worker() -> AsyncIterator[ParseWorker]:
     assert w._ready, "the worker never said it was ready"
     yield w
     await w.aclose()
+    w.stop()
 
 
 async def test_the_worker_gives_the_posts_inline_parsing_gives(worker: ParseWorker) -> None:
@@ -110,6 +111,7 @@ async def test_documents_are_parsed_here_until_the_worker_is_ready() -> None:
         assert w._next_id == 0
     finally:
         await w.aclose()
+        w.stop()
 
 
 async def test_only_listed_parsers_are_sent_to_the_worker(worker: ParseWorker) -> None:
@@ -197,3 +199,4 @@ async def test_documents_waiting_here_when_the_worker_dies_are_parsed_here(
     )
     assert isinstance(got[0], ParseError)  # the one it "died on"
     assert got[1:] == [parse_feed(body, u, None) for u in urls[1:]]
+
