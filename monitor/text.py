@@ -6,7 +6,6 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from html import unescape as html_unescape
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
@@ -319,6 +318,10 @@ def parse_date(value: str | None) -> str | None:
     if parts and parts[-1].upper() in _TZ_ABBR:
         parts[-1] = _TZ_ABBR[parts[-1].upper()]
         s = " ".join(parts)
+    # Here, not at the top: email.utils (with socket, calendar, locale) was a sixth of the
+    # parse worker's start-up, for the few dates the forms above do not read.
+    from email.utils import parsedate_to_datetime
+
     try:
         dt = parsedate_to_datetime(s)
     except (TypeError, ValueError, IndexError):

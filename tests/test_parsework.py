@@ -200,3 +200,20 @@ async def test_documents_waiting_here_when_the_worker_dies_are_parsed_here(
     assert isinstance(got[0], ParseError)  # the one it "died on"
     assert got[1:] == [parse_feed(body, u, None) for u in urls[1:]]
 
+
+def test_the_worker_starts_without_the_parents_stack() -> None:
+    # A cold pass waits for the worker's start-up: it imports the parsers and what they use,
+    # not the event loop, and not what only a rare fallback needs (email.utils for a date
+    # no fast form reads, hashlib for an item with neither guid nor link).
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, monitor.parsework as pw\n"
+        "for where in pw.ALLOWED.values(): pw._resolve(where)\n"
+        "from monitor.text import folds_of\n"
+        "print(' '.join(m for m in ('asyncio', 'email.utils', 'hashlib', 'socket', 'httpx')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
