@@ -318,8 +318,8 @@ def parse_date(value: str | None) -> str | None:
     if parts and parts[-1].upper() in _TZ_ABBR:
         parts[-1] = _TZ_ABBR[parts[-1].upper()]
         s = " ".join(parts)
-    # Here, not at the top: email.utils (with socket, calendar, locale) was a sixth of the
-    # parse worker's start-up, for the few dates the forms above do not read.
+    # Here, not at the top: email.utils (with socket, calendar and locale) stays out of the
+    # parse worker's start-up, which a cold pass waits for; few dates get this far.
     from email.utils import parsedate_to_datetime
 
     try:

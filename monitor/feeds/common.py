@@ -352,7 +352,7 @@ def _post(
 ) -> Post:
     external_id = (ident or "").strip() or link
     if not external_id:
-        import hashlib  # here: with OpenSSL, 5 ms of the parse worker's start-up, for few items
+        import hashlib  # here: it loads OpenSSL, kept out of the parse worker's start-up
 
         seed = f"{title or ''}\n{published_at or ''}" if title or published_at else text or ""
         external_id = "sha1:" + hashlib.sha1(seed.encode("utf-8")).hexdigest()
