@@ -265,13 +265,18 @@ def _resolve(key: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def _serve() -> None:
-    """The worker: answer jobs until stdin closes."""
+def _start_up() -> tuple[dict[str, Callable[..., Any]], Callable[..., dict[str, str]]]:
+    """What the worker imports before it says it is ready: its parsers, and the folding."""
     from monitor.text import folds_of
 
+    return {key: _resolve(where) for key, where in ALLOWED.items()}, folds_of
+
+
+def _serve() -> None:
+    """The worker: answer jobs until stdin closes."""
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the answers
-    parsers = {key: _resolve(where) for key, where in ALLOWED.items()}
+    parsers, folds_of = _start_up()
 
     def send(frame: tuple[int, bool, Any, dict[str, str] | None]) -> None:
         try:

@@ -210,8 +210,7 @@ def test_the_worker_starts_without_the_parents_stack() -> None:
 
     script = (
         "import sys, monitor.parsework as pw\n"
-        "for where in pw.ALLOWED.values(): pw._resolve(where)\n"
-        "from monitor.text import folds_of\n"
+        "pw._start_up()\n"
         "print(' '.join(m for m in ('asyncio', 'email.utils', 'hashlib', 'socket', 'httpx')"
         " if m in sys.modules))\n"
     )
