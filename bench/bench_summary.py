@@ -108,6 +108,8 @@ def main() -> None:
             if anchor in lay:
                 verdict(f"{where}, cold vs {anchor}", lay[anchor]["cold"] / mon["cold"],
                         TARGETS[goal])  # fmt: skip
+                bound = lay[anchor]["cold"] / (mon["cold_cpu"] / poll["cores"])
+                print(f"    (the most its CPU allows on {poll['cores']} cores: {bound:.2f}×)")
         if "rss2email" in lay:
             verdict(f"{where}, 10 alerts cold vs rss2email",
                     lay["rss2email"]["cold"] / heavy["cold"], TARGETS["heavy_r2e"])  # fmt: skip
