@@ -452,12 +452,12 @@ def _describe_python(python: str) -> str:
     return f"{python} (Python {out[0]} from {out[1]})" if len(out) == 2 else python
 
 
-def best_wall(cpu: float) -> float:
-    """The least wall time a pass that spends `cpu` seconds of CPU can take here: every core
-    busy from its first instruction to its last. A cold pass whose CPU alone puts this above an
-    anchor's time over the target cannot meet the target on this machine, however it is
-    scheduled: its CPU has to come down first."""
-    return cpu / CORES
+def best_wall(cpu: float, cores: int = CORES) -> float:
+    """The least wall time a pass that spends `cpu` seconds of CPU can take on `cores`: every
+    core busy from its first instruction to its last. A cold pass whose CPU alone puts this
+    above an anchor's time over the target cannot meet the target on this machine, however it
+    is scheduled: its CPU has to come down first."""
+    return cpu / cores
 
 
 def report(

@@ -29,7 +29,7 @@ BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
 sys.path.insert(0, str(BENCH))
 from bench_daemon import TARGET_MS  # noqa: E402
-from bench_poll import TARGETS  # noqa: E402
+from bench_poll import TARGETS, best_wall  # noqa: E402
 
 
 def step(name: str, args: list[str]) -> dict:
@@ -108,7 +108,7 @@ def main() -> None:
             if anchor in lay:
                 verdict(f"{where}, cold vs {anchor}", lay[anchor]["cold"] / mon["cold"],
                         TARGETS[goal])  # fmt: skip
-                bound = lay[anchor]["cold"] / (mon["cold_cpu"] / poll["cores"])
+                bound = lay[anchor]["cold"] / best_wall(mon["cold_cpu"], poll["cores"])
                 print(f"    (the most its CPU allows on {poll['cores']} cores: {bound:.2f}×)")
         if "rss2email" in lay:
             verdict(f"{where}, 10 alerts cold vs rss2email",
