@@ -113,16 +113,29 @@ def _all(f: Fields, *keys: tuple[str, str]) -> list[etree._Element]:
     return [el for k in keys for el in f.get(k, ())]
 
 
+# Loops, not next() over a generator: these run a dozen times an item, and a generator's
+# set-up was most of their cost.
 def _first(f: Fields, *keys: tuple[str, str]) -> etree._Element | None:
-    return next((el for k in keys for el in f.get(k, ())), None)
+    for k in keys:
+        if els := f.get(k):  # a key's list is never empty
+            return els[0]
+    return None
 
 
 def _first_text(f: Fields, *keys: tuple[str, str]) -> str | None:
-    return next((t for k in keys for el in f.get(k, ()) if (t := (el.text or "").strip())), None)
+    for k in keys:
+        for el in f.get(k, ()):
+            if t := (el.text or "").strip():
+                return t
+    return None
 
 
 def _first_date(f: Fields, keys: Iterable[tuple[str, str]], zone: str | None = None) -> str | None:
-    return next((d for k in keys for el in f.get(k, ()) if (d := _date(el.text, zone))), None)
+    for k in keys:
+        for el in f.get(k, ()):
+            if d := _date(el.text, zone):
+                return d
+    return None
 
 
 def _raw(el: etree._Element) -> str:
@@ -199,7 +212,10 @@ def _stand_in_bodies(f: Fields) -> list[tuple[str, bool]]:
 def _fullest(candidates: list[tuple[str, bool]]) -> str | None:
     # Length of the raw string is a good enough proxy for "fullest", and converting only the
     # winner keeps html_to_text (the main per-item cost) to one call per item.
-    best = max(candidates, key=lambda c: len(c[0]), default=None)
+    if len(candidates) == 1:  # the usual item: one description
+        best: tuple[str, bool] | None = candidates[0]
+    else:
+        best = max(candidates, key=lambda c: len(c[0]), default=None)
     if best is None or not best[0].strip():
         return None
     return _to_text(*best) or None

@@ -44,7 +44,11 @@ def read_feed(
 
 def _repaired(post: Post) -> Post:
     """`post` with mojibake made upstream ("CafÃ©", "&#226;&#128;&#166;") undone."""
-    title, text, author = (repair_mojibake(s) for s in (post.title, post.text, post.author))
+    title, text, author = (
+        repair_mojibake(post.title),
+        repair_mojibake(post.text),
+        repair_mojibake(post.author),
+    )
     if title is post.title and text is post.text and author is post.author:
         return post
     return dataclasses.replace(post, title=title, text=text, author=author)

@@ -10,7 +10,6 @@ from monitor.feeds.common import (
     _XML_LANG,
     Fields,
     _abs,
-    _all,
     _base_of,
     _first,
     _first_date,
@@ -33,6 +32,7 @@ from monitor.models import Post
 
 _RDF_ABOUT = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}about"
 
+_BODIES = (("", "description"), ("content", "encoded"))
 _RSS_DATES = (
     ("", "pubdate"),
     ("dc", "date"),
@@ -92,10 +92,10 @@ def _rss_item(
     if not link and permalink and guid.startswith(("http://", "https://")):
         link = guid
 
-    # Yandex and ukr.net feeds carry the whole article in <yandex:full-text> / <full-text>.
-    full_texts = [k for k in f if k[1] == "full-text"]
-    bodies = [(_raw(el), True) for el in _all(f, ("", "description"), ("content", "encoded"))]
-    bodies += [(_raw(el), True) for el in _all(f, *full_texts)]
+    bodies = [(_raw(el), True) for k in _BODIES for el in f.get(k, ())]
+    for k in f:  # Yandex and ukr.net feeds carry the whole article in <yandex:full-text>
+        if k[1] == "full-text":
+            bodies += [(_raw(el), True) for el in f[k]]
     if not any(raw.strip() for raw, _ in bodies):
         bodies = _stand_in_bodies(f)
     if not any(raw.strip() for raw, _ in bodies):
