@@ -263,6 +263,17 @@ def _rfc822(s: str) -> str | None:
     month = _MONTHS.get(mon.lower())
     if month is None or int(year) < 1900:
         return None
+    if (
+        s.isascii()  # \d matches other scripts' digits too, which int() reads
+        and (off_h is None or (off_h[1:] == "00" and off_m == "00"))
+        and ("01" <= day <= "28" if len(day) == 2 else day != "0")
+        and hh < "24"
+        and mm < "60"
+        and (ss is None or ss < "60")
+    ):
+        # UTC already, on a day every month has, at a time on the clock (two digits each,
+        # so compared as strings): what datetime would check and write, without it.
+        return f"{year}-{month:02d}-{day:0>2}T{hh}:{mm}:{ss or '00'}Z"
     try:
         dt = datetime(int(year), month, int(day), int(hh), int(mm), int(ss or 0))
         if off_h is not None and (off_h[1:] != "00" or off_m != "00"):  # not +0000

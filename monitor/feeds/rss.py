@@ -76,7 +76,8 @@ def _rss_item(
     zone: str | None = None,
 ) -> Post:
     f = names.fields(item)
-    base = _base_of(item, base, has_xml_base)
+    if has_xml_base:
+        base = _base_of(item, base, has_xml_base)
     title_el = _first(f, ("", "title"), ("dc", "title"))
     if title_el is not None:
         title = _title(_raw(title_el), True if len(title_el) else None)
@@ -88,8 +89,12 @@ def _rss_item(
     link = _abs(_first_text(f, ("", "link")) or _href(f), base) or _atom_link(
         f.get(("atom", "link"), []), base, has_xml_base
     )
-    permalink = guid_el is not None and _is_permalink(guid_el)
-    if not link and permalink and guid.startswith(("http://", "https://")):
+    if (
+        not link
+        and guid_el is not None
+        and guid.startswith(("http://", "https://"))
+        and _is_permalink(guid_el)
+    ):
         link = guid
 
     bodies = [(_raw(el), True) for k in _BODIES for el in f.get(k, ())]
