@@ -159,7 +159,9 @@ def _to_text(raw: str, is_html: bool) -> str:
         # summaries that hold a <script> or escaped HTML, as careless publishers write them).
         text = clean_space(raw)
         text = without_markup(text) if "<" in text else text
-    return text.translate(_C1_TO_CP1252) if _C1.search(text) else text
+    if text.isascii() or not _C1.search(text):  # isascii() reads a flag: no scan
+        return text
+    return text.translate(_C1_TO_CP1252)
 
 
 def _one_line(s: str | None) -> str | None:

@@ -17,10 +17,11 @@ def media_content(a: Mapping[str, Any], base: str) -> Media | None:
     url = _abs(a.get("url"), base)
     if not url:
         return None
+    mime = a.get("type")
     return Media(
         url=url,
-        medium=_medium(a.get("medium"), a.get("type")),
-        type=a.get("type") or None,
+        medium=_medium(a.get("medium"), mime),
+        type=mime or None,
         width=_int(a.get("width")),
         height=_int(a.get("height")),
         duration=_float(a.get("duration")),
@@ -80,11 +81,11 @@ _MEDIA_KEYS = frozenset({("media", "content"), ("media", "thumbnail"), ("media",
 
 def _item_media(item: etree._Element, names: _Names, base: str, f: Fields) -> list[Media]:
     out: list[Media] = []
-    kinds = [k for k in f if k in _MEDIA_KEYS]
+    kinds = _MEDIA_KEYS.intersection(f)
     if len(kinds) == 1:
         # One kind of media element, the usual case: its elements in document order are
         # already in the item's fields, so its other children's names aren't asked again.
-        for child in f[kinds[0]]:
+        for child in f[next(iter(kinds))]:
             _media(child, names, base, out)
     elif kinds:  # several kinds: in document order across them, as the feed lists them
         for child in item:
