@@ -113,8 +113,8 @@ def _all(f: Fields, *keys: tuple[str, str]) -> list[etree._Element]:
     return [el for k in keys for el in f.get(k, ())]
 
 
-# Loops, not next() over a generator: these run a dozen times an item, and a generator's
-# set-up was most of their cost.
+# Loops, not next() over a generator expression: these run a dozen times an item, and each
+# call set a generator up.
 def _first(f: Fields, *keys: tuple[str, str]) -> etree._Element | None:
     for k in keys:
         if els := f.get(k):  # a key's list is never empty

@@ -125,8 +125,8 @@ def _rss_item(
 
 
 def _blank(bodies: list[tuple[str, bool]]) -> bool:
-    """Whether none of `bodies` holds more than white space (a loop: any() over a generator
-    costs twice as much, for the one description of most items)."""
+    """Whether none of `bodies` holds more than white space (a loop: any() would set up a
+    generator for the one description of most items)."""
     for raw, _ in bodies:  # noqa: SIM110 - see above
         if raw.strip():
             return False
