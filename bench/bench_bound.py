@@ -23,18 +23,15 @@ and the fetching process's own CPU (its start-up, HTTP, the archive) is where it
 
 from __future__ import annotations
 
-import argparse
+# Only what the two roles below need: this module is also the fetching process and its
+# worker (`--parent`, `--free-worker`), whose start-up is part of what is measured. What the
+# script itself needs is imported in main().
 import contextlib
 import json
 import os
 import pickle
 import resource
-import shutil
-import statistics
 import sys
-import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -119,6 +116,8 @@ def run_free_worker(answers: Path, parent: int) -> None:
 
 def read_answers(urls: list[str], path: Path) -> None:
     """Each feed fetched and read once, here, as the worker would answer it."""
+    import urllib.request
+
     sys.path.insert(0, str(REPO))
     from monitor.feeds.document import read_feed
     from monitor.text import folds_of
@@ -138,6 +137,12 @@ def main() -> None:
         return run_parent(Path(sys.argv[2]), sys.argv[3], sys.argv[4:])
     if len(sys.argv) > 3 and sys.argv[1] == "--free-worker":
         return run_free_worker(Path(sys.argv[2]), int(sys.argv[3]))
+    import argparse
+    import shutil
+    import statistics
+    import tempfile
+    import time
+
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--feeds", type=int, default=200)
     p.add_argument("--items", type=int, default=30)
