@@ -154,7 +154,16 @@ def main() -> None:
     if args.reps < 1 or args.feeds < 2 or args.items < 1 or args.warmup < 0:
         p.error("--reps and --items must be at least 1, --feeds at least 2 (a worker needs two)")
     sys.path.insert(0, str(BENCH))
-    from bench_poll import ALERTS, Server, best_wall, count_rows, expect, measure, monitor_config
+    from bench_poll import (
+        ALERTS,
+        Server,
+        best_wall,
+        count_rows,
+        expect,
+        measure,
+        monitor_config,
+        newsboat_reload,
+    )
 
     env = {
         k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG" and "proxy" not in k.lower()
@@ -208,14 +217,10 @@ def main() -> None:
                     own[kind].append(split["own"])
                     worker[kind].append(split["worker"])
             if newsboat:
-                cache = run_dir / "newsboat.db"
-                cmd = [newsboat, "-x", "reload", "-u", str(tmp / "urls"), "-c", str(cache),
-                       "-C", os.devnull]  # fmt: skip
                 before = server.stats()
-                nb_env = {**env, "HOME": str(run_dir)}
-                run = measure(cmd, run_dir, nb_env, run_dir / "newsboat.log", args.timeout)
+                run = newsboat_reload(newsboat, tmp / "urls", run_dir, env, args.timeout)
                 expect(server, before, "200", args.feeds, f"newsboat, round {rep}")
-                if (got := count_rows(cache, "rss_item")) != n_items:
+                if (got := count_rows(run_dir / "newsboat.db", "rss_item")) != n_items:
                     raise SystemExit(f"newsboat, round {rep}: {got} items, expected {n_items}")
                 line.append(f"newsboat {run.wall:.2f}s")
                 if counted:

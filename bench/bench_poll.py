@@ -196,6 +196,17 @@ def monitor_config(path: Path, urls: list[str], alerts: dict[str, str]) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def newsboat_reload(
+    newsboat: str, urls: Path, run_dir: Path, env: dict[str, str], timeout: float
+) -> Run:
+    """`newsboat -x reload` of the feeds listed in `urls`, its cache `run_dir/newsboat.db`."""
+    cmd = [newsboat, "-x", "reload", "-u", str(urls), "-c", str(run_dir / "newsboat.db"),
+           "-C", os.devnull]  # fmt: skip
+    # Its own HOME, so nothing of the user's (config, lock, history) is read.
+    home = {**env, "HOME": str(run_dir)}
+    return measure(cmd, run_dir, home, run_dir / "newsboat.log", timeout)
+
+
 def r2e_config(r2e: str, path: Path, urls: list[str], env: dict[str, str]) -> None:
     """`r2e new`, then the [feed.NAME] sections `r2e add` would write (one process, not N)."""
     data = path.with_suffix(".json")
@@ -399,20 +410,14 @@ def run_layout(
                     tools["rss2email"].cold.append(cold)
                     tools["rss2email"].warm.append(warm)
             if newsboat:
-                # Its own HOME, so nothing of the user's (config, lock, history) is read.
-                nb_env = {**env, "HOME": str(run_dir)}
-                cache = run_dir / "newsboat.db"
-                cmd = [newsboat, "-x", "reload", "-u", str(tmp / "urls"), "-c", str(cache),
-                       "-C", os.devnull]  # fmt: skip
-                log = run_dir / "newsboat.log"
                 before = server.stats()
-                cold = measure(cmd, run_dir, nb_env, log, args.timeout)
+                cold = newsboat_reload(newsboat, tmp / "urls", run_dir, env, args.timeout)
                 expect(server, before, "200", args.feeds, f"newsboat cold run {rep}")
-                if (got := count_rows(cache, "rss_item")) != n_items:
+                if (got := count_rows(run_dir / "newsboat.db", "rss_item")) != n_items:
                     raise SystemExit(f"newsboat cold run {rep}: {got} items, expected {n_items}")
                 # `-x reload` sends no validators (2.21): its warm pass downloads again.
                 before = server.stats()
-                warm = measure(cmd, run_dir, nb_env, log, args.timeout)
+                warm = newsboat_reload(newsboat, tmp / "urls", run_dir, env, args.timeout)
                 expect(server, before, "200|304", args.feeds, f"newsboat warm run {rep}")
                 line.append(f"newsboat cold {cold.wall:.2f}s warm {warm.wall:.2f}s")
                 if counted:

@@ -281,9 +281,7 @@ def _rfc822(s: str) -> str | None:
             dt -= sign * timedelta(hours=int(off_h[1:]), minutes=int(off_m))
     except (ValueError, OverflowError):
         return None
-    # to_utc_iso's work without its checks: a naive time, of a year past 1000, never with
-    # microseconds (the date of nearly every RSS item).
-    return dt.isoformat(timespec="seconds") + "Z"
+    return to_utc_iso(dt)
 
 
 _AMPM = re.compile(r"\b(\d{1,2}):(\d{2})(:\d{2})?\s*([AaPp])\.?[Mm]\.?(?=\s|$)")
