@@ -131,34 +131,58 @@ def _simple_html_to_text(html: str) -> str | None:
         return None
     # Split at the tags (text, "/" or "", name, text, ...), each tag's two slots replaced by
     # what it becomes, and joined again: a fifth cheaper than a sub() that calls back into
-    # Python for each of an item's dozen tags. The elements that need the parser are found
-    # in the same walk rather than by a search of the whole fragment first (a fifth of it).
+    # Python for each of an item's dozen tags.
     parts = _TAG.split(html)
-    opened: dict[str, int] | None = None
-    roles = _TAG_ROLES
-    for i in range(2, len(parts), 3):
-        written = parts[i]
-        text, key = roles.get(written) or _tag_role(written)
-        if key:
-            if key == "!":
-                if not parts[i - 1]:
-                    return None
-            else:
-                # An end tag with no start tag is one the parser drops (or repairs), and a
-                # heading or paragraph opened inside another closes that one first: leave
-                # both to it.
-                if opened is None:
-                    opened = {}
-                count = opened.get(key, 0) + (-1 if parts[i - 1] else 1)
-                if count < 0 or (count > 1 and key in ("h", "p")):
-                    return None
-                opened[key] = count
-        parts[i - 1] = text
-        parts[i] = ""
+    if len(parts) > 1:
+        tags = parts[1:]
+        del tags[2::3]  # "/" or "", name, "/" or "", name, ...
+        # A feed's items share a template: what a run of tags becomes is worked out once.
+        shape = " ".join(tags)
+        texts = _SHAPES.get(shape)
+        if texts is None:
+            texts = _shape_texts(tags)
+            if texts is None:
+                return None
+            if len(_SHAPES) < 4096 and len(tags) <= 128:  # a hostile feed can't grow it much
+                _SHAPES[shape] = texts
+        parts[1::3] = texts
+        parts[2::3] = _EMPTY[: len(texts)] if len(texts) <= 64 else [""] * len(texts)
     joined = "".join(parts)
     if "<" in joined and _LEFTOVER.search(joined):
         return None  # an unfinished or odd tag: the parser decides what it means
     return clean_space(html_unescape(joined))
+
+
+# Runs of tags ("/" or "" and the name, each) -> the text each tag becomes.
+_SHAPES: dict[str, list[str]] = {}
+_EMPTY = [""] * 64
+
+
+def _shape_texts(tags: list[str]) -> list[str] | None:
+    """What each tag of a run becomes, or None when the run needs the HTML parser.
+
+    That is, an element that needs it (script, pre, ...), an end tag with no start tag (one
+    the parser drops or repairs), or a heading or paragraph opened inside another (the
+    parser closes that one first).
+    """
+    texts: list[str] = []
+    opened: dict[str, int] = {}
+    roles = _TAG_ROLES
+    for i in range(1, len(tags), 2):
+        written = tags[i]
+        text, key = roles.get(written) or _tag_role(written)
+        if key:
+            closing = tags[i - 1]
+            if key == "!":
+                if not closing:
+                    return None
+            else:
+                count = opened.get(key, 0) + (-1 if closing else 1)
+                if count < 0 or (count > 1 and key in ("h", "p")):
+                    return None
+                opened[key] = count
+        texts.append(text)
+    return texts
 
 
 _DROPPED = "script, style, noscript, template, iframe, noembed, noframes, object, embed"

@@ -40,6 +40,17 @@ def test_markup_the_fast_path_cannot_read_goes_to_the_parser(fragment):
     assert "alert" not in html_to_text(fragment) and "<!--" not in html_to_text(fragment)
 
 
+def test_fragments_with_the_same_tags_each_keep_their_own_text():
+    # What a run of tags becomes is remembered for the next item of the same template; the
+    # words and attributes between them are each item's own, and so is the parser's verdict.
+    first = text._simple_html_to_text('<p><a href="/1">One</a> &amp; <em>a</em></p><p>x</p>')
+    second = text._simple_html_to_text('<p><a href="/2">Two</a> &lt; <em>b</em></p><p>y</p>')
+    assert (first, second) == ("One & a\n\nx", "Two < b\n\ny")
+    for _ in range(2):
+        assert text._simple_html_to_text("<p>a</p><script>x</script>") is None
+        assert text._simple_html_to_text("</p><p>a</p>") is None
+
+
 _PIECES = st.sampled_from(
     ["<p>", "</p>", "<b>", "</b>", "<br>", "<br/>", "<div class='a'>", "</div>", "<a href=\"/x\">",
      "</a>", "<li>", "&amp;", "&lt;", "&#39;", "&nbsp;", " ", "\u00a0", "x", "Ü", "НАТО", "<", ">",
