@@ -115,7 +115,8 @@ def _tag_role(written: str) -> tuple[str, str]:
         role = ("\n\n", "h" if name in _HEADINGS else name)
     else:
         role = ("", "")
-    if len(_TAG_ROLES) < 1024:  # names are the publisher's: a hostile feed can't grow it much
+    # Names are the publisher's: a hostile feed can't grow it much, nor with long ones.
+    if len(_TAG_ROLES) < 1024 and len(written) <= 32:
         _TAG_ROLES[written] = role
     return role
 
@@ -143,7 +144,9 @@ def _simple_html_to_text(html: str) -> str | None:
             texts = _shape_texts(tags)
             if texts is None:
                 return None
-            if len(_SHAPES) < 4096 and len(tags) <= 128:  # a hostile feed can't grow it much
+            # Each kept run is at most 512 characters and 171 tags: about 4 MiB in all,
+            # whatever the feeds send.
+            if len(_SHAPES) < 2048 and len(shape) <= 512:
                 _SHAPES[shape] = texts
         parts[1::3] = texts
         parts[2::3] = _EMPTY[: len(texts)] if len(texts) <= 64 else [""] * len(texts)

@@ -51,6 +51,14 @@ def test_fragments_with_the_same_tags_each_keep_their_own_text():
         assert text._simple_html_to_text("</p><p>a</p>") is None
 
 
+def test_a_hostile_feed_cannot_grow_what_the_fast_path_remembers():
+    roles, shapes = len(text._TAG_ROLES), len(text._SHAPES)
+    names = [f"x{i}" + "y" * 5000 for i in range(20)]
+    fragment = "".join(f"<{n}>word</{n}>" for n in names)
+    assert text._simple_html_to_text(fragment) == "word" * 20
+    assert (len(text._TAG_ROLES), len(text._SHAPES)) == (roles, shapes)
+
+
 _PIECES = st.sampled_from(
     ["<p>", "</p>", "<b>", "</b>", "<br>", "<br/>", "<div class='a'>", "</div>", "<a href=\"/x\">",
      "</a>", "<li>", "&amp;", "&lt;", "&#39;", "&nbsp;", " ", "\u00a0", "x", "Ü", "НАТО", "<", ">",
