@@ -149,7 +149,7 @@ def _simple_html_to_text(html: str) -> str | None:
             if len(_SHAPES) < 2048 and len(shape) <= 512:
                 _SHAPES[shape] = texts
         parts[1::3] = texts
-        parts[2::3] = _EMPTY[: len(texts)] if len(texts) <= 64 else [""] * len(texts)
+        parts[2::3] = [""] * len(texts)
     joined = "".join(parts)
     if "<" in joined and _LEFTOVER.search(joined):
         return None  # an unfinished or odd tag: the parser decides what it means
@@ -158,7 +158,6 @@ def _simple_html_to_text(html: str) -> str | None:
 
 # Runs of tags ("/" or "" and the name, each) -> the text each tag becomes.
 _SHAPES: dict[str, list[str]] = {}
-_EMPTY = [""] * 64
 
 
 def _shape_texts(tags: list[str]) -> list[str] | None:
@@ -381,7 +380,7 @@ def parse_date(value: str | None) -> str | None:
 # types without the mark: Turkish dotless i, Polish l, Nordic o, South Slavic d, ...
 _EXTRA_FOLD = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŧ": "t",
                              "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"})  # fmt: skip
-_EXTRA_FOLD_CHARS = "ıłøđħŧæœþð"
+_EXTRA_FOLD_CHARS = "".join(map(chr, _EXTRA_FOLD))  # the letters it has a fold for
 
 
 # Only diacritic blocks (Latin/Greek/Cyrillic combining marks, Arabic harakat, Hebrew points):
