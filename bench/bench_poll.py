@@ -82,6 +82,8 @@ class Tool:
     cold: list[Run] = field(default_factory=list)
     warm: list[Run] = field(default_factory=list)
     matches: list[int] = field(default_factory=list)
+    # The feed server's CPU during each cold run: it shares the machine's cores with the tool.
+    server: list[float] = field(default_factory=list)
     # CPU per match of the match step alone (bench_match_step.py), for the heavy alerts.
     step_us: float | None = None
 
@@ -161,6 +163,15 @@ class Server:
         self.stats_url: str = info["stats"]
         self.bytes_per_feed: int = info["bytes_per_feed"]
         self.gzip_bytes_per_feed: int = info["gzip_bytes_per_feed"]
+
+    def cpu(self) -> float:
+        """CPU seconds the server has used so far (Linux; 0 where /proc is not there)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stats(self) -> dict[str, int]:
         with urllib.request.urlopen(self.stats_url, timeout=10) as resp:
@@ -316,6 +327,7 @@ def main() -> None:
             "load": [min(LOADS), max(LOADS)],
             "layouts": {layout: {name: {
                 "cold": t.median("cold", "wall"), "cold_cpu": t.median("cold", "cpu"),
+                "cold_server_cpu": statistics.median(t.server) if t.server else None,
                 "warm": t.median("warm", "wall") if t.has("warm") else None,
                 "warm_cpu": t.median("warm", "cpu") if t.has("warm") else None,
                 "matches": statistics.median(t.matches) if t.matches else None,
@@ -376,8 +388,9 @@ def run_layout(
                 cmd = [python, "-m", "monitor", "fetch", "--config", str(cfg), "--db", str(db),
                        "--no-alerts", "-q"]  # fmt: skip
                 log = run_dir / "monitor.log"
-                before = server.stats()
+                before, served = server.stats(), server.cpu()
                 cold = measure(cmd, run_dir, mon_env, log, args.timeout)
+                served = server.cpu() - served
                 expect(server, before, "200", args.feeds, f"{name} cold run {rep}")
                 if (got := count_rows(db, "posts")) != n_items:
                     raise SystemExit(
@@ -388,6 +401,7 @@ def run_layout(
                 if counted:
                     tools[name].cold.append(cold)
                     tools[name].matches.append(matches)
+                    tools[name].server.append(served)
                 if name != "monitor":
                     continue
                 before = server.stats()
@@ -425,8 +439,9 @@ def run_layout(
                     tools["rss2email"].cold.append(cold)
                     tools["rss2email"].warm.append(warm)
             if newsboat:
-                before = server.stats()
+                before, served = server.stats(), server.cpu()
                 cold = newsboat_reload(newsboat, tmp / "urls", run_dir, env, args.timeout)
+                served = server.cpu() - served
                 expect(server, before, "200", args.feeds, f"newsboat cold run {rep}")
                 if (got := count_rows(run_dir / "newsboat.db", "rss_item")) != n_items:
                     raise SystemExit(f"newsboat cold run {rep}: {got} items, expected {n_items}")
@@ -437,6 +452,7 @@ def run_layout(
                 line.append(f"newsboat cold {cold.wall:.2f}s warm {warm.wall:.2f}s")
                 if counted:
                     tools["newsboat"].cold.append(cold)
+                    tools["newsboat"].server.append(served)
                     tools["newsboat"].warm.append(warm)
             label = f"rep {rep - args.warmup + 1}/{args.reps}" if counted else "warm-up"
             load = os.getloadavg()[0]
@@ -496,6 +512,8 @@ def report(
     med: dict[str, dict[str, float]] = {}
     for t in tools.values():
         row = {"cold": t.median("cold", "wall"), "cold_cpu": t.median("cold", "cpu")}
+        if t.server:
+            row["cold_server_cpu"] = statistics.median(t.server)
         if t.has("warm"):
             row |= {"warm": t.median("warm", "wall"), "warm_cpu": t.median("warm", "cpu")}
         med[t.name] = row
@@ -519,6 +537,9 @@ def report(
         verdict(f"cold, {anchor}/monitor ×", a["cold"] / m["cold"], TARGETS[cold_goal])
         print(f"    (the most this CPU allows: {a['cold'] / best_wall(m['cold_cpu']):.2f}× "
               f"if the pass kept all {CORES} cores busy from start to end)")  # fmt: skip
+        if served := m.get("cold_server_cpu"):
+            print(f"    (and with the feed server's {served:.2f} s of CPU in the same pass, on "
+                  f"the same cores: {a['cold'] / best_wall(m['cold_cpu'] + served):.2f}×)")  # fmt: skip
         if n_feeds >= WARM_AT:
             verdict(f"warm, {anchor}/monitor ×", a["warm"] / m["warm"], TARGETS[warm_goal])
         else:  # issue 14: a warm pass of a few hundred feeds is mostly start-up

@@ -110,6 +110,10 @@ def main() -> None:
                         TARGETS[goal])  # fmt: skip
                 bound = lay[anchor]["cold"] / best_wall(mon["cold_cpu"], poll["cores"])
                 print(f"    (the most its CPU allows on {poll['cores']} cores: {bound:.2f}×)")
+                if served := mon.get("cold_server_cpu"):
+                    both = best_wall(mon["cold_cpu"] + served, poll["cores"])
+                    print(f"    (with the feed server's {served:.2f} s of CPU on the same "
+                          f"cores: {lay[anchor]['cold'] / both:.2f}×)")  # fmt: skip
         if "rss2email" in lay:
             verdict(f"{where}, 10 alerts cold vs rss2email",
                     lay["rss2email"]["cold"] / heavy["cold"], TARGETS["heavy_r2e"])  # fmt: skip
