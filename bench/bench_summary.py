@@ -93,7 +93,7 @@ def main() -> None:
     per_poll = daemon["arms"]["this"]["per_poll_ms"]
     print(f"\nload average over the {n}-feed rounds {poll['load'][0]:.1f}–{poll['load'][1]:.1f}"
           f", at {scale['feeds']:,} feeds {scale['load'][0]:.1f}–{scale['load'][1]:.1f}, "
-          f"daemon {daemon['load'][0]:.1f}–{daemon['load'][1]:.1f}")  # fmt: skip
+          f"daemon {min(daemon['load']):.1f}–{max(daemon['load']):.1f}")  # fmt: skip
 
     print("\ntargets (issue 14; reported, not asserted):")
 
