@@ -82,7 +82,7 @@ class Tool:
     cold: list[Run] = field(default_factory=list)
     warm: list[Run] = field(default_factory=list)
     matches: list[int] = field(default_factory=list)
-    # The feed server's CPU during each cold run: it shares the machine's cores with the tool.
+    # The feed server's CPU during each of the monitor's cold runs, on the same cores.
     server: list[float] = field(default_factory=list)
     # CPU per match of the match step alone (bench_match_step.py), for the heavy alerts.
     step_us: float | None = None
@@ -439,9 +439,8 @@ def run_layout(
                     tools["rss2email"].cold.append(cold)
                     tools["rss2email"].warm.append(warm)
             if newsboat:
-                before, served = server.stats(), server.cpu()
+                before = server.stats()
                 cold = newsboat_reload(newsboat, tmp / "urls", run_dir, env, args.timeout)
-                served = server.cpu() - served
                 expect(server, before, "200", args.feeds, f"newsboat cold run {rep}")
                 if (got := count_rows(run_dir / "newsboat.db", "rss_item")) != n_items:
                     raise SystemExit(f"newsboat cold run {rep}: {got} items, expected {n_items}")
@@ -452,7 +451,6 @@ def run_layout(
                 line.append(f"newsboat cold {cold.wall:.2f}s warm {warm.wall:.2f}s")
                 if counted:
                     tools["newsboat"].cold.append(cold)
-                    tools["newsboat"].server.append(served)
                     tools["newsboat"].warm.append(warm)
             label = f"rep {rep - args.warmup + 1}/{args.reps}" if counted else "warm-up"
             load = os.getloadavg()[0]
