@@ -43,11 +43,10 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from bench_poll import Server  # noqa: E402
+from bench_poll import Server, cpu_seconds  # noqa: E402
 
 TARGET_MS = 1.0  # issue 14: at most 1.0 ms of CPU per conditional poll
 UNITS = {"s": 1, "m": 60, "h": 3600}
-TICK = os.sysconf("SC_CLK_TCK")
 
 # Where a sample's innermost frame lies → the part it is charged to (first match wins).
 PARTS = [
@@ -78,12 +77,6 @@ STEPS = [
 
 def seconds(text: str) -> float:
     return float(text[:-1]) * UNITS[text[-1]] if text[-1] in UNITS else float(text)
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """utime and stime of the process (every thread of it), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def polls(server: Server) -> tuple[int, int]:

@@ -21,6 +21,7 @@ the rest of the pass's noise left out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import statistics
@@ -81,8 +82,7 @@ def main() -> None:
     alerts = load_config(args.config)
     if not alerts.alerts:
         raise SystemExit(f"{args.config}: no alerts to replay")
-    bare = load_config(args.config)
-    bare.alerts.clear()
+    bare = dataclasses.replace(alerts, alerts={}, queries={})
     pairs: list[float] = []
     with_alerts: list[float] = []
     without: list[float] = []

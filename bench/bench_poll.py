@@ -64,6 +64,7 @@ TARGETS = {
     "cold_r2e": 10.0, "cold_newsboat": 3.0, "heavy_r2e": 5.0, "heavy_over_none": 1.5,
     "us_per_match": 25.0, "warm_r2e": 3.0, "warm_newsboat": 20.0, "rss_mb": 150.0,
 }  # fmt: skip
+TICK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1  # a cold pass's best case keeps them all busy (`best_wall`)
 WARM_AT = 2000  # the warm targets are set at this many feeds (issue 14), not at 200
 LOADS: list[float] = []  # the load average after each counted round
@@ -118,6 +119,12 @@ def match_step(
     return float(json.loads(out.read_text())["us_per_match"])
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """utime and stime of the process (every thread of it), in seconds (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
 def measure(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float) -> Run:
     """Run `cmd` to completion; wall time, CPU and peak RSS of that one process (wait4)."""
     with open(log, "ab") as out:
@@ -165,13 +172,8 @@ class Server:
         self.gzip_bytes_per_feed: int = info["gzip_bytes_per_feed"]
 
     def cpu(self) -> float:
-        """CPU seconds the server has used so far (Linux; 0 where /proc is not there)."""
-        try:
-            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
-                fields = f.read().rpartition(b")")[2].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds the server has used so far."""
+        return sum(cpu_seconds(self.proc.pid))
 
     def stats(self) -> dict[str, int]:
         with urllib.request.urlopen(self.stats_url, timeout=10) as resp:
